@@ -1,0 +1,50 @@
+"""attnlib: the small library behind the attention course.
+
+Every chapter of the course imports this package. It speaks PyTorch's language: the same argument
+names as :func:`torch.nn.functional.scaled_dot_product_attention`, batch-first tensors, and boolean
+masks where **True means "may attend"**.
+
+Shape legend, used in every docstring and every shape comment (book/notation.md explains it):
+
+    N   batch size
+    H   number of heads
+    L   query (target) length
+    S   key/value (source) length
+    E   query/key size (per head)
+    Ev  value size (per head)
+    D   model size (embedding width; D = H * E in multi-head attention)
+
+Modules: ``attention`` (the kernel), ``masks``, ``runtime`` (device, seeds), ``plotting``,
+``widgets`` (interactive explorers that work in the static book), ``exercises`` (self-checks).
+``plotting``, ``widgets`` and ``exercises`` load on first use, so ``import attnlib`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from . import masks
+from .attention import scaled_dot_product_attention
+from .runtime import device, randn, rounded, seed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "scaled_dot_product_attention",
+    "masks",
+    "device",
+    "seed",
+    "randn",
+    "rounded",
+    "plotting",
+    "widgets",
+    "exercises",
+]
+
+_LAZY = {"plotting", "widgets", "exercises"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'attnlib' has no attribute {name!r}")

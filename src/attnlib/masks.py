@@ -1,0 +1,151 @@
+"""Attention masks. Polarity everywhere in attnlib: **True = this query may attend to this key**.
+
+That is the convention of :func:`torch.nn.functional.scaled_dot_product_attention`. PyTorch's
+:class:`torch.nn.MultiheadAttention` uses the opposite one (True = *ignore* this key) for its
+``key_padding_mask`` and boolean ``attn_mask``; convert those once, at the boundary, with
+:func:`from_key_padding_mask` and :func:`from_mha_attn_mask`. Mixing the two polarities is the most
+common masking bug there is, so every function here says its polarity in its name or docstring.
+
+Shapes (see book/notation.md): N batch, L query length, S key length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = [
+    "causal_mask",
+    "padding_mask",
+    "from_key_padding_mask",
+    "from_mha_attn_mask",
+    "combine",
+]
+
+
+def causal_mask(L: int, S: int | None = None, *, device: torch.device | str | None = None):
+    """Allowed-mask of a decoder: query ``i`` may attend to keys ``j <= i``.
+
+    Aligned top-left, exactly like ``is_causal=True`` in PyTorch: row ``i`` allows keys
+    ``0 .. i`` even when ``S != L``.
+
+    Args:
+        L: number of queries.
+        S: number of keys (defaults to ``L``).
+        device: where to build the mask.
+
+    Returns:
+        A boolean tensor ``(L, S)``, True on and below the diagonal.
+
+    See chapter 3 (and the masking chapter).
+    """
+    S = L if S is None else S
+    for name, n in (("L", L), ("S", S)):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"causal_mask: {name} must be a non-negative int, got {n!r}")
+    return torch.ones(L, S, dtype=torch.bool, device=device).tril()  # (L, S)
+
+
+def padding_mask(
+    lengths: Sequence[int] | torch.Tensor,
+    S: int | None = None,
+    *,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Allowed-mask for a padded batch: key ``j`` of sequence ``n`` is real if ``j < lengths[n]``.
+
+    Args:
+        lengths: the true length of each of the N sequences.
+        S: the padded length (defaults to ``max(lengths)``).
+        device: where to build the mask (defaults to that of ``lengths`` if it is a tensor).
+
+    Returns:
+        A boolean tensor ``(N, 1, 1, S)``: it broadcasts over heads and queries against scores
+        ``(N, H, L, S)``, and True marks real tokens.
+    """
+    if isinstance(lengths, torch.Tensor):
+        device = lengths.device if device is None else device
+        lengths = lengths.detach().to("cpu")
+    lengths = torch.as_tensor(lengths)
+    if lengths.dim() != 1 or lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise ValueError(
+            f"padding_mask: lengths must be a 1-D sequence of ints, got shape "
+            f"{tuple(lengths.shape)} and dtype {lengths.dtype}"
+        )
+    longest = int(lengths.max()) if lengths.numel() else 0
+    S = longest if S is None else S
+    if (lengths < 0).any() or longest > S:
+        raise ValueError(
+            f"padding_mask: every length must be in [0, S={S}], got lengths {lengths.tolist()}"
+        )
+    positions = torch.arange(S)  # (S,)
+    allowed = positions[None, :] < lengths[:, None]  # (N, S)
+    return allowed[:, None, None, :].to(device)  # (N, 1, 1, S)
+
+
+def from_key_padding_mask(key_padding_mask: torch.Tensor) -> torch.Tensor:
+    """Convert ``nn.MultiheadAttention``'s ``key_padding_mask`` to attnlib's convention.
+
+    Args:
+        key_padding_mask: ``(N, S)``; boolean with True = *padding, ignore this key* (PyTorch's
+            polarity), or floating and added to the scores.
+
+    Returns:
+        ``(N, 1, 1, S)``: boolean with True = may attend, or the float mask reshaped.
+    """
+    if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dim() != 2:
+        shape = tuple(getattr(key_padding_mask, "shape", ()))
+        raise ValueError(f"key_padding_mask must be a 2-D tensor (N, S), got shape {shape}")
+    if key_padding_mask.dtype == torch.bool:
+        return ~key_padding_mask[:, None, None, :]  # (N, 1, 1, S)
+    if key_padding_mask.is_floating_point():
+        return key_padding_mask[:, None, None, :]  # (N, 1, 1, S)
+    raise TypeError(
+        f"key_padding_mask must be boolean (True = padding) or floating, got dtype "
+        f"{key_padding_mask.dtype}"
+    )
+
+
+def from_mha_attn_mask(attn_mask: torch.Tensor) -> torch.Tensor:
+    """Convert ``nn.MultiheadAttention``'s ``attn_mask`` (boolean True = *not allowed*) to ours.
+
+    Args:
+        attn_mask: ``(L, S)`` or ``(N * H, L, S)``; boolean in PyTorch's MHA polarity, or floating.
+
+    Returns:
+        The same shape, boolean True = may attend (floating masks are returned unchanged).
+    """
+    if not isinstance(attn_mask, torch.Tensor) or attn_mask.dim() not in (2, 3):
+        shape = tuple(getattr(attn_mask, "shape", ()))
+        raise ValueError(f"attn_mask must be a tensor (L, S) or (N*H, L, S), got shape {shape}")
+    if attn_mask.dtype == torch.bool:
+        return ~attn_mask
+    if attn_mask.is_floating_point():
+        return attn_mask
+    raise TypeError(f"attn_mask must be boolean or floating, got dtype {attn_mask.dtype}")
+
+
+def combine(*masks: torch.Tensor) -> torch.Tensor:
+    """AND together boolean allowed-masks, broadcasting them (e.g. causal and padding).
+
+    Returns:
+        A boolean mask, True where every input allows attending.
+    """
+    if not masks:
+        raise ValueError("combine: give at least one mask")
+    for i, m in enumerate(masks):
+        if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
+            raise TypeError(
+                f"combine: mask {i} must be a boolean tensor, got "
+                f"{getattr(m, 'dtype', type(m).__name__)}"
+            )
+    try:
+        torch.broadcast_shapes(*(m.shape for m in masks))
+    except RuntimeError:
+        shapes = ", ".join(str(tuple(m.shape)) for m in masks)
+        raise ValueError(f"combine: mask shapes {shapes} do not broadcast together") from None
+    out = masks[0]
+    for m in masks[1:]:
+        out = out & m
+    return out
