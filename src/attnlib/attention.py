@@ -21,7 +21,7 @@ __all__ = ["scaled_dot_product_attention", "check_attention_inputs"]
 
 
 def _shape(t: torch.Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+    return str(tuple(t.shape))
 
 
 def check_attention_inputs(
@@ -93,10 +93,9 @@ def check_attention_inputs(
         except RuntimeError:
             ok = False
         if not ok:
-            shape = "(" + ", ".join(map(str, score_shape)) + ")"
             raise ValueError(
                 f"attn_mask of shape {_shape(attn_mask)} does not broadcast to the scores' shape "
-                f"(N, ..., L, S) = {shape} of query {_shape(query)} and key {_shape(key)}"
+                f"(N, ..., L, S) = {score_shape} of query {_shape(query)} and key {_shape(key)}"
             )
     return score_shape
 
