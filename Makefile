@@ -16,11 +16,12 @@ export OPENBLAS_NUM_THREADS := 1
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help setup execute book test test-lib test-notebooks test-book test-browser clean-book lint freeze bench
+.PHONY: help setup lab execute book test test-lib test-notebooks test-book test-browser clean-book lint freeze bench
 
 help:
 	@echo "make book   build the book into _build/html (sets everything up first)"
 	@echo "make test   library tests, nbval over every notebook, a clean -W book build, browser tests"
+	@echo "make lab    open the chapters in JupyterLab (widgets live, any input)"
 	@echo "make execute NB=notebooks/01_*.ipynb   re-run a chapter, storing its outputs"
 	@echo "make lint   ruff over src/ and tests/"
 	@echo "make bench  time every notebook, the book build and the test suite (benchmarks/)"
@@ -46,6 +47,9 @@ $(ASSETS): book/_assets/package.json book/_assets/package-lock.json
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
 
 # Re-execute chapters in place to refresh their stored outputs: make execute NB=notebooks/02_*.ipynb
 NB ?= notebooks/*.ipynb
