@@ -1,0 +1,224 @@
+"""Self-checks for chapter 2, "Attention as a soft lookup: queries, keys and values".
+
+Three exercises, three checks:
+
+* :func:`check_cosine` -- a matrix of cosine similarities between queries and keys;
+* :func:`check_soft_lookup` -- one query looks up a weighted average of values, at a temperature;
+* :func:`check_temperature` -- the largest temperature at which one key still takes 90 % of the
+  weight.
+
+Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
+:class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
+then values).
+
+Shape legend (see book/notation.md): L query length, S key length, E query/key size, Ev value size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from . import ExerciseError, expect_close, passed
+
+__all__ = [
+    "check_cosine",
+    "check_soft_lookup",
+    "check_temperature",
+    "top_weight",
+    "TEMPERATURE_SCORES",
+    "TARGET_WEIGHT",
+]
+
+#: The scores of one query against four keys, used by :func:`check_temperature`.
+TEMPERATURE_SCORES: tuple[float, ...] = (2.0, 1.0, 0.5, 0.0)
+#: The weight the best key must keep in :func:`check_temperature`.
+TARGET_WEIGHT: float = 0.9
+
+
+def _cases_generator() -> torch.Generator:
+    # A private generator: the checks draw the same cases every time and leave the learner's
+    # global random state alone.
+    return torch.Generator().manual_seed(2)
+
+
+def _call(fn: Callable, what: str, *args: torch.Tensor, **kwargs):
+    """Call the learner's function on copies of the inputs; wrap any crash in ExerciseError."""
+    args = tuple(a.clone() for a in args)
+    try:
+        return fn(*args, **kwargs)
+    except ExerciseError:
+        raise
+    except Exception as err:  # the learner's code failed: say on which case, keep the cause
+        shapes = ", ".join(str(tuple(a.shape)) for a in args)
+        raise ExerciseError(
+            f"{what}: your function raised {type(err).__name__}: {err} "
+            f"(called with shapes {shapes})"
+        ) from err
+
+
+def _reference_cosine(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    q = queries / queries.norm(dim=-1, keepdim=True)  # (L, E), unit rows
+    k = keys / keys.norm(dim=-1, keepdim=True)  # (S, E), unit rows
+    return q @ k.T  # (L, S)
+
+
+def check_cosine(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Check a function that returns the cosine similarity of every query with every key.
+
+    The answer is called as ``fn(queries, keys)`` on vectors of very different lengths (so a plain
+    dot product fails) and with ``L != S`` (so a transposed result fails).
+
+    Args:
+        fn: takes ``queries`` ``(L, E)`` and ``keys`` ``(S, E)`` (no zero vectors) and returns
+            ``(L, S)``, entry ``[i, j]`` being ``cos(queries[i], keys[j])``.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value.
+
+    See chapter 2, "Similarity: dot product and cosine".
+    """
+    g = _cases_generator()
+    lengths_q = torch.tensor([0.5, 1.0, 3.0])[:, None]  # (3, 1)
+    lengths_k = torch.tensor([2.0, 0.25, 1.0, 5.0, 0.7])[:, None]  # (5, 1)
+    cases = [
+        (
+            "queries [[1, 0], [0, 2]] and keys [[3, 0], [1, 1], [0, -1]]",
+            torch.tensor([[1.0, 0.0], [0.0, 2.0]]),
+            torch.tensor([[3.0, 0.0], [1.0, 1.0], [0.0, -1.0]]),
+        ),
+        (
+            "random queries (3, 4) and keys (5, 4) of different lengths",
+            torch.randn(3, 4, generator=g) * lengths_q,
+            torch.randn(5, 4, generator=g) * lengths_k,
+        ),
+        (
+            "one query (1, 6) against keys (2, 6) pointing the same way",
+            torch.full((1, 6), 0.5),
+            torch.stack([torch.full((6,), 4.0), torch.full((6,), 0.1)]),
+        ),
+    ]
+    for what, queries, keys in cases:
+        got = _call(fn, f"cosine of {what}", queries, keys)
+        expect_close(got, _reference_cosine(queries, keys), what=f"cosine of {what}")
+    passed(
+        f"cosine similarities match on {len(cases)} cases, "
+        "including vectors of very different lengths."
+    )
+
+
+def _reference_soft_lookup(
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    scores = keys.double() @ query.double() / temperature  # (S,)
+    weights = torch.softmax(scores, dim=-1)  # (S,)
+    return (weights @ values.double()).to(values.dtype)  # (Ev,)
+
+
+def check_soft_lookup(
+    fn: Callable[..., torch.Tensor],
+) -> None:
+    """Check a soft lookup: softmax of query-key dot products over temperature, then average.
+
+    The answer is called as ``fn(query, keys, values, temperature=T)``, with values of a size
+    different from the keys' (``Ev != E``), at several temperatures, including a very low one where
+    a naive ``exp`` overflows.
+
+    Args:
+        fn: takes ``query`` ``(E,)``, ``keys`` ``(S, E)``, ``values`` ``(S, Ev)`` and a keyword
+            ``temperature`` (a positive float) and returns ``(Ev,)``:
+            ``softmax(keys @ query / temperature) @ values``.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value, or when the function crashes.
+
+    See chapter 2, "The soft lookup, step by step".
+    """
+    g = _cases_generator()
+    keys = torch.randn(5, 3, generator=g)  # (S, E) = (5, 3)
+    values = torch.randn(5, 2, generator=g) * 3  # (S, Ev) = (5, 2)
+    query = torch.randn(3, generator=g)  # (E,)
+    sharp_query = 40.0 * keys[3]  # scores up to ~100; at T = 0.05 exp(2000) overflows
+    cases = [
+        ("query (3,), keys (5, 3), values (5, 2), temperature=1.0", query, 1.0),
+        ("the same lookup at temperature=0.25", query, 0.25),
+        ("the same lookup at temperature=10.0", query, 10.0),
+        ("a query aligned with key 3 at temperature=0.05", sharp_query, 0.05),
+    ]
+    for what, q, temperature in cases:
+        got = _call(fn, what, q, keys, values, temperature=temperature)
+        expected = _reference_soft_lookup(q, keys, values, temperature)
+        expect_close(got, expected, what=what)
+    passed(
+        f"the soft lookup matches on {len(cases)} cases, from temperature 10 (nearly an average) "
+        "to 0.05 (nearly a hard lookup)."
+    )
+
+
+def top_weight(temperature: float, scores: tuple[float, ...] = TEMPERATURE_SCORES) -> float:
+    """The largest softmax weight of ``scores / temperature`` (a helper for exercise 3).
+
+    Args:
+        temperature: a positive float.
+        scores: the scores of one query against its keys.
+
+    Returns:
+        The weight of the best-matching key, a float in ``(0, 1]``.
+    """
+    s = torch.tensor(scores, dtype=torch.float64) / temperature  # (S,)
+    return float(torch.softmax(s, dim=-1).max())
+
+
+def _largest_temperature(target: float = TARGET_WEIGHT) -> float:
+    lo, hi = 1e-3, 1e3  # top_weight(lo) ~ 1 > target > top_weight(hi) ~ 1 / S
+    for _ in range(200):  # bisection on a log scale; top_weight falls as the temperature rises
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if top_weight(mid) >= target else (lo, mid)
+    return lo
+
+
+def check_temperature(temperature: float) -> None:
+    """Check the largest temperature at which the best key keeps at least 90 % of the weight.
+
+    The query's scores against four keys are :data:`TEMPERATURE_SCORES` = (2, 1, 0.5, 0). Its
+    weights are ``softmax(scores / temperature)``. The answer is accepted when the best key's weight
+    is at least :data:`TARGET_WEIGHT` = 0.9 at ``temperature`` and falls below 0.9 at a temperature
+    1 % higher (so the answer is the largest such temperature, to within 1 %).
+
+    Args:
+        temperature: the learner's answer, a positive number.
+
+    Raises:
+        ExerciseError: when the answer is not a positive number, is too hot (the top weight is
+            below 0.9) or too cold (a warmer temperature would still keep 0.9).
+
+    See chapter 2, "Temperature: from a soft lookup to a hard one".
+    """
+    if isinstance(temperature, torch.Tensor) and temperature.numel() == 1:
+        temperature = temperature.item()
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise ExerciseError(
+            f"expected a positive number (a float), got {type(temperature).__name__}"
+        )
+    if not math.isfinite(temperature) or temperature <= 0:
+        raise ExerciseError(f"expected a positive, finite temperature, got {temperature}")
+    weight = top_weight(temperature)
+    if weight < TARGET_WEIGHT:
+        raise ExerciseError(
+            f"at temperature {temperature:.4g} the best key gets weight {weight:.4f}, "
+            f"expected at least {TARGET_WEIGHT}: too hot, lower the temperature"
+        )
+    warmer = temperature * 1.01
+    if top_weight(warmer) >= TARGET_WEIGHT:
+        raise ExerciseError(
+            f"at temperature {temperature:.4g} the best key gets weight {weight:.4f} >= "
+            f"{TARGET_WEIGHT}, but so does the warmer temperature {warmer:.4g} "
+            f"(weight {top_weight(warmer):.4f}): expected the largest such temperature, "
+            "to within 1 %"
+        )
+    passed(
+        f"at temperature {temperature:.3f} the best key keeps weight {weight:.3f}, and any "
+        f"temperature 1 % higher drops it below {TARGET_WEIGHT}."
+    )
