@@ -1,0 +1,222 @@
+"""The chapter 3 self-checks accept the reference solutions and name the classic mistakes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import attnlib
+from attnlib.exercises import ExerciseError
+from attnlib.exercises import self_attention as ex
+
+# ------------------------------------------------------------------------------------------------
+# Reference solutions (the ones the chapter folds under "hide-input")
+# ------------------------------------------------------------------------------------------------
+
+
+def stable_softmax(scores: torch.Tensor) -> torch.Tensor:
+    shifted = scores - scores.max(dim=-1, keepdim=True).values  # (..., S), max 0 per row
+    e = shifted.exp()  # (..., S), in (0, 1]
+    return e / e.sum(dim=-1, keepdim=True)  # (..., S)
+
+
+def attention(query, key, value, mask=None):
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))  # (..., L, S)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # (..., L, S)
+    weights = torch.softmax(scores, dim=-1)  # (..., L, S)
+    return weights @ value, weights  # (..., L, Ev), (..., L, S)
+
+
+def self_attention_head(x, w_q, w_k, w_v, mask=None):
+    q, k, v = x @ w_q, x @ w_k, x @ w_v  # (N, L, E), (N, L, E), (N, L, Ev)
+    return attention(q, k, v, mask)
+
+
+def test_reference_solutions_pass(capsys):
+    ex.check_softmax(stable_softmax)
+    ex.check_attention(attention)
+    ex.check_self_attention(self_attention_head)
+    out = capsys.readouterr().out
+    assert out.count("Correct:") == 3
+
+
+def test_library_functions_pass_as_answers(capsys):
+    ex.check_softmax(lambda s: torch.softmax(s, dim=-1))
+    ex.check_attention(
+        lambda q, k, v, m=None: attnlib.scaled_dot_product_attention(q, k, v, attn_mask=m)
+    )
+    assert capsys.readouterr().out.count("Correct:") == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# Softmax: wrong answers
+# ------------------------------------------------------------------------------------------------
+
+
+def naive_softmax(scores):
+    e = scores.exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (naive_softmax, "[1000, 1001, 1002]: your result contains NaN"),
+        (lambda s: s.exp(), "these are exp(scores)"),
+        (lambda s: torch.softmax(s, dim=0), "ran over the first dimension"),
+        (
+            lambda s: (s - s.max()).exp() / (s - s.max()).exp().sum(),
+            "normalised over the whole tensor",
+        ),
+        (lambda s: stable_softmax(s)[..., :-1], "expected shape (3,), got shape (2,)"),
+        (lambda s: stable_softmax(s).tolist(), "expected a torch.Tensor of shape (3,), got list"),
+        (lambda s: stable_softmax(s) + 0.01, "values differ"),
+    ],
+    ids=["overflow", "no-normalisation", "wrong-dim", "whole-tensor", "shape", "type", "values"],
+)
+def test_softmax_mistakes(answer, expected):
+    with pytest.raises(ExerciseError) as info:
+        ex.check_softmax(answer)
+    assert expected in str(info.value)
+
+
+def test_softmax_overflow_message_explains_the_fix():
+    with pytest.raises(ExerciseError, match="subtract each row's maximum"):
+        ex.check_softmax(naive_softmax)
+
+
+def test_softmax_in_place_and_crash():
+    def in_place(s):
+        s -= s.max(dim=-1, keepdim=True).values
+        return stable_softmax(s)
+
+    def crashes(s):
+        raise RuntimeError("boom")
+
+    with pytest.raises(ExerciseError, match="changed its argument 0 in place"):
+        ex.check_softmax(in_place)
+    with pytest.raises(ExerciseError, match=r"raised RuntimeError: boom \(called with shapes"):
+        ex.check_softmax(crashes)
+
+
+# ------------------------------------------------------------------------------------------------
+# Attention: wrong answers
+# ------------------------------------------------------------------------------------------------
+
+
+def _attention_with(scale_fn=None, dim=-1, mask_mode="right", value_is_key=False):
+    def answer(query, key, value, mask=None):
+        scale = 1 / math.sqrt(query.size(-1)) if scale_fn is None else scale_fn(query, key)
+        scores = query @ key.transpose(-2, -1) * scale
+        if mask is not None and mask_mode == "right":
+            scores = scores.masked_fill(~mask, float("-inf"))
+        if mask is not None and mask_mode == "inverted":
+            scores = scores.masked_fill(mask, float("-inf"))
+        weights = torch.softmax(scores, dim=dim)
+        if mask is not None and mask_mode == "after":
+            weights = weights * mask
+        return weights @ (key if value_is_key else value), weights
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (_attention_with(lambda q, k: 1.0), "without the scale"),
+        (_attention_with(lambda q, k: 1 / math.sqrt(k.size(-2))), "1/sqrt(S) = 1/sqrt(6)"),
+        (_attention_with(lambda q, k: 1 / math.sqrt(q.size(-2))), "1/sqrt(L) = 1/sqrt(4)"),
+        (_attention_with(lambda q, k: 1 / q.size(-1)), "divide by sqrt(E), not by E"),
+        (_attention_with(dim=-2), "the softmax ran over the queries (dim=-2)"),
+        (_attention_with(mask_mode="ignored"), "the weights ignore the mask"),
+        (_attention_with(mask_mode="inverted"), "the mask's polarity is inverted"),
+        (_attention_with(mask_mode="after"), "zeroed after the softmax"),
+        (_attention_with(value_is_key=True), "got shape (4, 16): one output row per query"),
+    ],
+    ids=["no-scale", "sqrt-S", "sqrt-L", "by-E", "wrong-dim", "mask-ignored", "mask-inverted",
+         "mask-after-softmax", "keys-as-values"],
+)
+def test_attention_mistakes(answer, expected):
+    with pytest.raises(ExerciseError) as info:
+        ex.check_attention(answer)
+    assert expected in str(info.value)
+
+
+def test_attention_shape_messages():
+    def transposed(query, key, value, mask=None):
+        out, w = attention(query, key, value, mask)
+        return out, w.transpose(-2, -1)
+
+    def output_only(query, key, value, mask=None):
+        return attention(query, key, value, mask)[0]
+
+    def squeezed(query, key, value, mask=None):
+        out, w = attention(query, key, value, mask)
+        return out.sum(-1), w
+
+    with pytest.raises(ExerciseError, match=r"expected shape \(4, 6\), got shape \(6, 4\): the "
+                       r"last two dimensions are swapped"):
+        ex.check_attention(transposed)
+    with pytest.raises(ExerciseError, match=r"expected a pair \(output, weights\), got a Tensor"):
+        ex.check_attention(output_only)
+    with pytest.raises(ExerciseError, match=r"output: expected shape \(4, 5\), got shape \(4,\)"):
+        ex.check_attention(squeezed)
+
+
+# ------------------------------------------------------------------------------------------------
+# Self-attention head: wrong answers
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            lambda x, wq, wk, wv, m=None: attention(x @ wq, x @ wk, x @ wk, m),
+            "the last dimension is E = 4, the key size; were the values projected with w_k?",
+        ),
+        (
+            lambda x, wq, wk, wv, m=None: attention(x @ wq, x @ wk, x, m),
+            "the last dimension is D = 12, so the values were not projected",
+        ),
+        (
+            lambda x, wq, wk, wv, m=None: _attention_with(lambda q, k: 1 / math.sqrt(12))(
+                x @ wq, x @ wk, x @ wv, m),
+            "1/sqrt(D) = 1/sqrt(12), the model size",
+        ),
+        (
+            lambda x, wq, wk, wv, m=None: attention(x @ wk, x @ wq, x @ wv, m),
+            "queries and keys are swapped",
+        ),
+        (
+            lambda x, wq, wk, wv, m=None: _attention_with(lambda q, k: 1 / math.sqrt(6))(
+                x @ wq, x @ wk, x @ wv, m),
+            "1/sqrt(S) = 1/sqrt(6)",
+        ),
+    ],
+    ids=["keys-as-values", "values-unprojected", "sqrt-D", "q-k-swapped", "sqrt-n"],
+)
+def test_self_attention_mistakes(answer, expected):
+    with pytest.raises(ExerciseError) as info:
+        ex.check_self_attention(answer)
+    assert expected in str(info.value)
+
+
+def test_self_attention_keys_as_values_when_sizes_agree():
+    # Only the third case has Ev = E; a function that uses w_k for values when shapes allow it
+    # passes the first two cases and must still be caught by value.
+    def sneaky(x, wq, wk, wv, m=None):
+        return attention(x @ wq, x @ wk, x @ wk if wv.shape == wk.shape else x @ wv, m)
+
+    with pytest.raises(ExerciseError, match="the output averages x @ w_k, the keys"):
+        ex.check_self_attention(sneaky)
+
+
+def test_checks_leave_global_random_state_alone():
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    ex.check_attention(attention)
+    assert torch.equal(before, torch.random.get_rng_state())
