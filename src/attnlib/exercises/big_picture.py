@@ -1,0 +1,279 @@
+"""Self-checks for chapter 1, "The big picture: encoders, decoders, and why attention".
+
+Three exercises, one check each:
+
+- :func:`check_model_shape`: which shape of model (encoder, decoder, encoder-decoder) a task needs;
+- :func:`check_masked_max_pool`: pool token vectors into one sentence vector, ignoring padding;
+- :func:`check_greedy_decode`: the greedy decoding loop of an autoregressive decoder.
+
+Each check runs the learner's function on a few fixed cases and prints ``Correct: ...``, or raises
+:class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from . import ExerciseError, expect_close, passed
+
+__all__ = [
+    "MODEL_SHAPES",
+    "TASK_NAMES",
+    "check_model_shape",
+    "check_masked_max_pool",
+    "check_greedy_decode",
+]
+
+MODEL_SHAPES: tuple[str, ...] = ("encoder", "decoder", "encoder-decoder")
+"""The three answers :func:`check_model_shape` accepts."""
+
+_ANSWERS: dict[str, str] = {
+    "sentiment analysis": "encoder",
+    "spam detection": "encoder",
+    "part-of-speech tagging": "encoder",
+    "named-entity recognition": "encoder",
+    "story continuation": "decoder",
+    "code completion": "decoder",
+    "machine translation": "encoder-decoder",
+    "summarisation": "encoder-decoder",
+}
+
+TASK_NAMES: tuple[str, ...] = tuple(_ANSWERS)
+"""The tasks :func:`check_model_shape` asks about, in the order it asks."""
+
+_HINTS: dict[tuple[str, str], str] = {
+    ("part-of-speech tagging", "decoder"): (
+        "a tagger labels tokens that are all given at once; nothing new is written"
+    ),
+    ("named-entity recognition", "decoder"): (
+        "entity tags are labels on the input's own tokens; nothing new is written"
+    ),
+    ("machine translation", "decoder"): (
+        "a decoder-only model can translate when the source is put in its prompt (GPT-2 "
+        "tried this), but the shape built for the task, which reads the whole source and then "
+        "writes a new text, is the encoder-decoder"
+    ),
+    ("summarisation", "decoder"): (
+        "a decoder-only model can summarise from a prompt, but the shape built for it, which "
+        "reads the whole document and then writes a new, shorter text, is the encoder-decoder"
+    ),
+    ("machine translation", "encoder"): (
+        "an encoder gives one vector per source token; writing a new sentence of another "
+        "length needs a decoder"
+    ),
+    ("summarisation", "encoder"): (
+        "an encoder gives one vector per input token; writing a new, shorter text needs a decoder"
+    ),
+    ("story continuation", "encoder-decoder"): (
+        "there is no separate source: the text so far is the prompt, and a decoder continues it"
+    ),
+    ("code completion", "encoder-decoder"): (
+        "the code so far is the prompt, and a decoder continues it token by token"
+    ),
+}
+
+
+def check_model_shape(model_shape: Callable[[str], str]) -> None:
+    """Check a function that names the shape of model a task needs.
+
+    Args:
+        model_shape: maps a task name (one of :data:`TASK_NAMES`) to one of
+            :data:`MODEL_SHAPES`: ``"encoder"``, ``"decoder"`` or ``"encoder-decoder"``.
+
+    Raises:
+        ExerciseError: naming the first task whose answer is wrong, with what was expected.
+
+    See chapter 1, exercise 1.
+    """
+    for task, expected in _ANSWERS.items():
+        try:
+            got = model_shape(task)
+        except Exception as err:  # the learner's code: report any failure as a wrong answer
+            raise ExerciseError(
+                f"model_shape({task!r}) raised {type(err).__name__}: {err}; expected it to "
+                f"return {expected!r}"
+            ) from err
+        if got not in MODEL_SHAPES:
+            raise ExerciseError(
+                f"model_shape({task!r}): expected one of {', '.join(map(repr, MODEL_SHAPES))}, "
+                f"got {got!r}"
+            )
+        if got != expected:
+            hint = _HINTS.get((task, got))
+            if hint is None:
+                hint = {
+                    "encoder": "the task labels text it is given, so an encoder suffices",
+                    "decoder": "the task continues a text, token by token, from a prompt",
+                    "encoder-decoder": "the task reads one text and writes another",
+                }[expected]
+            raise ExerciseError(
+                f"model_shape({task!r}): expected {expected!r}, got {got!r} ({hint})"
+            )
+    passed(f"all {len(_ANSWERS)} tasks matched to the right shape of model")
+
+
+def _rounded_list(row: torch.Tensor) -> list[float]:
+    return [round(v, 3) + 0.0 for v in row.tolist()]
+
+
+def _max_pool_reference(token_vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    filled = token_vectors.masked_fill(~mask[..., None], float("-inf"))  # (N, L, D)
+    return filled.amax(dim=1)  # (N, D)
+
+
+def _max_pool_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    cases = []
+    # No padding at all: a plain max over positions.
+    x = torch.randn(2, 3, 4, generator=g)  # (N, L, D)
+    cases.append(("a batch without padding", x, torch.ones(2, 3, dtype=torch.bool)))
+    # Padding holds large values: a max that forgets the mask returns them.
+    x = torch.randn(3, 5, 4, generator=g)  # (N, L, D)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    x = x.masked_fill(~mask[..., None], 50.0)
+    cases.append(("a padded batch (lengths 5, 3, 1) whose padding holds 50.0", x, mask))
+    # Every real value negative, padding zero: filling padding with 0 instead of -inf fails.
+    x = -torch.rand(2, 4, 3, generator=g) - 0.5  # (N, L, D), all in [-1.5, -0.5)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 0]], dtype=torch.bool)
+    x = x.masked_fill(~mask[..., None], 0.0)
+    cases.append(("a padded batch whose real values are all negative", x, mask))
+    return cases
+
+
+def check_masked_max_pool(
+    masked_max_pool: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> None:
+    """Check a masked max pooling: one sentence vector from token vectors, padding ignored.
+
+    Args:
+        masked_max_pool: takes ``token_vectors`` ``(N, L, D)`` and a boolean ``mask`` ``(N, L)``,
+            True where a token is real (not padding), and returns ``(N, D)``: for each sentence
+            and each feature, the largest value over its real tokens. Every sentence has at
+            least one real token.
+
+    Raises:
+        ExerciseError: the shape is wrong, or the values are (with a hint for the usual slips:
+            forgetting the mask, or filling padding with 0 instead of ``-inf``).
+
+    See chapter 1, exercise 2.
+    """
+    for what, x, mask in _max_pool_cases():
+        got = masked_max_pool(x.clone(), mask.clone())
+        expected = _max_pool_reference(x, mask)
+        if isinstance(got, torch.Tensor) and got.shape == expected.shape:
+            got_f = got.detach().float().cpu()
+            if not torch.allclose(got_f, expected, atol=1e-5):
+                row = int((got_f - expected).abs().amax(dim=1).argmax())  # first worst sentence
+                shown = (
+                    f"(sentence {row}: expected {_rounded_list(expected[row])}, "
+                    f"got {_rounded_list(got_f[row])})"
+                )
+                if torch.allclose(got_f, x.amax(dim=1), atol=1e-5):
+                    raise ExerciseError(
+                        f"{what}: values differ; your result equals the max over all L "
+                        f"positions, padding included. Exclude padded positions before taking "
+                        f"the max {shown}"
+                    )
+                zero_filled = x.masked_fill(~mask[..., None], 0.0).amax(dim=1)
+                if torch.allclose(got_f, zero_filled, atol=1e-5):
+                    raise ExerciseError(
+                        f"{what}: values differ; your result equals a max with padding filled "
+                        f"by 0, which beats real negative values. Fill padding with -inf "
+                        f"{shown}"
+                    )
+        expect_close(got, expected, what=f"masked_max_pool on {what}", atol=1e-5, rtol=1e-5)
+    passed("padding never wins the max, and the result has shape (N, D)")
+
+
+class _TinyDecoder:
+    """A fixed toy decoder over 6 token ids (0 is the start token, 1 the end token).
+
+    Its state counts the steps taken; the logits depend on the step and on the previous token,
+    and the end token wins only at the step ``stop_at`` (counted from 0), so a loop that drops
+    the state or ignores the end token goes wrong in a visible way.
+    """
+
+    vocab_size = 6
+
+    def __init__(self, stop_at: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.table = torch.randn(8, self.vocab_size, self.vocab_size, generator=g)  # (T, V, V)
+        self.table[..., 0] = float("-inf")  # the start token is never generated
+        self.table[..., 1] = float("-inf")  # the end token only at step stop_at ...
+        if stop_at < 8:
+            self.table[stop_at, :, 1] = 10.0  # ... where it wins whatever came before
+        self.calls = 0
+
+    def step(self, token: int, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        self.calls += 1
+        t = 0 if state is None else int(state.item())
+        logits = self.table[min(t, 7), int(token)].clone()  # (V,)
+        return logits, torch.tensor([t + 1])
+
+
+def _greedy_reference(step: Callable, start_id: int, end_id: int, max_len: int) -> list[int]:
+    out: list[int] = []
+    token, state = start_id, None
+    for _ in range(max_len):
+        logits, state = step(token, state)
+        token = int(logits.argmax())
+        out.append(token)
+        if token == end_id:
+            break
+    return out
+
+
+def check_greedy_decode(greedy_decode: Callable[[Callable, int, int, int], Any]) -> None:
+    """Check a greedy decoding loop against the reference on a fixed toy decoder.
+
+    Args:
+        greedy_decode: called as ``greedy_decode(step, start_id, end_id, max_len)``, where
+            ``step(token, state) -> (logits, state)`` runs the decoder one step (``logits`` has
+            shape ``(V,)``; the first call gets ``state=None``, later calls the state the
+            previous call returned). It must return the list of generated token ids: without
+            the start token, up to and including the end token, and at most ``max_len`` ids.
+
+    Raises:
+        ExerciseError: the returned ids differ from the reference's (with a hint).
+
+    See chapter 1, exercise 3.
+    """
+    cases = [
+        ("a decoder that ends at its 5th token", 4, 0, 10),
+        ("a decoder that would end at its 7th token, cut at max_len=4", 6, 1, 4),
+    ]
+    for what, stop_at, seed, max_len in cases:
+        expected = _greedy_reference(_TinyDecoder(stop_at, seed).step, 0, 1, max_len)
+        model = _TinyDecoder(stop_at, seed)
+        got = greedy_decode(model.step, 0, 1, max_len)
+        if isinstance(got, torch.Tensor):
+            got = got.tolist()
+        if isinstance(got, list | tuple):  # accept one-element tensors such as argmax()
+            got = [int(t) if isinstance(t, torch.Tensor) and t.numel() == 1 else t for t in got]
+        if not isinstance(got, list | tuple) or not all(isinstance(t, int) for t in got):
+            raise ExerciseError(
+                f"{what}: expected a list of int token ids like {expected}, got {got!r}"
+            )
+        got = list(got)
+        if got == expected:
+            continue
+        if got[:1] == [0] and got[1:] == expected:
+            hint = "leave the start token out of the result"
+        elif expected[-1] == 1 and got == expected[:-1]:
+            hint = "keep the end token: append it, then stop"
+        elif len(got) > len(expected) and got[: len(expected)] == expected:
+            hint = "stop as soon as the end token has been generated, or after max_len ids"
+        elif model.calls > 1 and got[:1] == expected[:1]:
+            hint = (
+                "pass the state returned by step back into the next call, and feed it the "
+                "token just chosen"
+            )
+        else:
+            hint = "take the argmax of the logits at every step"
+        raise ExerciseError(
+            f"{what}: expected {len(expected)} ids {expected}, got {len(got)} ids {got} ({hint})"
+        )
+    passed("the greedy loop feeds back its own tokens, keeps the state, and stops at the end token")

@@ -1,0 +1,178 @@
+"""The self-checks of chapter 1: reference solutions pass, typical wrong answers are explained."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attnlib.exercises import ExerciseError, big_picture
+
+# --- reference solutions (the ones folded in notebooks/01_big_picture.ipynb) --------------------
+
+SHAPES = {
+    "sentiment analysis": "encoder",
+    "spam detection": "encoder",
+    "part-of-speech tagging": "encoder",
+    "named-entity recognition": "encoder",
+    "story continuation": "decoder",
+    "code completion": "decoder",
+    "machine translation": "encoder-decoder",
+    "summarisation": "encoder-decoder",
+}
+
+
+def model_shape(task: str) -> str:
+    return SHAPES[task]
+
+
+def masked_max_pool(token_vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    filled = token_vectors.masked_fill(~mask.unsqueeze(-1), float("-inf"))  # (N, L, D)
+    return filled.max(dim=1).values  # (N, D)
+
+
+def greedy_decode(step, start_id: int, end_id: int, max_len: int) -> list[int]:
+    generated: list[int] = []
+    token, state = start_id, None
+    for _ in range(max_len):
+        logits, state = step(token, state)
+        token = int(logits.argmax())
+        generated.append(token)
+        if token == end_id:
+            break
+    return generated
+
+
+# --- exercise 1: which shape of model -------------------------------------------------------------
+
+
+def test_model_shape_reference_passes(capsys):
+    big_picture.check_model_shape(model_shape)
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+def test_task_names_cover_every_shape():
+    assert set(SHAPES) == set(big_picture.TASK_NAMES)
+    assert set(SHAPES.values()) == set(big_picture.MODEL_SHAPES)
+
+
+def test_model_shape_wrong_answer_names_task_and_hint():
+    answers = dict(SHAPES, **{"machine translation": "decoder"})
+    with pytest.raises(ExerciseError) as err:
+        big_picture.check_model_shape(answers.__getitem__)
+    msg = str(err.value)
+    assert "'machine translation'" in msg
+    assert "expected 'encoder-decoder', got 'decoder'" in msg
+    assert "prompt" in msg  # the hint about decoder-only translation
+
+
+def test_model_shape_unknown_label():
+    with pytest.raises(ExerciseError, match=r"expected one of 'encoder', 'decoder', "
+                       r"'encoder-decoder', got 'seq2seq'"):
+        big_picture.check_model_shape(lambda task: "seq2seq")
+
+
+def test_model_shape_that_raises_is_reported():
+    with pytest.raises(ExerciseError, match=r"raised KeyError.*expected it to return 'encoder'"):
+        big_picture.check_model_shape({}.__getitem__)
+
+
+# --- exercise 2: masked max pooling ---------------------------------------------------------------
+
+
+def test_masked_max_pool_reference_passes(capsys):
+    big_picture.check_masked_max_pool(masked_max_pool)
+    assert "Correct:" in capsys.readouterr().out
+
+
+def test_masked_max_pool_forgetting_the_mask():
+    with pytest.raises(ExerciseError, match="padding included") as err:
+        big_picture.check_masked_max_pool(lambda x, mask: x.max(dim=1).values)
+    assert "50.0" in str(err.value)  # shows the padding's value winning
+
+
+def test_masked_max_pool_zero_fill():
+    def zero_filled(x, mask):
+        return (x * mask.unsqueeze(-1)).max(dim=1).values
+
+    with pytest.raises(ExerciseError, match="Fill padding with -inf"):
+        big_picture.check_masked_max_pool(zero_filled)
+
+
+def test_masked_max_pool_wrong_shape_is_reported_first():
+    with pytest.raises(ExerciseError, match=r"expected shape \(2, 4\), got shape \(2, 1, 4\)"):
+        big_picture.check_masked_max_pool(lambda x, mask: masked_max_pool(x, mask).unsqueeze(1))
+
+
+def test_masked_max_pool_mean_instead_of_max():
+    def mean_pool(x, mask):
+        m = mask.unsqueeze(-1).float()
+        return (x * m).sum(1) / m.sum(1)
+
+    with pytest.raises(ExerciseError, match="values differ; largest difference"):
+        big_picture.check_masked_max_pool(mean_pool)
+
+
+# --- exercise 3: greedy decoding ------------------------------------------------------------------
+
+
+def test_greedy_reference_passes(capsys):
+    big_picture.check_greedy_decode(greedy_decode)
+    assert "Correct:" in capsys.readouterr().out
+
+
+def test_greedy_accepts_tensor_ids(capsys):
+    def with_tensors(step, start_id, end_id, max_len):
+        return torch.tensor(greedy_decode(step, start_id, end_id, max_len))
+
+    big_picture.check_greedy_decode(with_tensors)
+    assert "Correct:" in capsys.readouterr().out
+
+
+def test_greedy_including_start_token():
+    def with_start(step, start_id, end_id, max_len):
+        return [start_id, *greedy_decode(step, start_id, end_id, max_len)]
+
+    with pytest.raises(ExerciseError, match="leave the start token out"):
+        big_picture.check_greedy_decode(with_start)
+
+
+def test_greedy_dropping_end_token():
+    def without_end(step, start_id, end_id, max_len):
+        ids = greedy_decode(step, start_id, end_id, max_len)
+        return ids[:-1] if ids and ids[-1] == end_id else ids
+
+    with pytest.raises(ExerciseError, match="keep the end token"):
+        big_picture.check_greedy_decode(without_end)
+
+
+def test_greedy_never_stopping():
+    def no_stop(step, start_id, end_id, max_len):
+        out, token, state = [], start_id, None
+        for _ in range(max_len):
+            logits, state = step(token, state)
+            token = int(logits.argmax())
+            out.append(token)
+        return out
+
+    with pytest.raises(ExerciseError, match=r"expected 5 ids .*got 10 ids.*stop as soon"):
+        big_picture.check_greedy_decode(no_stop)
+
+
+def test_greedy_dropping_the_state():
+    def stateless(step, start_id, end_id, max_len):
+        out, token = [], start_id
+        for _ in range(max_len):
+            logits, _ = step(token, None)
+            token = int(logits.argmax())
+            out.append(token)
+            if token == end_id:
+                break
+        return out
+
+    with pytest.raises(ExerciseError, match="pass the state returned by step back"):
+        big_picture.check_greedy_decode(stateless)
+
+
+def test_greedy_wrong_type():
+    with pytest.raises(ExerciseError, match="expected a list of int token ids"):
+        big_picture.check_greedy_decode(lambda *args: "2 3 4")
