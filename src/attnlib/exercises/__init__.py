@@ -10,10 +10,11 @@ then values). The reference solutions themselves run in CI (tests/test_exercises
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 import torch
 
-__all__ = ["ExerciseError", "expect_close", "passed"]
+__all__ = ["ExerciseError", "expect_close", "passed", "call_answer", "cases_generator"]
 
 _CHAPTERS = {"big_picture", "soft_lookup", "self_attention"}
 
@@ -55,6 +56,38 @@ def expect_close(
             f"{what}: values differ; largest difference {err.max().item():.3g} at index {idx} "
             f"(got {got_f[idx].item():.4f}, expected {exp_f[idx].item():.4f})"
         )
+
+
+def cases_generator(seed: int) -> torch.Generator:
+    """A private generator for a check's cases: the same cases every time, and the learner's
+    global random state is left alone."""
+    return torch.Generator().manual_seed(seed)
+
+
+def call_answer(fn: Callable, what: str, *args: torch.Tensor | None, **kwargs):
+    """Call the learner's ``fn`` on copies of ``args``; turn a crash into :class:`ExerciseError`.
+
+    The message names the case (``what``) and the shapes it was called with. A function that
+    changes one of its tensor arguments in place is caught too.
+    """
+    copies = tuple(None if a is None else a.clone() for a in args)
+    try:
+        result = fn(*copies, **kwargs)
+    except ExerciseError:
+        raise
+    except Exception as err:  # the learner's code failed: say on which case, keep the cause
+        shapes = ", ".join("None" if a is None else _shape(a) for a in args)
+        raise ExerciseError(
+            f"{what}: your function raised {type(err).__name__}: {err} "
+            f"(called with shapes {shapes})"
+        ) from err
+    for i, (a, c) in enumerate(zip(args, copies, strict=True)):
+        if a is not None and not torch.equal(a, c):
+            raise ExerciseError(
+                f"{what}: your function changed its argument {i} in place; compute new tensors "
+                "instead (e.g. x - m, not x -= m)"
+            )
+    return result
 
 
 def passed(message: str) -> None:

@@ -24,45 +24,14 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from . import ExerciseError, expect_close, passed
+from . import ExerciseError, call_answer, cases_generator, expect_close, passed
 
 __all__ = ["check_softmax", "check_attention", "check_self_attention"]
-
-
-def _cases_generator() -> torch.Generator:
-    # A private generator: the checks draw the same cases every time and leave the learner's
-    # global random state alone.
-    return torch.Generator().manual_seed(3)
 
 
 def _shape(t: torch.Tensor | Sequence[int]) -> str:
     dims = t.shape if isinstance(t, torch.Tensor) else t
     return str(tuple(int(d) for d in dims))
-
-
-def _call(fn: Callable, what: str, *args: torch.Tensor | None):
-    """Call the learner's function on copies of the inputs; wrap any crash in ExerciseError.
-
-    Also catches a function that modifies its inputs in place.
-    """
-    copies = tuple(None if a is None else a.clone() for a in args)
-    try:
-        result = fn(*copies)
-    except ExerciseError:
-        raise
-    except Exception as err:  # the learner's code failed: say on which case, keep the cause
-        shapes = ", ".join("None" if a is None else _shape(a) for a in args)
-        raise ExerciseError(
-            f"{what}: your function raised {type(err).__name__}: {err} "
-            f"(called with shapes {shapes})"
-        ) from err
-    for i, (a, c) in enumerate(zip(args, copies, strict=True)):
-        if a is not None and not torch.equal(a, c):
-            raise ExerciseError(
-                f"{what}: your function changed its argument {i} in place; compute new tensors "
-                "instead (e.g. x - m, not x -= m)"
-            )
-    return result
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -117,7 +86,7 @@ def check_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
 
     See chapter 3, "Exercises".
     """
-    g = _cases_generator()
+    g = cases_generator(3)
     cases = [
         ("softmax of [1, 2, 3]", torch.tensor([1.0, 2.0, 3.0])),
         ("softmax of [1000, 1001, 1002]", torch.tensor([1000.0, 1001.0, 1002.0])),
@@ -127,7 +96,7 @@ def check_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         ("softmax of scores (2, 3, 4, 6) with heads", 3.0 * torch.randn(2, 3, 4, 6, generator=g)),
     ]
     for what, scores in cases:
-        got = _call(fn, what, scores)
+        got = call_answer(fn, what, scores)
         expected = torch.softmax(scores.double(), dim=-1).float()
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             if not torch.isfinite(got).all():
@@ -297,7 +266,7 @@ def check_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Non
 
     See chapter 3, "Scaled dot-product attention from scratch".
     """
-    g = _cases_generator()
+    g = cases_generator(3)
     E, Ev = 16, 5
     mask = torch.tensor([
         [True, False, True, True, False, True],
@@ -338,7 +307,7 @@ def check_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Non
     ]
     for what, query, key, value, m in cases:
         args = (query, key, value) if m is None else (query, key, value, m)
-        output, weights = _unpack_pair(_call(fn, what, *args), what)
+        output, weights = _unpack_pair(call_answer(fn, what, *args), what)
         expected_weights = _reference_weights(query, key, m, 1.0 / math.sqrt(E))
         expected_output = (expected_weights.double() @ value.double()).float()
         output_mistakes = []
@@ -381,7 +350,7 @@ def check_self_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -
 
     See chapter 3, "Queries, keys and values: three projections of one sequence".
     """
-    g = _cases_generator()
+    g = cases_generator(3)
     N, L, D, E, Ev = 2, 6, 12, 4, 3
     x = torch.randn(N, L, D, generator=g)  # (N, L, D)
     w_q = torch.randn(D, E, generator=g) / math.sqrt(D)  # (D, E)
@@ -396,7 +365,7 @@ def check_self_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -
     ]
     for what, wv, m in cases:
         args = (x, w_q, w_k, wv) if m is None else (x, w_q, w_k, wv, m)
-        output, weights = _unpack_pair(_call(fn, what, *args), what)
+        output, weights = _unpack_pair(call_answer(fn, what, *args), what)
         q, k, v = x @ w_q, x @ w_k, x @ wv  # (N, L, E), (N, L, E), (N, L, Ev)
         expected_weights = _reference_weights(q, k, m, 1.0 / math.sqrt(E))
         expected_output = (expected_weights.double() @ v.double()).float()

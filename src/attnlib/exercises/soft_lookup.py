@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from . import ExerciseError, expect_close, passed
+from . import ExerciseError, call_answer, cases_generator, expect_close, passed
 
 __all__ = [
     "check_cosine",
@@ -36,27 +36,6 @@ __all__ = [
 TEMPERATURE_SCORES: tuple[float, ...] = (2.0, 1.0, 0.5, 0.0)
 #: The weight the best key must keep in :func:`check_temperature`.
 TARGET_WEIGHT: float = 0.9
-
-
-def _cases_generator() -> torch.Generator:
-    # A private generator: the checks draw the same cases every time and leave the learner's
-    # global random state alone.
-    return torch.Generator().manual_seed(2)
-
-
-def _call(fn: Callable, what: str, *args: torch.Tensor, **kwargs):
-    """Call the learner's function on copies of the inputs; wrap any crash in ExerciseError."""
-    args = tuple(a.clone() for a in args)
-    try:
-        return fn(*args, **kwargs)
-    except ExerciseError:
-        raise
-    except Exception as err:  # the learner's code failed: say on which case, keep the cause
-        shapes = ", ".join(str(tuple(a.shape)) for a in args)
-        raise ExerciseError(
-            f"{what}: your function raised {type(err).__name__}: {err} "
-            f"(called with shapes {shapes})"
-        ) from err
 
 
 def _reference_cosine(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -80,7 +59,7 @@ def check_cosine(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> No
 
     See chapter 2, "Similarity: dot product and cosine".
     """
-    g = _cases_generator()
+    g = cases_generator(2)
     lengths_q = torch.tensor([0.5, 1.0, 3.0])[:, None]  # (3, 1)
     lengths_k = torch.tensor([2.0, 0.25, 1.0, 5.0, 0.7])[:, None]  # (5, 1)
     cases = [
@@ -101,7 +80,7 @@ def check_cosine(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> No
         ),
     ]
     for what, queries, keys in cases:
-        got = _call(fn, f"cosine of {what}", queries, keys)
+        got = call_answer(fn, f"cosine of {what}", queries, keys)
         expect_close(got, _reference_cosine(queries, keys), what=f"cosine of {what}")
     passed(
         f"cosine similarities match on {len(cases)} cases, "
@@ -136,7 +115,7 @@ def check_soft_lookup(
 
     See chapter 2, "The soft lookup, step by step".
     """
-    g = _cases_generator()
+    g = cases_generator(2)
     keys = torch.randn(5, 3, generator=g)  # (S, E) = (5, 3)
     values = torch.randn(5, 2, generator=g) * 3  # (S, Ev) = (5, 2)
     query = torch.randn(3, generator=g)  # (E,)
@@ -148,7 +127,7 @@ def check_soft_lookup(
         ("a query aligned with key 3 at temperature=0.05", sharp_query, 0.05),
     ]
     for what, q, temperature in cases:
-        got = _call(fn, what, q, keys, values, temperature=temperature)
+        got = call_answer(fn, what, q, keys, values, temperature=temperature)
         expected = _reference_soft_lookup(q, keys, values, temperature)
         expect_close(got, expected, what=what)
     passed(
