@@ -37,9 +37,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP) $(ASSETS)
 
-# Offline copies of MathJax, require.js and the widget renderer come from the npm registry.
+# Offline copies of MathJax, require.js and the widget renderer come from the npm registry;
+# book/_ext/offline_assets.py copies them into each build. Only files are needed: no install scripts.
 $(ASSETS): book/_assets/package.json book/_assets/package-lock.json
-	cd book/_assets && npm ci --no-audit --no-fund --loglevel=error
+	cd book/_assets && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # Debian's chromium for the browser tests (never a browser downloaded by Playwright).
@@ -79,6 +80,7 @@ test-book: setup clean-book
 	$(JB) build . --toc book/_toc.yml -W --keep-going
 
 test-browser: setup /usr/bin/chromium
+	@test -f _build/html/index.html || $(MAKE) --no-print-directory book
 	$(PY) -m pytest tests/browser -q
 
 lint: setup
