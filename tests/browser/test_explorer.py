@@ -1,0 +1,353 @@
+"""AttentionExplorer in a real browser: in the built chapters (over http and file://) and in a
+harness page that feeds explorer.js a fake model (its arithmetic, its syncing, its handling of
+hostile token text)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from .helpers import BUILD, ROOT, require_build, widget_pages
+
+WIDGET_DIR = ROOT / "src" / "attnlib" / "widgets"
+PAGES = widget_pages()
+
+READ_JS = """(root) => {
+  const rows = Array.from(root.querySelectorAll('.ae-grid .ae-row[data-i]'));
+  const cells = (r) => Array.from(r.querySelectorAll('.ae-cell'));
+  return {
+    matrix: rows.map((r) => cells(r).map((c) => Number(c.dataset.w))),
+    shown: rows.map((r) => cells(r).map((c) => c.textContent)),
+    bars: Array.from(root.querySelectorAll('.ae-bar-row')).map((b) => Number(b.dataset.w)),
+    barText: Array.from(root.querySelectorAll('.ae-bar-value')).map((b) => b.textContent),
+    selected: rows.findIndex((r) => r.classList.contains('ae-selected')),
+    temperature: root.querySelector('.ae-value').textContent,
+    slider: Number(root.querySelector('input[type=range]').value),
+    causal: root.querySelector('input[type=checkbox]').checked,
+    height: root.getBoundingClientRect().height,
+  };
+}"""
+
+
+def read(root) -> dict:
+    return root.evaluate(READ_JS)
+
+
+def sensitive_to_temperature(matrix) -> bool:
+    """Some row has two different positive weights (one-hot and uniform rows never change)."""
+    return any(len({round(w, 4) for w in row if w > 0}) > 1 for row in matrix)
+
+
+def assert_causal(state, where: str) -> None:
+    m = np.array(state["matrix"])
+    L, S = m.shape
+    upper = np.triu(np.ones((L, S), dtype=bool), k=1)
+    assert np.all(m[upper] == 0), f"{where}: causal mask on, but weights above the diagonal remain"
+    assert np.allclose(m.sum(axis=1), 1, atol=2e-3), f"{where}: causal rows do not sum to 1"
+
+
+def exercise_explorer(root, where: str) -> None:
+    """Drive one rendered explorer: temperature, a row click, the causal toggle, the selector."""
+    s0 = read(root)
+    L, S = len(s0["matrix"]), len(s0["matrix"][0]) if s0["matrix"] else 0
+    assert L > 0 and S > 0, f"{where}: the heatmap is empty"
+    assert all(len(row) == S for row in s0["matrix"]), f"{where}: ragged heatmap"
+    assert len(s0["bars"]) == S, f"{where}: {len(s0['bars'])} bars for {S} keys"
+    assert s0["height"] > 80, f"{where}: the widget looks blank ({s0['height']} px high)"
+
+    # Temperature: the slider moves, the numbers follow.
+    target = 25 if s0["slider"] > 100 else 175
+    root.locator("input[type=range]").fill(str(target))
+    s1 = read(root)
+    assert s1["temperature"] != s0["temperature"], f"{where}: the temperature label did not move"
+    if sensitive_to_temperature(s0["matrix"]):
+        assert s1["matrix"] != s0["matrix"], f"{where}: moving the temperature changed no weight"
+        if any(t for row in s0["shown"] for t in row):
+            assert s1["shown"] != s0["shown"], f"{where}: the numbers shown did not change"
+
+    # Click another query row: the bars show that row.
+    rows = s1["matrix"]
+    others = [i for i in range(L) if i != s1["selected"]]
+    if others:
+        differing = [i for i in others if rows[i] != rows[s1["selected"]]]
+        row = (differing or others)[0]
+        root.locator(f'.ae-row[data-i="{row}"] .ae-query-button').click()
+        s2 = read(root)
+        assert s2["selected"] == row, f"{where}: clicking row {row} selected {s2['selected']}"
+        assert s2["bars"] == s2["matrix"][row], f"{where}: the bars do not show row {row}"
+        assert s2["barText"] == [f"{w:.3f}" for w in s2["matrix"][row]]
+        if differing:
+            assert s2["bars"] != s1["bars"], f"{where}: the bars did not change"
+
+    # The causal toggle zeroes the upper triangle (and unticking restores the weights).
+    checkbox = root.locator("input[type=checkbox]")
+    if s0["causal"]:
+        assert_causal(read(root), where)
+        checkbox.click()
+        assert not read(root)["causal"], f"{where}: the causal checkbox did not untick"
+    before = read(root)["matrix"]
+    checkbox.click()
+    s3 = read(root)
+    assert s3["causal"], f"{where}: the causal checkbox did not tick"
+    assert_causal(s3, where)
+    checkbox.click()
+    assert read(root)["matrix"] == before, f"{where}: unticking causal did not restore weights"
+
+    # A stack: every matrix of the selector renders a full heatmap of distributions.
+    select = root.locator("select")
+    for option in range(select.locator("option").count()):
+        select.select_option(str(option))
+        m = np.array(read(root)["matrix"])
+        assert m.shape == (L, S), f"{where}: matrix {option} has shape {m.shape}"
+        sums = m.sum(axis=1)
+        assert np.all(np.isclose(sums, 1, atol=2e-3) | (sums == 0)), f"{where}: matrix {option}"
+
+
+# --- the built chapters -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "page_path",
+    PAGES or [None],
+    ids=[p.relative_to(BUILD).as_posix() for p in PAGES] or ["no-widget-pages"],
+)
+def test_chapter_explorers_respond(page_path, book_server, open_page):
+    require_build()
+    assert page_path is not None, "no built chapter contains an AttentionExplorer"
+    page, watch = open_page(book_server.url(page_path), (book_server.base,))
+    roots = page.locator(".ae-root")
+    assert roots.count() > 0, f"{page_path.name}: no AttentionExplorer rendered"
+    for k in range(roots.count()):
+        root = roots.nth(k)
+        root.scroll_into_view_if_needed()
+        exercise_explorer(root, f"{page_path.name} explorer {k}")
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_explorer_works_over_file_urls(open_page):
+    require_build()
+    preferred = BUILD / "notebooks" / "02_soft_lookup.html"
+    page_path = preferred if preferred in PAGES else (PAGES[0] if PAGES else None)
+    assert page_path is not None, "no built chapter contains an AttentionExplorer"
+    page, watch = open_page(page_path.as_uri(), ("file://",))
+    roots = page.locator(".ae-root")
+    assert roots.count() > 0, f"{page_path.name} over file://: no AttentionExplorer rendered"
+    exercise_explorer(roots.first, f"{page_path.name} (file://)")
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+# --- a harness page: explorer.js with a fake anywidget model ------------------------------------
+
+HARNESS = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>AttentionExplorer harness</title>
+<link rel="icon" href="data:,"><link rel="stylesheet" href="explorer.css"></head>
+<body><div id="a"></div><div id="b"></div>
+<script type="module">
+import widget, * as explorer from "./explorer.js";
+class FakeModel {
+  constructor(state) { this.state = { ...state }; this.handlers = {}; this.saved = 0; }
+  get(name) { return this.state[name]; }
+  set(name, value) {
+    this.state[name] = value;
+    for (const f of this.handlers["change:" + name] || []) f();
+  }
+  on(event, f) { (this.handlers[event] ||= []).push(f); }
+  off(event, f) { this.handlers[event] = (this.handlers[event] || []).filter((g) => g !== f); }
+  save_changes() { this.saved += 1; }
+}
+window.explorer = explorer;
+window.models = {};
+window.renderInto = (id, state) => {
+  const model = new FakeModel(state);
+  window.models[id] = model;
+  widget.render({ model, el: document.getElementById(id) });
+};
+window.harnessReady = true;
+</script></body></html>
+"""
+
+HOSTILE = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(2)</script>",
+    "</SCRIPT><svg onload=alert(3)>",
+    "&lt;b&gt; &amp;",
+    " the",
+]
+
+
+def base_state(**overrides) -> dict:
+    state = {
+        "title": "",
+        "tokens": [],
+        "key_tokens": [],
+        "mode": "qk",
+        "query": [],
+        "key": [],
+        "weights": [],
+        "scale": 1.0,
+        "layer_labels": ["matrix 0"],
+        "temperature": 1.0,
+        "causal": False,
+        "selected": 0,
+        "layer": 0,
+    }
+    state.update(overrides)
+    return state
+
+
+@pytest.fixture
+def harness(harness_dir, harness_server, open_page):
+    for name in ("explorer.js", "explorer.css"):
+        shutil.copy(WIDGET_DIR / name, harness_dir / name)
+    (harness_dir / "index.html").write_text(HARNESS, encoding="utf-8")
+    page, watch = open_page(harness_server.url("index.html"), (harness_server.base,))
+    page.wait_for_function("window.harnessReady === true")
+    return page, watch
+
+
+def render(page, element_id: str, state: dict):
+    page.evaluate("([id, state]) => window.renderInto(id, state)", [element_id, state])
+    return page.locator(f"#{element_id} .ae-root")
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    e = np.exp(scores)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_hostile_tokens_are_shown_as_text(harness):
+    page, watch = harness
+    n = len(HOSTILE)
+    weights = np.full((2, n, n), 1 / n).tolist()
+    root = render(
+        page,
+        "a",
+        base_state(
+            title="<b>bold?</b>",
+            tokens=HOSTILE,
+            key_tokens=HOSTILE,
+            mode="weights",
+            weights=weights,
+            layer_labels=["<i>head 0</i>", "head 1"],
+        ),
+    )
+    root.locator('.ae-row[data-i="2"] .ae-query-button').click()
+    root.locator("input[type=checkbox]").click()
+    root.locator("input[type=range]").fill("30")
+    root.locator("select").select_option("1")
+    page.wait_for_timeout(300)  # give any injected element time to fire
+    found = page.evaluate(
+        """() => {
+          const el = document.getElementById('a');
+          return {
+            injected: el.querySelectorAll('img, script, svg, b, i').length,
+            queries: Array.from(el.querySelectorAll('.ae-query-button')).map((b) => b.textContent),
+            keys: Array.from(el.querySelectorAll('.ae-key')).map((k) => k.textContent),
+            bars: Array.from(el.querySelectorAll('.ae-bar-label')).map((k) => k.textContent),
+            title: el.querySelector('.ae-title').textContent,
+            options: Array.from(el.querySelectorAll('option')).map((o) => o.textContent),
+            selectedToken: el.querySelector('.ae-bars-title .ae-token').textContent,
+          };
+        }"""
+    )
+    assert found["injected"] == 0, "token text was parsed as HTML"
+    assert found["queries"] == HOSTILE and found["keys"] == HOSTILE and found["bars"] == HOSTILE
+    assert found["title"] == "<b>bold?</b>"
+    assert found["options"] == ["<i>head 0</i>", "head 1"]
+    assert found["selectedToken"] == HOSTILE[2]
+    assert page.get_by_text("<img src=x onerror=alert(1)>", exact=True).first.is_visible()
+    assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_browser_arithmetic_matches_numpy(harness):
+    page, watch = harness
+    rng = np.random.default_rng(0)
+    L, S, E = 4, 5, 3
+    q, k = rng.normal(size=(L, E)).round(4), rng.normal(size=(S, E)).round(4)
+    w = softmax(rng.normal(size=(2, L, S))).round(4)
+    w[1, 2] = 0.0  # a row with no weight at all
+
+    def js(**kw):
+        args = {
+            "mode": "qk",
+            "query": q.tolist(),
+            "key": k.tolist(),
+            "weights": w.tolist(),
+            "layer": 0,
+            "scale": 1 / np.sqrt(E),
+            "temperature": 1.0,
+            "causal": False,
+        }
+        args.update(kw)
+        return np.array(page.evaluate("(a) => window.explorer.attentionMatrix(a)", args))
+
+    scores = q @ k.T / np.sqrt(E)  # (L, S)
+    np.testing.assert_allclose(js(), softmax(scores), atol=1e-9)
+    np.testing.assert_allclose(js(temperature=0.3), softmax(scores / 0.3), atol=1e-9)
+    causal = np.where(np.tril(np.ones((L, S), dtype=bool)), scores / 2.0, -np.inf)
+    np.testing.assert_allclose(js(temperature=2.0, causal=True), softmax(causal), atol=1e-9)
+    # Weights: T = 1 gives them back (renormalised); T = 2 takes square roots.
+    np.testing.assert_allclose(js(mode="weights"), w[0] / w[0].sum(-1, keepdims=True), atol=1e-9)
+    root2 = np.sqrt(w[0]) / np.sqrt(w[0]).sum(-1, keepdims=True)
+    np.testing.assert_allclose(js(mode="weights", temperature=2.0), root2, atol=1e-9)
+    # A row with nothing to attend to gives zeros, not NaN.
+    stack = js(mode="weights", layer=1)
+    assert np.all(stack[2] == 0) and not np.isnan(stack).any()
+    # Huge scores stay finite (the row maximum is subtracted first).
+    big = js(query=(q * 1e4).tolist(), temperature=0.05)
+    assert np.isfinite(big).all() and np.allclose(big.sum(-1), 1)
+    # Causal with L < S is aligned top-left, like PyTorch's is_causal.
+    top_left = js(query=q[:2].tolist(), causal=True)
+    assert np.all(top_left[0, 1:] == 0) and np.all(top_left[1, 2:] == 0)
+    # The slider's log scale spans 0.05 to 5 and lands back near where it started.
+    ends = page.evaluate(
+        "() => [0, 200].map((v) => window.explorer.sliderToTemperature(v))"
+        ".concat([1, 0.01, 99].map((t) => window.explorer.temperatureToSlider(t)))"
+    )
+    assert ends[:2] == [0.05, 5.0] and ends[3:] == [0, 200]
+    back = page.evaluate(
+        "() => window.explorer.sliderToTemperature(window.explorer.temperatureToSlider(1))"
+    )
+    assert abs(back - 1) < 0.03
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_view_and_model_stay_in_sync(harness):
+    page, watch = harness
+    rng = np.random.default_rng(1)
+    q, k = rng.normal(size=(3, 2)).round(4), rng.normal(size=(3, 2)).round(4)
+    root = render(
+        page,
+        "b",
+        base_state(
+            tokens=["a", "b", "c"],
+            key_tokens=["a", "b", "c"],
+            query=q.tolist(),
+            key=k.tolist(),
+            scale=1 / np.sqrt(2),
+        ),
+    )
+    model = "window.models.b"
+    # View -> model: slider, checkbox and a row click reach the model and are saved.
+    root.locator("input[type=range]").fill("40")
+    root.locator("input[type=checkbox]").click()
+    root.locator('.ae-row[data-i="2"] .ae-cell').first.click()
+    state = page.evaluate(f"() => ({{...{model}.state, saved: {model}.saved}})")
+    assert state["temperature"] == page.evaluate("() => window.explorer.sliderToTemperature(40)")
+    assert state["causal"] is True and state["selected"] == 2 and state["saved"] == 3
+    # Model -> view: what Python sets, the view shows.
+    page.evaluate(
+        f"() => {{ {model}.set('temperature', 0.5); {model}.set('causal', false);"
+        f" {model}.set('selected', 1); }}"
+    )
+    s = read(root)
+    assert s["temperature"] == "T = 0.50" and s["causal"] is False and s["selected"] == 1
+    expected = softmax(q @ k.T / np.sqrt(2) / 0.5)
+    np.testing.assert_allclose(np.array(s["matrix"]), expected, atol=1e-4)
+    assert json.dumps(s["bars"]) == json.dumps(s["matrix"][1])
+    assert not watch.problems(), "\n".join(watch.problems())
