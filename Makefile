@@ -20,7 +20,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 help:
 	@echo "make book   build the book into _build/html (sets everything up first)"
-	@echo "make test   library tests, nbval over every notebook, a clean -W book build, browser tests"
+	@echo "make test   lint, library tests, nbval over every notebook, a clean -W book build, browser tests"
 	@echo "make lab    open the chapters in JupyterLab (widgets live, any input)"
 	@echo "make execute NB=notebooks/01_*.ipynb   re-run a chapter, storing its outputs"
 	@echo "make lint   ruff over src/ and tests/"
@@ -67,7 +67,7 @@ clean-book:
 
 # --- tests --------------------------------------------------------------------------------------
 test: setup /usr/bin/chromium
-	$(MAKE) --no-print-directory test-lib test-notebooks test-book test-browser
+	$(MAKE) --no-print-directory lint test-lib test-notebooks test-book test-browser
 
 test-lib: setup
 	$(PY) -m pytest tests --ignore=tests/browser -q
@@ -84,7 +84,7 @@ test-browser: setup /usr/bin/chromium
 	$(PY) -m pytest tests/browser -q
 
 lint: setup
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks book/_ext
 
 freeze: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^attnlib' > /tmp/attn-freeze.txt
