@@ -302,3 +302,11 @@ def test_device_seed_randn_rounded():
     assert torch.equal(r, torch.tensor([0.0, 1.23, -2.5])) and str(r[0].item()) == "0.0"
     with pytest.raises(ValueError, match="seed: n must be"):
         attnlib.seed(-1)
+
+
+def test_fmt_rounds_and_keeps_structure():
+    assert attnlib.fmt(torch.tensor(0.12345)) == "0.123"
+    assert attnlib.fmt(torch.tensor([1.0, -0.0001]), 2) == "[1.00, 0.00]"  # no "-0.00"
+    assert attnlib.fmt(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), 1) == "[[1.0, 2.0],\n [3.0, 4.0]]"
+    assert attnlib.fmt(torch.tensor([3, 4])) == "[3, 4]"
+    assert attnlib.fmt(torch.tensor([True, False])) == "[True, False]"

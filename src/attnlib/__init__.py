@@ -25,7 +25,7 @@ import importlib
 
 from . import masks
 from .attention import scaled_dot_product_attention
-from .runtime import device, randn, rounded, seed
+from .runtime import device, fmt, randn, rounded, seed
 
 __version__ = "0.1.0"
 
@@ -36,6 +36,7 @@ __all__ = [
     "seed",
     "randn",
     "rounded",
+    "fmt",
     "plotting",
     "widgets",
     "exercises",

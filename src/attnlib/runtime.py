@@ -4,7 +4,8 @@ Notebooks in this course print the same thing on a laptop CPU and on a GPU. Thre
 possible, and this module holds them: pick the device in one place (:func:`device`), seed every
 generator (:func:`seed`), and draw random numbers on the CPU before moving them (:func:`randn`),
 because CUDA's generator gives different numbers for the same seed. Print values through
-:func:`rounded` so tiny floating-point differences between kernels do not show.
+:func:`rounded` (a tensor) or :func:`fmt` (text) so tiny floating-point differences between kernels
+do not show.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["device", "seed", "randn", "rounded"]
+__all__ = ["device", "seed", "randn", "rounded", "fmt"]
 
 
 def device() -> torch.device:
@@ -56,3 +57,21 @@ def rounded(x, decimals: int = 3) -> torch.Tensor:
     if t.is_floating_point():
         t = t.float().round(decimals=decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
     return t
+
+
+def fmt(x, decimals: int = 3) -> str:
+    """``x`` as text with every value rounded to ``decimals`` places, the same on every device.
+
+    A scalar prints as ``0.125``, a vector as ``[0.125, 0.875]``, and a matrix one row per line.
+    Integer and boolean tensors print their values as they are.
+    """
+    t = rounded(x, decimals)
+
+    def text(u: torch.Tensor, depth: int) -> str:
+        if u.dim() == 0:
+            v = u.item()
+            return f"{v:.{decimals}f}" if isinstance(v, float) else str(v)
+        sep = ",\n" + " " * (depth + 1) if u.dim() > 1 else ", "
+        return "[" + sep.join(text(row, depth + 1) for row in u) + "]"
+
+    return text(t, 0)
