@@ -129,19 +129,12 @@ def _is_thebe(script) -> bool:
     return filename.endswith("sphinx-thebe.js") or "THEBE_JS_URL" in body or "thebe@" in filename
 
 
-def drop_thebe(app: Sphinx, env, docnames) -> None:
-    """Remove sphinx-thebe's scripts and stylesheet (env-before-read-docs, after sphinx-thebe)."""
+def drop_thebe_css(app: Sphinx, env, docnames) -> None:
+    """Remove sphinx-thebe's stylesheet (env-before-read-docs, after sphinx-thebe added it).
+
+    It styles nothing once :func:`page_scripts` has dropped the Thebe scripts from every page.
+    """
     builder = app.builder
-    if hasattr(builder, "_js_files"):
-        builder._js_files[:] = [js for js in builder._js_files if not _is_thebe(js)]
-    app.registry.js_files[:] = [
-        (name, attrs)
-        for name, attrs in app.registry.js_files
-        if not (
-            str(name or "").endswith("sphinx-thebe.js") or "THEBE_JS_URL" in attrs.get("body", "")
-        )
-    ]
-    # Its stylesheet styles nothing once the scripts are gone.
     if hasattr(builder, "_css_files"):
         builder._css_files[:] = [
             css for css in builder._css_files if not str(css.filename).endswith("sphinx-thebe.css")
@@ -178,7 +171,7 @@ def page_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
 def setup(app: Sphinx) -> dict:
     app.connect("config-inited", check_config)
     app.connect("builder-inited", copy_assets)
-    app.connect("env-before-read-docs", drop_thebe, priority=900)
+    app.connect("env-before-read-docs", drop_thebe_css, priority=900)
     app.connect("doctree-resolved", drop_thebe_config_nodes, priority=900)
     app.connect("html-page-context", page_scripts, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
