@@ -1,4 +1,4 @@
-"""Scaled dot-product attention, written out so every step can be read (chapter 3).
+"""Scaled dot-product attention, written out so every step can be read (chapter 4).
 
 The function below has the semantics of :func:`torch.nn.functional.scaled_dot_product_attention`
 (same argument names, same boolean-mask polarity, same batch-first layout) and one addition a course
@@ -137,7 +137,7 @@ def scaled_dot_product_attention(
         Softmax runs in at least float32 and the weights are cast back to the
         input dtype.
 
-    See chapter 3, "Self-attention and scaled dot-product attention".
+    See chapter 4, "Self-attention and scaled dot-product attention".
     """
     score_shape = check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal)
     L, S = score_shape[-2], score_shape[-1]

@@ -38,7 +38,7 @@ def causal_mask(L: int, S: int | None = None, *, device: torch.device | str | No
     Returns:
         A boolean tensor ``(L, S)``, True on and below the diagonal.
 
-    See chapter 3 (and the masking chapter).
+    See chapter 4 (and the masking chapter).
     """
     S = L if S is None else S
     for name, n in (("L", L), ("S", S)):

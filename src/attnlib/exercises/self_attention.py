@@ -1,4 +1,4 @@
-"""Self-checks for chapter 3, "Self-attention and scaled dot-product attention".
+"""Self-checks for chapter 4, "Self-attention and scaled dot-product attention".
 
 Three exercises, three checks:
 
@@ -84,7 +84,7 @@ def check_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         ExerciseError: on a wrong type, shape or value, on NaN or inf, or when the function
             crashes or modifies its input.
 
-    See chapter 3, "Exercises".
+    See chapter 4, "Exercises".
     """
     g = cases_generator(3)
     cases = [
@@ -264,7 +264,7 @@ def check_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Non
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 3, "Scaled dot-product attention from scratch".
+    See chapter 4, "Scaled dot-product attention from scratch".
     """
     g = cases_generator(3)
     E, Ev = 16, 5
@@ -348,7 +348,7 @@ def check_self_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 3, "Queries, keys and values: three projections of one sequence".
+    See chapter 4, "Queries, keys and values: three projections of one sequence".
     """
     g = cases_generator(3)
     N, L, D, E, Ev = 2, 6, 12, 4, 3
