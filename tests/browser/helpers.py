@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "_build" / "html"
+# ATTNLIB_BOOK_HTML points the tests at a book built elsewhere (e.g. --path-output /tmp/x).
+BUILD = Path(os.environ.get("ATTNLIB_BOOK_HTML", ROOT / "_build" / "html"))
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
