@@ -1,7 +1,7 @@
 """Self-checks for the course's exercises.
 
 Each chapter's exercises have a ``check_*`` function in a module named after the chapter's concept
-(``big_picture``, ``soft_lookup``, ``self_attention``). A check runs the learner's answer on a few
+(``big_picture``, ``soft_lookup``, ``rnn_attention``, ``self_attention``, ...). A check runs the learner's answer on a few
 cases, compares it with a reference, and either prints a short confirmation or raises
 :class:`ExerciseError` with a message that says what was expected and what came back (shapes first,
 then values). The reference solutions themselves run in CI (tests/test_exercises_*.py).
@@ -16,7 +16,20 @@ import torch
 
 __all__ = ["ExerciseError", "expect_close", "passed", "call_answer", "cases_generator"]
 
-_CHAPTERS = {"big_picture", "soft_lookup", "self_attention"}
+_CHAPTERS = {
+    "big_picture",
+    "soft_lookup",
+    "rnn_attention",
+    "self_attention",
+    "multi_head",
+    "masking",
+    "transformer_block",
+    "bert",
+    "gpt",
+    "t5",
+    "explanation",
+    "efficiency",
+}
 
 
 class ExerciseError(AssertionError):
