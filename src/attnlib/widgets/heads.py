@@ -1,0 +1,270 @@
+"""A head view and a model view of a Transformer's attention that keep working in the static book.
+
+:class:`HeadView` receives, once, the attention weights of every layer and head for a few
+sentences. The browser (heads.js) draws a *model view*, one thumbnail per layer and head, and a
+*head view* of the chosen one: lines from each token to the tokens it attends to, or a heatmap;
+hovering a token highlights its lines. Choosing a sentence, a layer, a head or a token needs no
+kernel, so the published chapter stays interactive. With a kernel, :meth:`HeadView.add_sentence`
+runs the model on any new sentence and sends its weights.
+
+The design follows bertviz's head and model views (Vig, 2019), rebuilt as an anywidget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import anywidget
+import numpy as np
+import torch
+import traitlets
+
+__all__ = ["HeadView"]
+
+_HERE = Path(__file__).parent
+SCALE = 1000  # weights travel as integers in thousandths: 3 decimals
+# ... joined into one comma-separated string per sentence: a notebook stores nested JSON lists one
+# number per indented line, which would make the stored widget state several times larger.
+
+
+def _as_stack(weights, where: str) -> np.ndarray:
+    """A float64 array ``(layers, heads, L, L)`` from a tensor (any device) or an array."""
+    if isinstance(weights, (list, tuple)) and weights and isinstance(weights[0], torch.Tensor):
+        weights = torch.stack([w.detach().to("cpu") for w in weights])  # layers of (H, L, L)
+    if isinstance(weights, torch.Tensor):
+        weights = weights.detach().to("cpu").double().numpy()
+    try:
+        arr = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"HeadView: {where} must be numeric, got {type(weights).__name__}"
+        ) from err
+    if arr.ndim != 4 or arr.shape[2] != arr.shape[3]:
+        raise ValueError(
+            f"HeadView: {where} must have shape (layers, heads, L, L), got {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"HeadView: {where} contains NaN or infinite values")
+    if (arr < 0).any():
+        raise ValueError(
+            f"HeadView: {where} must be non-negative attention weights; the smallest is "
+            f"{arr.min():.4g}"
+        )
+    return arr
+
+
+class HeadView(anywidget.AnyWidget):
+    """Every layer's and every head's attention for a few sentences, explorable in the browser.
+
+    The *model view* is a grid of thumbnails, one per layer (rows) and head (columns); click one
+    to open it. The *head view* shows the chosen head as lines from each query token (left) to the
+    key tokens (right), the darker the heavier, or as a heatmap; hover a token to see only its
+    lines, click it to keep them. A selector switches between the sentences. Make the widget the
+    last expression of a cell.
+
+    Args:
+        tokens: one list of ``L`` tokens per sentence (or a single list for one sentence).
+        weights: one ``(layers, heads, L, L)`` stack per sentence (tensor on any device, array, or
+            a tuple of per-layer ``(heads, L, L)`` tensors); or a single stack for one sentence.
+            Rows are queries, columns keys. Sent rounded to 3 decimals, as one string of
+            thousandths per sentence.
+        texts: a label for each sentence in the selector (default: the tokens joined).
+        title: a heading above the widget.
+        layer, head, sentence: what to show first.
+        mode: ``"lines"`` or ``"matrix"``.
+
+    Synced traits: ``sentence``, ``layer``, ``head``, ``mode`` and ``token`` (the query token
+    whose lines are kept highlighted, ``-1`` for none).
+
+    See chapter 8, "BERT: attention in both directions".
+    """
+
+    _esm = _HERE / "heads.js"
+    _css = _HERE / "heads.css"
+
+    title = traitlets.Unicode("").tag(sync=True)
+    sentences = traitlets.List(traitlets.Dict()).tag(sync=True)
+    num_layers = traitlets.Int(0).tag(sync=True)
+    num_heads = traitlets.Int(0).tag(sync=True)
+
+    sentence = traitlets.Int(0).tag(sync=True)
+    layer = traitlets.Int(0).tag(sync=True)
+    head = traitlets.Int(0).tag(sync=True)
+    mode = traitlets.Enum(["lines", "matrix"], default_value="lines").tag(sync=True)
+    token = traitlets.Int(-1).tag(sync=True)
+
+    def __init__(
+        self,
+        tokens: Sequence[Sequence[str]] | Sequence[str],
+        weights,
+        *,
+        texts: Sequence[str] | None = None,
+        title: str = "",
+        layer: int = 0,
+        head: int = 0,
+        sentence: int = 0,
+        mode: str = "lines",
+    ) -> None:
+        if isinstance(tokens, str):
+            raise ValueError("HeadView: tokens must be lists of strings, not one string")
+        tokens = list(tokens)
+        if tokens and all(isinstance(t, str) for t in tokens):  # one sentence
+            tokens, weights = [tokens], [weights]
+            texts = None if texts is None else [texts] if isinstance(texts, str) else texts
+        weights = list(weights) if not isinstance(weights, torch.Tensor) else [weights]
+        if not tokens:
+            raise ValueError("HeadView: give at least one sentence")
+        if len(weights) != len(tokens):
+            raise ValueError(
+                f"HeadView: {len(tokens)} token lists but {len(weights)} weight stacks"
+            )
+        if texts is not None and len(texts) != len(tokens):
+            raise ValueError(f"HeadView: {len(tokens)} sentences but {len(texts)} texts")
+        self._model = None
+        self._tokenizer = None
+        entries = []
+        shape = None
+        for n, (toks, w) in enumerate(zip(tokens, weights, strict=True)):
+            text = None if texts is None else texts[n]
+            entry = self._entry(toks, w, text, f"sentence {n}")
+            if shape is None:
+                shape = entry["shape"]
+            elif entry["shape"] != shape:
+                raise ValueError(
+                    f"HeadView: every sentence needs the same (layers, heads); sentence 0 has "
+                    f"{shape}, sentence {n} has {entry['shape']}"
+                )
+            entries.append(entry["data"])
+        super().__init__(
+            title=str(title),
+            sentences=entries,
+            num_layers=shape[0],
+            num_heads=shape[1],
+            mode=mode,
+        )
+        self.sentence, self.layer, self.head = sentence, layer, head
+
+    @staticmethod
+    def _entry(tokens: Sequence[str], weights, text: str | None, where: str) -> dict:
+        if isinstance(tokens, str):
+            raise ValueError(f"HeadView: the tokens of {where} must be a list of strings")
+        toks = [str(t) for t in tokens]
+        arr = _as_stack(weights, f"the weights of {where}")
+        if arr.shape[2] != len(toks):
+            raise ValueError(
+                f"HeadView: {where} has {len(toks)} tokens but weights of shape {arr.shape} "
+                f"(L = {arr.shape[2]})"
+            )
+        milli = np.rint(arr * SCALE).astype(np.int64)  # (layers, heads, L, L), thousandths
+        label = " ".join(toks) if text is None else str(text)
+        flat = ",".join(map(str, milli.ravel().tolist()))  # row-major (layers, heads, L, L)
+        return {
+            "shape": arr.shape[:2],
+            "data": {"text": label, "tokens": toks, "shape": list(arr.shape), "weights": flat},
+        }
+
+    # -- building from a model -----------------------------------------------------------------
+    @staticmethod
+    @torch.no_grad()
+    def _run(model, tokenizer, text: str) -> tuple[list[str], torch.Tensor]:
+        from ..pretrained.bert import encode
+
+        dev = next(model.parameters()).device
+        ids, mask = encode(tokenizer, text, device=dev)
+        out = model(ids, mask)
+        stack = torch.stack([a[0] for a in out.attentions]).to("cpu")  # (layers, H, L, L)
+        return tokenizer.encode(text).tokens, stack
+
+    @classmethod
+    def from_model(cls, model, tokenizer, texts: Sequence[str], **kwargs) -> HeadView:
+        """Run a BERT encoder (e.g. from :func:`attnlib.pretrained.load_minilm`) on each text and
+        show its attention. The view keeps the model, so :meth:`add_sentence` works later."""
+        if isinstance(texts, str):
+            texts = [texts]
+        runs = [cls._run(model, tokenizer, t) for t in texts]
+        view = cls([r[0] for r in runs], [r[1] for r in runs], texts=list(texts), **kwargs)
+        view._model, view._tokenizer = model, tokenizer
+        return view
+
+    def add_sentence(self, text: str, tokens=None, weights=None, *, select: bool = True) -> int:
+        """Add a sentence to the selector; returns its index.
+
+        Give ``text`` alone when the view was made with :meth:`from_model` (the model runs on
+        it: this needs a kernel), or ``text`` with its ``tokens`` and ``weights``. With
+        ``select`` (the default) the view switches to the new sentence.
+        """
+        if weights is None:
+            if self._model is None:
+                raise ValueError(
+                    "HeadView.add_sentence: this view has no model; build it with "
+                    "HeadView.from_model(model, tokenizer, texts), or pass tokens and weights"
+                )
+            tokens, weights = self._run(self._model, self._tokenizer, text)
+        where = f"sentence {len(self.sentences)}"
+        entry = self._entry(tokens, weights, text, where)
+        if entry["shape"] != (self.num_layers, self.num_heads):
+            raise ValueError(
+                f"HeadView: {where} has (layers, heads) = {entry['shape']}, the view has "
+                f"{(self.num_layers, self.num_heads)}"
+            )
+        self.sentences = [*self.sentences, entry["data"]]
+        index = len(self.sentences) - 1
+        if select:
+            self.token = -1
+            self.sentence = index
+        return index
+
+    # -- reading back ----------------------------------------------------------------------------
+    def weights_of(self, sentence: int | None = None) -> torch.Tensor:
+        """The weights sent for a sentence, ``(layers, heads, L, L)``, as the browser sees them."""
+        s = self.sentence if sentence is None else sentence
+        entry = self.sentences[s]
+        milli = [int(v) for v in entry["weights"].split(",")]
+        return torch.tensor(milli, dtype=torch.float32).view(entry["shape"]) / SCALE
+
+    def figure(self, layer: int | None = None, head: int | None = None,
+               sentence: int | None = None, **kwargs):
+        """One head as a matplotlib heatmap (:func:`attnlib.plotting.heatmap`), ready for
+        :func:`attnlib.plotting.save` to write SVG and PNG. Defaults to what the view shows."""
+        from ..plotting import heatmap
+
+        s = self.sentence if sentence is None else sentence
+        lay = self.layer if layer is None else layer
+        h = self.head if head is None else head
+        toks = self.sentences[s]["tokens"]
+        kwargs.setdefault("title", f"layer {lay}, head {h}")
+        return heatmap(self.weights_of(s)[lay, h], toks, **kwargs)
+
+    # -- validation of the synced traits (the browser may set them too) --------------------------
+    def _bounded(self, proposal, n: int, name: str):
+        i = proposal["value"]
+        if n and not 0 <= i < n:
+            raise ValueError(f"HeadView: {name} must be in [0, {n}), got {i}")
+        return i
+
+    @traitlets.validate("sentence")
+    def _valid_sentence(self, proposal):
+        return self._bounded(proposal, len(self.sentences), "sentence")
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal):
+        return self._bounded(proposal, self.num_layers, "layer")
+
+    @traitlets.validate("head")
+    def _valid_head(self, proposal):
+        return self._bounded(proposal, self.num_heads, "head")
+
+    @traitlets.validate("token")
+    def _valid_token(self, proposal):
+        i = proposal["value"]
+        L = len(self.sentences[self.sentence]["tokens"]) if self.sentences else 0
+        if not -1 <= i < L:
+            raise ValueError(f"HeadView: token must be -1 (none) or in [0, {L}), got {i}")
+        return i
+
+    def __repr__(self) -> str:
+        return (
+            f"HeadView(sentences={len(self.sentences)}, layers={self.num_layers}, "
+            f"heads={self.num_heads})"
+        )
