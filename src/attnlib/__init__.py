@@ -16,8 +16,10 @@ Shape legend, used in every docstring and every shape comment (book/notation.md 
 
 Modules: ``attention`` (the kernel), ``masks``, ``multihead`` (:class:`MultiHeadAttention`),
 ``transformer`` (the encoder and decoder layers), ``runtime`` (device, seeds), ``plotting``,
-``widgets`` (interactive explorers that work in the static book), ``exercises`` (self-checks).
-``plotting``, ``widgets`` and ``exercises`` load on first use, so ``import attnlib`` stays fast.
+``widgets`` (interactive explorers that work in the static book), ``exercises`` (self-checks),
+``data`` (the chapters' datasets), ``pretrained`` (MiniLM and SmolLM2 in attnlib's own code),
+``explain`` (rollout, saliency, head ablation). Those five load on first use, so
+``import attnlib`` stays fast.
 """
 
 from __future__ import annotations
@@ -46,9 +48,12 @@ __all__ = [
     "plotting",
     "widgets",
     "exercises",
+    "explain",
+    "pretrained",
+    "data",
 ]
 
-_LAZY = {"plotting", "widgets", "exercises"}
+_LAZY = {"plotting", "widgets", "exercises", "explain", "pretrained", "data"}
 
 
 def __getattr__(name: str):

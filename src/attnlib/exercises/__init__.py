@@ -1,8 +1,9 @@
 """Self-checks for the course's exercises.
 
 Each chapter's exercises have a ``check_*`` function in a module named after the chapter's concept
-(``big_picture``, ``soft_lookup``, ``rnn_attention``, ``self_attention``, ...). A check runs the learner's answer on a few
-cases, compares it with a reference, and either prints a short confirmation or raises
+(``big_picture``, ``soft_lookup``, ``rnn_attention``, ``self_attention``, ...). A check runs the
+learner's answer on a few cases, compares it with a reference, and either prints a short
+confirmation or raises
 :class:`ExerciseError` with a message that says what was expected and what came back (shapes first,
 then values). The reference solutions themselves run in CI (tests/test_exercises_*.py).
 """
