@@ -216,14 +216,14 @@ class MultiHeadAttention(nn.Module):
         """
         self._check(query, key, value)
         N, L, S = query.size(0), query.size(1), key.size(1)
+        if isinstance(attn_mask, torch.Tensor) and attn_mask.shape == (N * self.num_heads, L, S):
+            attn_mask = attn_mask.view(N, self.num_heads, L, S)  # PyTorch's (N*H, L, S) layout
         mask = merge_masks(
             attn_mask, key_padding_mask, is_causal, N=N, L=L, S=S, device=query.device
         )
         q = self.split_heads(self.q_proj(query))  # (N, H, L, E)
         k = self.split_heads(self.k_proj(key))  # (N, H, S, E)
         v = self.split_heads(self.v_proj(value))  # (N, H, S, E)
-        if mask is not None and mask.dim() == 3 and mask.size(0) == N * self.num_heads:
-            mask = mask.view(N, self.num_heads, L, S)  # PyTorch's (N*H, L, S) layout
         try:
             out, weights = scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,

@@ -1,0 +1,251 @@
+"""Self-checks for chapter 6, "Masking".
+
+Three exercises, three checks:
+
+* :func:`check_padding_mask` -- build the allowed-mask ``(N, S)`` of a padded batch from the
+  sequences' lengths (True = a real token that may be attended);
+* :func:`check_causal_mask` -- build a decoder's allowed-mask ``(L, S)``, aligned top-left as
+  PyTorch's ``is_causal=True``;
+* :func:`check_masked_softmax` -- a softmax over the allowed keys that gives a row with no allowed
+  key zeros, not NaN.
+
+Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
+:class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
+then values). The classic mistakes (PyTorch's opposite polarity, an off-by-one, the diagonal left
+out, NaN rows...) are named in the message.
+
+Shape legend (see book/notation.md): N batch, L query length, S key length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from . import ExerciseError, call_answer, cases_generator, passed
+
+__all__ = ["check_padding_mask", "check_causal_mask", "check_masked_softmax"]
+
+
+def _shape(t) -> str:
+    return str(tuple(int(d) for d in t.shape)) if hasattr(t, "shape") else type(t).__name__
+
+
+def _rows(mask: torch.Tensor) -> str:
+    """A boolean matrix as rows of 1s and 0s, for messages."""
+    return " / ".join("".join("1" if v else "0" for v in row) for row in mask.tolist())
+
+
+def _expect_bool(got, expected: torch.Tensor, what: str,
+                 mistakes: Sequence[tuple[torch.Tensor, str]] = ()) -> None:
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(
+            f"{what}: expected a boolean torch.Tensor of shape {_shape(expected)}, got "
+            f"{type(got).__name__}"
+        )
+    if got.shape != expected.shape:
+        raise ExerciseError(f"{what}: expected shape {_shape(expected)}, got shape {_shape(got)}")
+    if got.dtype != torch.bool:
+        raise ExerciseError(
+            f"{what}: expected dtype torch.bool (True = may attend), got {got.dtype}; a float or "
+            "integer mask would be added to the scores instead of selecting keys"
+        )
+    got = got.cpu()
+    if torch.equal(got, expected):
+        return
+    for result, message in mistakes:
+        if torch.equal(got, result) and not torch.equal(expected, result):
+            raise ExerciseError(f"{what}: {message}")
+    raise ExerciseError(
+        f"{what}: values differ in {int((got != expected).sum())} places; expected rows "
+        f"{_rows(expected.reshape(-1, expected.size(-1)))}, got "
+        f"{_rows(got.reshape(-1, got.size(-1)))}"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 1: a padding mask
+# ------------------------------------------------------------------------------------------------
+
+
+def check_padding_mask(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
+    """Check ``fn(lengths, S)``, the allowed-mask of a padded batch.
+
+    Args:
+        fn: takes ``lengths`` (a LongTensor ``(N,)``, each in ``[0, S]``) and ``S`` (the padded
+            length) and returns a boolean ``(N, S)``: ``mask[n, j]`` is True when key ``j`` of
+            sequence ``n`` is a real token (``j < lengths[n]``).
+
+    Raises:
+        ExerciseError: on a wrong type, shape, dtype or value; PyTorch's polarity (True =
+            padding) and an off-by-one are named.
+
+    See chapter 6, "Exercises".
+    """
+    cases = [
+        ("lengths [3, 5, 1], S = 5", torch.tensor([3, 5, 1]), 5),
+        ("lengths [2, 2], S = 4 (every sequence padded)", torch.tensor([2, 2]), 4),
+        ("lengths [0, 4], S = 4 (an empty sequence)", torch.tensor([0, 4]), 4),
+    ]
+    for what, lengths, S in cases:
+        got = call_answer(lambda n, S=S: fn(n, S), what, lengths)
+        j = torch.arange(S)  # (S,)
+        expected = j[None, :] < lengths[:, None]  # (N, S)
+        _expect_bool(
+            got,
+            expected,
+            what,
+            [
+                (
+                    ~expected,
+                    "the polarity is inverted: that is PyTorch's key_padding_mask (True = "
+                    "padding, ignore). In attnlib True means a real token that MAY be attended",
+                ),
+                (
+                    j[None, :] <= lengths[:, None],
+                    "off by one: a sequence of length n has real tokens at positions "
+                    "0 .. n - 1, so use j < n, not j <= n",
+                ),
+            ],
+        )
+    passed(f"the padding mask matches on {len(cases)} cases, True = a real token.")
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 2: a causal mask
+# ------------------------------------------------------------------------------------------------
+
+
+def check_causal_mask(fn: Callable[[int, int], torch.Tensor]) -> None:
+    """Check ``fn(L, S)``, a decoder's allowed-mask aligned top-left.
+
+    Args:
+        fn: takes the number of queries ``L`` and of keys ``S`` and returns a boolean
+            ``(L, S)``, True where ``j <= i`` (query ``i`` sees itself and the keys before it),
+            the alignment of ``is_causal=True`` in PyTorch even when ``L != S``.
+
+    Raises:
+        ExerciseError: on a wrong type, shape, dtype or value; the inverted triangle, the
+            missing diagonal and the bottom-right alignment are named.
+
+    See chapter 6, "Exercises".
+    """
+    cases = [("L = 4, S = 4", 4, 4), ("L = 1, S = 1", 1, 1), ("L = 3, S = 5", 3, 5),
+             ("L = 5, S = 3", 5, 3)]
+    for what, L, S in cases:
+        got = call_answer(lambda L=L, S=S: fn(L, S), what)
+        expected = torch.ones(L, S, dtype=torch.bool).tril()  # (L, S)
+        _expect_bool(
+            got,
+            expected,
+            what,
+            [
+                (
+                    ~expected,
+                    "the triangle is inverted (True above the diagonal): that is the "
+                    "'True = masked' polarity of nn.MultiheadAttention's attn_mask; in attnlib "
+                    "True = may attend, so keep j <= i",
+                ),
+                (
+                    torch.ones(L, S, dtype=torch.bool).tril(-1),
+                    "the diagonal is missing: a query may attend to its own position (j <= i, "
+                    "not j < i); otherwise the first query has nothing to attend to",
+                ),
+                (
+                    torch.ones(L, S, dtype=torch.bool).tril(S - L),
+                    "the mask is aligned bottom-right (the last query sees every key), as for "
+                    "queries appended after a cache; PyTorch's is_causal and attnlib align it "
+                    "top-left: query i sees keys 0 .. i",
+                ),
+            ],
+        )
+    passed(f"the causal mask matches on {len(cases)} cases, including L != S (top-left).")
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 3: a masked softmax without NaN
+# ------------------------------------------------------------------------------------------------
+
+
+def check_masked_softmax(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Check ``fn(scores, mask)``: softmax over the allowed keys, zeros for a row with none.
+
+    Args:
+        fn: takes ``scores`` ``(..., L, S)`` and a boolean ``mask`` broadcastable to it (True =
+            may attend) and returns ``(..., L, S)`` weights: each row sums to 1 over its
+            allowed keys, disallowed keys get exactly 0, and a row with no allowed key is all
+            zeros (not NaN).
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value; NaN rows, weights zeroed after the
+            softmax and an inverted mask are named.
+
+    See chapter 6, "Exercises".
+    """
+    g = cases_generator(9)
+    scores = torch.randn(2, 4, 5, generator=g)  # (N, L, S)
+    pad = torch.tensor([[True] * 5, [True, True, False, False, False]])[:, None, :]  # (N, 1, S)
+    mixed = torch.tensor([
+        [True, False, True, False, True],
+        [False, False, False, False, False],  # a row with nothing to attend to
+        [True, True, True, True, True],
+        [False, False, False, False, True],
+    ])  # (L, S)
+    cases = [
+        ("scores (2, 4, 5), padding mask (2, 1, 5)", scores, pad),
+        ("scores (2, 4, 5), mask (4, 5) with one row all False", scores, mixed),
+        ("scores (4, 5), every key masked", scores[0], torch.zeros(4, 5, dtype=torch.bool)),
+    ]
+    for what, s, m in cases:
+        got = call_answer(fn, what, s, m)
+        mb = m.expand_as(s)
+        dead = ~mb.any(-1, keepdim=True)  # (..., L, 1)
+        expected = torch.softmax(
+            s.double().masked_fill(~mb, float("-inf")).masked_fill(dead, 0.0), dim=-1
+        ).masked_fill(dead, 0.0)  # (..., L, S)
+        if not isinstance(got, torch.Tensor):
+            raise ExerciseError(
+                f"{what}: expected a torch.Tensor of shape {_shape(expected)}, got "
+                f"{type(got).__name__}"
+            )
+        if got.shape != expected.shape:
+            raise ExerciseError(
+                f"{what}: expected shape {_shape(expected)}, got shape {_shape(got)}"
+            )
+        got_d = got.detach().double().cpu()
+        if torch.isnan(got_d).any():
+            rows = torch.isnan(got_d).any(-1).nonzero().tolist()
+            raise ExerciseError(
+                f"{what}: your result contains NaN in the rows {rows}. A row whose keys are all "
+                "masked is all -inf, and softmax of all -inf is 0 / 0 = NaN: find such rows "
+                "(mask.any(dim=-1) is False) and give them zero weights"
+            )
+        zeroed_after = torch.softmax(s.double(), -1) * mb
+        inverted = torch.softmax(s.double().masked_fill(mb, float("-inf")), -1).nan_to_num(0.0)
+        for result, message in (
+            (
+                zeroed_after,
+                "the weights were zeroed after a softmax over all keys, so the rows no longer "
+                "sum to 1: put -inf in the scores of the masked keys before the softmax",
+            ),
+            (
+                inverted,
+                "the mask's polarity is inverted: True means the query MAY attend to that key",
+            ),
+        ):
+            if torch.allclose(got_d, result, atol=1e-4) and not torch.allclose(
+                expected, result, atol=1e-4
+            ):
+                raise ExerciseError(f"{what}: {message}")
+        if not torch.allclose(got_d, expected, atol=1e-4):
+            err = (got_d - expected).abs()
+            idx = tuple(int(i) for i in torch.unravel_index(err.argmax(), err.shape))
+            raise ExerciseError(
+                f"{what}: values differ; largest difference {err.max().item():.3g} at index "
+                f"{idx} (got {got_d[idx].item():.4f}, expected {expected[idx].item():.4f})"
+            )
+    passed(
+        f"the masked softmax matches on {len(cases)} cases: masked keys get 0, and a row with no "
+        "allowed key gets zeros, not NaN."
+    )

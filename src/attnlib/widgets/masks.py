@@ -1,0 +1,268 @@
+"""A mask explorer that keeps working in the static book (chapter 6, masking).
+
+The widget sends one matrix of attention scores to the browser, once. The browser builds the
+allowed-matrix of the mask the reader picks (padding, causal, bidirectional, a sliding window, or a
+pattern of their own made by clicking cells), masks the scores with ``-inf`` and recomputes the
+softmax itself, in masks.js. No kernel is needed, so the published page stays interactive.
+
+Polarity, as everywhere in attnlib: **True = this query may attend to this key**. A query row with
+no allowed key gets all-zero weights, never NaN, exactly as in
+:func:`attnlib.scaled_dot_product_attention`.
+
+Shape legend (book/notation.md): L query length, S key length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import anywidget
+import numpy as np
+import torch
+import traitlets
+
+__all__ = ["MaskExplorer", "KINDS", "allowed_pattern", "masked_softmax"]
+
+_HERE = Path(__file__).parent
+_DECIMALS = 4  # scores are sent rounded: small, stable notebook metadata
+
+KINDS = ("bidirectional", "causal", "padding", "window", "custom")
+"""The masks the explorer offers, in the order of its buttons."""
+
+
+def _check_int(value, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"MaskExplorer: {name} must be an int, got {value!r}")
+    if not low <= int(value) <= high:
+        raise ValueError(f"MaskExplorer: {name} must be in [{low}, {high}], got {value}")
+    return int(value)
+
+
+def _check_custom(custom, L: int, S: int) -> list[list[bool]]:
+    arr = custom.detach().to("cpu").numpy() if isinstance(custom, torch.Tensor) else custom
+    arr = np.asarray(arr)
+    if arr.shape != (L, S):
+        raise ValueError(
+            f"MaskExplorer: custom must be an (L, S) = ({L}, {S}) pattern, got shape {arr.shape}"
+        )
+    if arr.dtype != np.bool_:
+        raise ValueError(
+            f"MaskExplorer: custom must be boolean (True = may attend), got dtype {arr.dtype}"
+        )
+    return arr.tolist()
+
+
+def allowed_pattern(
+    kind: str,
+    L: int,
+    S: int,
+    *,
+    length: int | None = None,
+    window: int = 1,
+    causal: bool = False,
+    custom: Sequence[Sequence[bool]] | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The allowed-matrix of one of the explorer's masks (the same rule masks.js uses).
+
+    Args:
+        kind: ``"bidirectional"`` (every key), ``"causal"`` (key ``j <= i``, aligned top-left as
+            in PyTorch), ``"padding"`` (key ``j < length``: the rest are padding), ``"window"``
+            (``|i - j| <= window``) or ``"custom"`` (the ``custom`` pattern).
+        L: number of queries.
+        S: number of keys.
+        length: the number of real (non-padding) keys for ``"padding"``; defaults to ``S``.
+        window: how far a query may look on each side for ``"window"``.
+        causal: also apply the causal mask (AND), e.g. a decoder over a padded batch.
+        custom: an ``(L, S)`` boolean pattern for ``"custom"``.
+
+    Returns:
+        A boolean tensor ``(L, S)``, True where the query may attend to the key.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"MaskExplorer: kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    i = torch.arange(L)[:, None]  # (L, 1)
+    j = torch.arange(S)[None, :]  # (1, S)
+    if kind == "bidirectional":
+        allowed = torch.ones(L, S, dtype=torch.bool)  # (L, S)
+    elif kind == "causal":
+        allowed = j <= i  # (L, S)
+    elif kind == "padding":
+        n_real = S if length is None else length
+        allowed = (j < n_real).expand(L, S)  # (L, S)
+    elif kind == "window":
+        allowed = (i - j).abs() <= window  # (L, S)
+    else:
+        if custom is None:
+            raise ValueError("MaskExplorer: kind 'custom' needs a custom (L, S) pattern")
+        allowed = torch.tensor(_check_custom(custom, L, S), dtype=torch.bool).reshape(L, S)
+    if causal:
+        allowed = allowed & (j <= i)  # (L, S)
+    return allowed
+
+
+def masked_softmax(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Softmax over the keys of ``scores`` with the disallowed keys set to ``-inf``.
+
+    Args:
+        scores: ``(..., L, S)`` floating scores.
+        allowed: boolean, broadcastable to ``scores``; True = may attend.
+
+    Returns:
+        ``(..., L, S)`` weights; each row sums to 1, or is all zeros when it allows no key.
+    """
+    masked = scores.masked_fill(~allowed, float("-inf"))  # (..., L, S)
+    dead = ~allowed.expand_as(scores).any(dim=-1, keepdim=True)  # (..., L, 1)
+    weights = torch.softmax(masked.masked_fill(dead, 0.0), dim=-1)  # (..., L, S)
+    return weights.masked_fill(dead, 0.0)
+
+
+class MaskExplorer(anywidget.AnyWidget):
+    """Pick a mask, see which pairs it allows and what the softmax makes of them.
+
+    Give it tokens and one ``(L, S)`` matrix of attention scores. The reader chooses a mask
+    (bidirectional, causal, padding with a slider for the number of real tokens, a sliding
+    window with a slider for its width, or a custom pattern), may AND it with the causal mask,
+    and clicks cells to toggle them (which turns the pattern into a custom one). Two grids show
+    the allowed-matrix and the weights ``softmax(scores masked with -inf)``, recomputed by the
+    browser; a row with no allowed key shows zeros. Make it the last expression of a cell.
+
+    Args:
+        tokens: the ``L`` query tokens (row labels).
+        scores: ``(L, S)`` attention scores (tensor on any device, array or nested lists).
+        key_tokens: the ``S`` key tokens (column labels); defaults to ``tokens``.
+        kind: the starting mask, one of :data:`KINDS`.
+        length: the starting number of real keys for ``"padding"`` (default ``S``).
+        window: the starting half-width of ``"window"`` (default 1).
+        causal: start with "also causal" ticked.
+        custom: the starting ``(L, S)`` boolean pattern of ``"custom"`` (default: the pattern of
+            ``kind``, so that clicking edits what is shown).
+        title: a heading shown above the widget.
+
+    Synced traits: ``kind``, ``length``, ``window``, ``causal``, ``custom``.
+
+    See chapter 6, "Masking".
+    """
+
+    _esm = _HERE / "masks.js"
+    _css = _HERE / "masks.css"
+
+    title = traitlets.Unicode("").tag(sync=True)
+    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    key_tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    scores = traitlets.List().tag(sync=True)  # (L, S)
+
+    kind = traitlets.Unicode("causal").tag(sync=True)
+    length = traitlets.Int(0).tag(sync=True)
+    window = traitlets.Int(1).tag(sync=True)
+    causal = traitlets.Bool(False).tag(sync=True)
+    custom = traitlets.List().tag(sync=True)  # (L, S) of bool
+
+    def __init__(
+        self,
+        tokens: Sequence[str],
+        scores,
+        *,
+        key_tokens: Sequence[str] | None = None,
+        kind: str = "causal",
+        length: int | None = None,
+        window: int = 1,
+        causal: bool = False,
+        custom=None,
+        title: str = "",
+    ) -> None:
+        if isinstance(tokens, str):
+            raise ValueError("MaskExplorer: tokens must be a list of strings, not one string")
+        tokens = [str(t) for t in tokens]
+        key_tokens = tokens if key_tokens is None else [str(t) for t in key_tokens]
+        if hasattr(scores, "detach"):
+            scores = scores.detach().to("cpu").double().numpy()
+        try:
+            s = np.asarray(scores, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"MaskExplorer: scores must be numeric, got {type(scores).__name__}"
+            ) from err
+        if s.ndim != 2:
+            raise ValueError(f"MaskExplorer: scores must be 2-D (L, S), got shape {s.shape}")
+        if not np.isfinite(s).all():
+            raise ValueError(
+                "MaskExplorer: scores must be finite; the explorer applies the mask itself "
+                "(pass the scores before masking)"
+            )
+        L, S = s.shape
+        if len(tokens) != L:
+            raise ValueError(
+                f"MaskExplorer: tokens has {len(tokens)} entries but scores {s.shape} has "
+                f"L = {L} queries"
+            )
+        if len(key_tokens) != S:
+            raise ValueError(
+                f"MaskExplorer: key_tokens has {len(key_tokens)} entries but scores {s.shape} "
+                f"has S = {S} keys"
+            )
+        if kind not in KINDS:
+            raise ValueError(f"MaskExplorer: kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        length = S if length is None else _check_int(length, "length", 0, S)
+        window = _check_int(window, "window", 0, max(L, S, 1) - 1 if max(L, S) else 0)
+        if custom is None:
+            if kind == "custom":
+                raise ValueError("MaskExplorer: kind 'custom' needs a custom (L, S) pattern")
+            custom = allowed_pattern(kind, L, S, length=length, window=window).tolist()
+        else:
+            custom = _check_custom(custom, L, S)
+        super().__init__(
+            title=str(title),
+            tokens=tokens,
+            key_tokens=key_tokens,
+            scores=(np.round(s, _DECIMALS) + 0.0).tolist(),
+            kind=kind,
+            length=length,
+            window=window,
+            causal=bool(causal),
+            custom=custom,
+        )
+
+    # -- validation of the synced traits (the browser may set them too) --------------------------
+    @traitlets.validate("kind")
+    def _valid_kind(self, proposal):
+        if proposal["value"] not in KINDS:
+            raise ValueError(
+                f"MaskExplorer: kind must be one of {', '.join(KINDS)}; got {proposal['value']!r}"
+            )
+        return proposal["value"]
+
+    @traitlets.validate("length")
+    def _valid_length(self, proposal):
+        return _check_int(proposal["value"], "length", 0, len(self.key_tokens))
+
+    @traitlets.validate("window")
+    def _valid_window(self, proposal):
+        return _check_int(proposal["value"], "window", 0, max(self.shape + (1,)) - 1)
+
+    @traitlets.validate("custom")
+    def _valid_custom(self, proposal):
+        return _check_custom(proposal["value"], *self.shape)
+
+    # -- what the browser shows, computed in Python (for tests and for the chapter) ---------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(L, S)``: the number of queries and keys."""
+        return len(self.tokens), len(self.key_tokens)
+
+    def allowed(self) -> torch.Tensor:
+        """The allowed-matrix ``(L, S)`` of the current choice (True = may attend)."""
+        L, S = self.shape
+        return allowed_pattern(
+            self.kind, L, S, length=self.length, window=self.window, causal=self.causal,
+            custom=self.custom,
+        )
+
+    def weights(self) -> torch.Tensor:
+        """The weights ``(L, S)`` the browser shows: masked softmax of the (rounded) scores."""
+        scores = torch.tensor(self.scores, dtype=torch.float64).reshape(self.shape)  # (L, S)
+        return masked_softmax(scores, self.allowed())
+
+    def __repr__(self) -> str:
+        L, S = self.shape
+        return f"MaskExplorer(L={L}, S={S}, kind={self.kind!r})"

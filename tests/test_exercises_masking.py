@@ -1,0 +1,142 @@
+"""The chapter 6 self-checks accept the reference solutions and name the classic mistakes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import attnlib
+from attnlib.exercises import ExerciseError
+from attnlib.exercises import masking as ex
+
+# ------------------------------------------------------------------------------------------------
+# Reference solutions (the ones the chapter folds under "hide-input")
+# ------------------------------------------------------------------------------------------------
+
+
+def padding_mask(lengths, S):
+    positions = torch.arange(S, device=lengths.device)  # (S,)
+    return positions[None, :] < lengths[:, None]  # (N, S), True = a real token
+
+
+def causal_mask(L, S):
+    i = torch.arange(L)[:, None]  # (L, 1): query positions
+    j = torch.arange(S)[None, :]  # (1, S): key positions
+    return j <= i  # (L, S)
+
+
+def masked_softmax(scores, mask):
+    scores = scores.masked_fill(~mask, float("-inf"))  # (..., L, S)
+    empty = ~mask.expand_as(scores).any(dim=-1, keepdim=True)  # (..., L, 1): nothing allowed
+    weights = torch.softmax(scores.masked_fill(empty, 0.0), dim=-1)  # no row is all -inf now
+    return weights.masked_fill(empty, 0.0)  # (..., L, S)
+
+
+def test_reference_solutions_pass(capsys):
+    ex.check_padding_mask(padding_mask)
+    ex.check_causal_mask(causal_mask)
+    ex.check_masked_softmax(masked_softmax)
+    assert capsys.readouterr().out.count("Correct:") == 3
+
+
+def test_library_functions_pass_as_answers(capsys):
+    ex.check_padding_mask(lambda n, S: attnlib.masks.padding_mask(n, S)[:, 0, 0, :])
+    ex.check_causal_mask(lambda L, S: attnlib.masks.causal_mask(L, S))
+    from attnlib.widgets.masks import masked_softmax as widget_softmax
+
+    ex.check_masked_softmax(widget_softmax)
+    assert capsys.readouterr().out.count("Correct:") == 3
+
+
+# ------------------------------------------------------------------------------------------------
+# Padding masks
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda n, S: ~padding_mask(n, S), "polarity is inverted: that is PyTorch's key_padding"),
+        (lambda n, S: torch.arange(S)[None, :] <= n[:, None], "off by one"),
+        (lambda n, S: padding_mask(n, S).float(), "expected dtype torch.bool"),
+        (lambda n, S: padding_mask(n, S)[:, None, None, :], r"expected shape \(3, 5\), got shape "
+                                                           r"\(3, 1, 1, 5\)"),
+        (lambda n, S: padding_mask(n, S).tolist(), "expected a boolean torch.Tensor"),
+        (
+            lambda n, S: torch.arange(S)[None, :] < n.flip(0)[:, None],
+            r"values differ in \d+ places; expected rows 11100 / 11111 / 10000, "
+            r"got 10000 / 11111 / 11100",
+        ),
+    ],
+)
+def test_padding_mask_mistakes(answer, message):
+    with pytest.raises(ExerciseError, match=message):
+        ex.check_padding_mask(answer)
+
+
+# ------------------------------------------------------------------------------------------------
+# Causal masks
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda L, S: ~causal_mask(L, S), "the triangle is inverted"),
+        (lambda L, S: torch.ones(L, S, dtype=torch.bool).triu(), "values differ|inverted"),
+        (lambda L, S: torch.ones(L, S, dtype=torch.bool).tril(-1), "the diagonal is missing"),
+        (
+            lambda L, S: torch.ones(L, S, dtype=torch.bool).tril(S - L),
+            "L = 3, S = 5: the mask is aligned bottom-right",
+        ),
+        (lambda L, S: torch.ones(L, L).tril(), "L = 4, S = 4: expected dtype torch.bool"),
+        (lambda L, S: causal_mask(L, L), r"L = 3, S = 5: expected shape \(3, 5\), got shape "
+                                        r"\(3, 3\)"),
+    ],
+)
+def test_causal_mask_mistakes(answer, message):
+    with pytest.raises(ExerciseError, match=message):
+        ex.check_causal_mask(answer)
+
+
+# ------------------------------------------------------------------------------------------------
+# Masked softmax
+# ------------------------------------------------------------------------------------------------
+
+
+def naive(scores, mask):
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+
+
+def zeroed_after(scores, mask):
+    return torch.softmax(scores, dim=-1) * mask
+
+
+def inverted(scores, mask):
+    return masked_softmax(scores, ~mask)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (naive, r"one row all False: your result contains NaN in the rows \[\[0, 1\], \[1, 1\]\]"
+                r".*0 / 0 = NaN"),
+        (zeroed_after, "zeroed after a softmax over all keys"),
+        (inverted, "polarity is inverted"),
+        (lambda s, m: masked_softmax(s, m)[..., :-1], r"expected shape \(2, 4, 5\), got shape "
+                                                      r"\(2, 4, 4\)"),
+        (lambda s, m: masked_softmax(s / 2, m), "values differ; largest difference"),
+        (lambda s, m: None, "expected a torch.Tensor"),
+    ],
+)
+def test_masked_softmax_mistakes(answer, message):
+    with pytest.raises(ExerciseError, match=message):
+        ex.check_masked_softmax(answer)
+
+
+def test_masked_softmax_may_not_change_its_input():
+    def in_place(scores, mask):
+        return scores.masked_fill_(~mask, float("-inf")).softmax(-1).nan_to_num(0.0)
+
+    with pytest.raises(ExerciseError, match="changed its argument 0 in place"):
+        ex.check_masked_softmax(in_place)

@@ -1,0 +1,183 @@
+"""The chapter 5 self-checks accept the reference solutions and name the classic mistakes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from attnlib.exercises import ExerciseError
+from attnlib.exercises import multi_head as ex
+from attnlib.multihead import MultiHeadAttention
+
+# ------------------------------------------------------------------------------------------------
+# Reference solutions (the ones the chapter folds under "hide-input")
+# ------------------------------------------------------------------------------------------------
+
+
+def split_heads(x, num_heads):
+    N, L, D = x.shape
+    x = x.view(N, L, num_heads, D // num_heads)  # (N, L, H, E)
+    return x.transpose(1, 2)  # (N, H, L, E)
+
+
+def merge_heads(x):
+    N, H, L, E = x.shape
+    x = x.transpose(1, 2)  # (N, L, H, E), not contiguous
+    return x.reshape(N, L, H * E)  # (N, L, D)
+
+
+def multi_head_attention(x, w_q, w_k, w_v, w_o, num_heads, mask=None):
+    q = split_heads(x @ w_q, num_heads)  # (N, H, L, E)
+    k = split_heads(x @ w_k, num_heads)  # (N, H, L, E)
+    v = split_heads(x @ w_v, num_heads)  # (N, H, L, E)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (N, H, L, L)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)  # (N, H, L, L)
+    return merge_heads(weights @ v) @ w_o, weights  # (N, L, D), (N, H, L, L)
+
+
+def test_reference_solutions_pass(capsys):
+    ex.check_split_heads(split_heads)
+    ex.check_merge_heads(merge_heads)
+    ex.check_multi_head_attention(multi_head_attention)
+    assert capsys.readouterr().out.count("Correct:") == 3
+
+
+def test_library_methods_pass_as_answers(capsys):
+    def lib_split(x, H):
+        return MultiHeadAttention(x.size(-1), H).split_heads(x)
+
+    ex.check_split_heads(lib_split)
+    ex.check_merge_heads(MultiHeadAttention(12, 3).merge_heads)
+    assert capsys.readouterr().out.count("Correct:") == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# split_heads: wrong answers
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            lambda x, H: x.reshape(x.size(0), H, x.size(1), x.size(2) // H),
+            r"the shape is right but the numbers are shuffled: x.view\(N, H, L, E\)",
+        ),
+        (
+            lambda x, H: x.view(x.size(0), x.size(1), x.size(2) // H, H).permute(0, 3, 1, 2),
+            "dealt out round-robin",
+        ),
+        (
+            lambda x, H: x.view(x.size(0), x.size(1), H, x.size(2) // H),
+            r"got shape \(2, 5, 3, 4\), which is \(N, L, H, E\).*transpose\(1, 2\)",
+        ),
+        (
+            lambda x, H: x.view(x.size(0), x.size(1), x.size(2) // H, H).transpose(1, 2),
+            r"expected shape \(2, 3, 5, 4\) \(N, H, L, E\) with E = D / H = 12 / 3, got shape "
+            r"\(2, 4, 5, 3\)",
+        ),
+        (lambda x, H: x.view(-1), r"expected shape \(2, 3, 5, 4\).*got shape \(120,\)"),
+        (lambda x, H: "heads", "expected a torch.Tensor of shape"),
+        (lambda x, H: split_heads(x, H) + 1e-2, "values differ; largest difference"),
+    ],
+)
+def test_split_heads_mistakes(answer, message):
+    with pytest.raises(ExerciseError, match=message):
+        ex.check_split_heads(answer)
+
+
+def test_split_heads_crash_names_the_case():
+    def crashes(x, H):
+        return x.view(x.size(0), H, -1, 7)
+
+    with pytest.raises(ExerciseError, match=r"x \(2, 5, 12\) split into 3 heads: your function "
+                                            r"raised RuntimeError"):
+        ex.check_split_heads(crashes)
+
+
+def test_split_heads_in_place_change_is_caught():
+    def in_place(x, H):
+        x.mul_(1.0)
+        x.add_(1.0)
+        return split_heads(x - 1.0, H)
+
+    with pytest.raises(ExerciseError, match="changed its argument 0 in place"):
+        ex.check_split_heads(in_place)
+
+
+# ------------------------------------------------------------------------------------------------
+# merge_heads: wrong answers
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            lambda x: x.reshape(x.size(0), x.size(2), -1),
+            "reshaping \\(N, H, L, E\\) straight to \\(N, L, D\\) glues together rows",
+        ),
+        (
+            lambda x: x.permute(0, 2, 3, 1).reshape(x.size(0), x.size(2), -1),
+            "the features are interleaved",
+        ),
+        (
+            lambda x: x.transpose(1, 2).view(x.size(0), x.size(2), -1),
+            r"your function raised RuntimeError: view size is not compatible",
+        ),
+        (lambda x: x.transpose(1, 2), r"expected shape \(2, 5, 12\) \(N, L, H \* E\), got shape "
+                                      r"\(2, 5, 3, 4\)"),
+        (lambda x: merge_heads(x).double() * 2, "values differ"),
+    ],
+)
+def test_merge_heads_mistakes(answer, message):
+    with pytest.raises(ExerciseError, match=message):
+        ex.check_merge_heads(answer)
+
+
+# ------------------------------------------------------------------------------------------------
+# The whole layer: wrong answers
+# ------------------------------------------------------------------------------------------------
+
+
+def scale_by_D(x, w_q, w_k, w_v, w_o, H, mask=None):
+    q, k, v = (split_heads(x @ w, H) for w in (w_q, w_k, w_v))
+    scores = q @ k.transpose(-2, -1) / math.sqrt(x.size(-1))  # wrong: sqrt(D)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return merge_heads(weights @ v) @ w_o, weights
+
+
+def no_output_projection(x, w_q, w_k, w_v, w_o, H, mask=None):
+    _, weights = multi_head_attention(x, w_q, w_k, w_v, w_o, H, mask)
+    v = split_heads(x @ w_v, H)
+    return merge_heads(weights @ v), weights
+
+
+def averaged_weights(x, w_q, w_k, w_v, w_o, H, mask=None):
+    out, weights = multi_head_attention(x, w_q, w_k, w_v, w_o, H, mask)
+    return out, weights.mean(dim=1)
+
+
+def ignores_mask(x, w_q, w_k, w_v, w_o, H, mask=None):
+    return multi_head_attention(x, w_q, w_k, w_v, w_o, H)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (scale_by_D, r"scale of 1/sqrt\(D\) = 1/sqrt\(12\), the model size.*1/sqrt\(4\)"),
+        (no_output_projection, "apply the output projection w_o"),
+        (averaged_weights, r"weights: expected shape \(2, 3, 5, 5\) \(N, H, L, L\).*average"),
+        (ignores_mask, r"with 4 heads and a causal mask, weights: values differ"),
+        (lambda *a, **k: multi_head_attention(*a, **k)[0], "expected a pair"),
+    ],
+)
+def test_multi_head_mistakes(answer, message):
+    with pytest.raises(ExerciseError, match=message):
+        ex.check_multi_head_attention(answer)
