@@ -15,18 +15,18 @@ Shape legend, used in every docstring and every shape comment (book/notation.md 
     D   model size (embedding width; D = H * E in multi-head attention)
 
 Modules: ``attention`` (the kernel), ``masks``, ``multihead`` (:class:`MultiHeadAttention`),
-``transformer`` (the encoder and decoder layers), ``runtime`` (device, seeds), ``plotting``,
-``widgets`` (interactive explorers that work in the static book), ``exercises`` (self-checks),
-``data`` (the chapters' datasets), ``pretrained`` (MiniLM and SmolLM2 in attnlib's own code),
-``explain`` (rollout, saliency, head ablation). Those five load on first use, so
-``import attnlib`` stays fast.
+``transformer`` (the encoder and decoder layers), ``positional`` (sinusoidal, learned, rotary),
+``runtime`` (device, seeds), ``plotting``, ``widgets`` (interactive explorers that work in the
+static book), ``exercises`` (self-checks), ``data`` (the chapters' datasets), ``pretrained``
+(MiniLM and SmolLM2 in attnlib's own code), ``explain`` (rollout, saliency, head ablation). The
+last six load on first use, so ``import attnlib`` stays fast.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from . import masks
+from . import masks, positional
 from .attention import scaled_dot_product_attention
 from .multihead import MultiHeadAttention
 from .runtime import device, fmt, randn, rounded, seed
@@ -40,6 +40,7 @@ __all__ = [
     "TransformerEncoderLayer",
     "TransformerDecoderLayer",
     "masks",
+    "positional",
     "device",
     "seed",
     "randn",

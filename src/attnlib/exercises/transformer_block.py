@@ -1,0 +1,323 @@
+"""Self-checks for chapter 7, "Positions and the Transformer block".
+
+Three exercises, three checks:
+
+* :func:`check_sinusoidal_encoding` -- the sinusoidal position table of Vaswani et al. (2017);
+* :func:`check_rope` -- rotary position embeddings in the rotate-half layout;
+* :func:`check_pre_norm_block` -- one pre-norm encoder block, written from a layer's parts.
+
+Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
+:class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
+then values). When a wrong answer matches a classic mistake (sines and cosines in two halves, the
+exponent i/D instead of 2i/D, neighbouring pairs instead of halves, the post-norm order, a missing
+residual...), the message names that mistake.
+
+Shape legend (see book/notation.md): N batch, H heads, L length, E size per head, D model size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..positional import apply_rope, sinusoidal_encoding
+from ..transformer import TransformerEncoderLayer
+from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+
+__all__ = ["check_sinusoidal_encoding", "check_rope", "check_pre_norm_block"]
+
+
+def _shape(t: torch.Tensor | Sequence[int]) -> str:
+    dims = t.shape if isinstance(t, torch.Tensor) else t
+    return str(tuple(int(d) for d in dims))
+
+
+def _close(a, b: torch.Tensor, tol: float = 1e-4) -> bool:
+    """Whether a learner's tensor equals a candidate (same shape, close values)."""
+    if not isinstance(a, torch.Tensor) or a.shape != b.shape:
+        return False
+    return bool(torch.allclose(a.detach().double().cpu(), b.detach().double().cpu(),
+                               atol=tol, rtol=tol))
+
+
+def _diagnose(
+    got, expected: torch.Tensor, mistakes: Sequence[tuple[torch.Tensor, str]], what: str
+) -> None:
+    """Raise ExerciseError naming the first known mistake whose result ``got`` reproduces.
+
+    A mistake that gives the right answer on this case (e.g. ignoring positions that happen to
+    be 0, 1, 2, ...) is skipped: only the wrong answers are recognised. The match is loose (1e-2)
+    because a wrong formula evaluated in float32 at large angles drifts from its float64 twin,
+    while every mistake listed is far (> 0.05) from the right answer.
+    """
+    for result, message in mistakes:
+        if _close(got, result, tol=1e-2) and not _close(result, expected, tol=5e-2):
+            raise ExerciseError(f"{what}: {message}")
+
+
+def _check_shape(got, expected: torch.Tensor, what: str, hint: str = "") -> None:
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(
+            f"{what}: expected a torch.Tensor of shape {_shape(expected)}, got "
+            f"{type(got).__name__}"
+        )
+    if got.shape != expected.shape:
+        raise ExerciseError(
+            f"{what}: expected shape {_shape(expected)}, got shape {_shape(got)}{hint}"
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 1: the sinusoidal table
+# ------------------------------------------------------------------------------------------------
+
+
+def _table(length: int, dim: int, exponent_scale: float = 2.0, layout: str = "interleaved",
+           swap: bool = False, multiply: bool = False) -> torch.Tensor:
+    """Sinusoidal tables right and wrong, in float64."""
+    positions = torch.arange(length, dtype=torch.float64)[:, None]  # (L, 1)
+    i = torch.arange(dim // 2, dtype=torch.float64)  # (D/2,)
+    scale = 10000.0 ** (exponent_scale * i / dim)  # (D/2,)
+    angles = positions * scale if multiply else positions / scale  # (L, D/2)
+    first, second = (angles.cos(), angles.sin()) if swap else (angles.sin(), angles.cos())
+    if layout == "halves":
+        return torch.cat((first, second), dim=-1)  # (L, D)
+    return torch.stack((first, second), dim=-1).reshape(length, dim)  # (L, D)
+
+
+def check_sinusoidal_encoding(fn: Callable[[int, int], torch.Tensor]) -> None:
+    r"""Check the sinusoidal position encoding of "Attention is all you need".
+
+    The answer is called as ``fn(length, dim)`` for a few sizes and must return the ``(L, D)``
+    table with :math:`PE_{p,2i} = \sin(p / 10000^{2i/D})` in the even columns and
+    :math:`PE_{p,2i+1} = \cos(p / 10000^{2i/D})` in the odd ones.
+
+    Args:
+        fn: takes ``length`` (L) and an even ``dim`` (D), returns a floating tensor ``(L, D)``.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value, or when the function crashes.
+
+    See chapter 7, "Exercises".
+    """
+    cases = [(4, 6), (1, 2), (50, 16), (12, 128)]
+    for length, dim in cases:
+        what = f"fn(length={length}, dim={dim})"
+        try:
+            got = fn(length, dim)
+        except Exception as err:  # the learner's code failed: say on which case
+            raise ExerciseError(
+                f"{what}: your function raised {type(err).__name__}: {err}"
+            ) from err
+        expected = sinusoidal_encoding(length, dim, dtype=torch.float64)  # (L, D)
+        hint = ""
+        if isinstance(got, torch.Tensor) and tuple(got.shape) == (dim, length) and dim != length:
+            hint = ": rows are positions and columns are dimensions, so the shape is (L, D)"
+        _check_shape(got, expected, what, hint)
+        if not got.is_floating_point():
+            raise ExerciseError(f"{what}: expected a floating tensor, got dtype {got.dtype}")
+        _diagnose(got, expected, [
+            (
+                _table(length, dim, layout="halves"),
+                "the sines fill the first half of the columns and the cosines the second; that "
+                "layout works in a model too (it is a fixed permutation of the columns), but the "
+                "paper's, asked for here, interleaves them: sin in columns 0, 2, 4, ..., cos in "
+                "columns 1, 3, 5, ...",
+            ),
+            (
+                _table(length, dim, swap=True),
+                "sin and cos are swapped: the even columns hold the sines (position 0 gives "
+                "0, 1, 0, 1, ...)",
+            ),
+            (
+                _table(length, dim, exponent_scale=1.0),
+                "the exponent is i/D; it is 2i/D for pair i (columns 2i and 2i+1), so that the "
+                "wavelengths run from 2 pi up to 10000 * 2 pi across the whole table",
+            ),
+            (
+                _table(length, dim, multiply=True),
+                "the positions are multiplied by 10000^(2i/D); divide by it, so that the later "
+                "pairs turn more slowly",
+            ),
+        ], what)
+        expect_close(got, expected.to(got.dtype), what=what)
+    passed(
+        f"the sinusoidal table matches on {len(cases)} sizes, up to L = 50 and D = 128, sines "
+        "and cosines interleaved."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 2: rotary embeddings
+# ------------------------------------------------------------------------------------------------
+
+
+def _rope_variant(x: torch.Tensor, positions: torch.Tensor, *, layout: str = "half",
+                  sign: float = 1.0, exponent_scale: float = 2.0) -> torch.Tensor:
+    E = x.size(-1)
+    freqs = 10000.0 ** (-exponent_scale * torch.arange(E // 2, dtype=torch.float64) / E)
+    angles = positions.double()[:, None] * freqs  # (L, E/2)
+    cos, sin = angles.cos(), sign * angles.sin()
+    xd = x.double()
+    if layout == "interleaved":
+        a, b = xd[..., 0::2], xd[..., 1::2]
+        out = torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1)
+        return out.flatten(-2).to(x.dtype)
+    a, b = xd[..., : E // 2], xd[..., E // 2 :]
+    return torch.cat((a * cos - b * sin, a * sin + b * cos), dim=-1).to(x.dtype)
+
+
+def check_rope(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Check rotary position embeddings in the rotate-half layout (base 10000).
+
+    The answer is called as ``fn(x, positions)`` with ``x`` ``(N, H, L, E)`` and ``positions``
+    ``(L,)`` (integers, not always starting at 0). Dimension ``i`` and ``i + E/2`` form pair
+    ``i``, turned counter-clockwise by the angle ``positions[l] * 10000 ** (-2i / E)``.
+
+    Args:
+        fn: takes ``x`` ``(N, H, L, E)`` (E even) and ``positions`` ``(L,)``, returns the rotated
+            ``(N, H, L, E)`` without changing ``x`` in place.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value, or when the function crashes.
+
+    See chapter 7, "Exercises".
+    """
+    g = cases_generator(7)
+    cases = [
+        ("x (1, 1, 3, 4), positions [0, 1, 2]", torch.randn(1, 1, 3, 4, generator=g),
+         torch.arange(3)),
+        ("x (2, 3, 5, 8), positions [7, ..., 11]", torch.randn(2, 3, 5, 8, generator=g),
+         torch.arange(5) + 7),
+        ("x (1, 2, 6, 32), positions [100, 3, 0, 1, 50, 9]", torch.randn(1, 2, 6, 32, generator=g),
+         torch.tensor([100, 3, 0, 1, 50, 9])),
+    ]
+    for what, x, positions in cases:
+        got = call_answer(fn, what, x, positions)
+        expected = apply_rope(x, positions)
+        _check_shape(got, expected, what)
+        _diagnose(got, expected, [
+            (
+                _rope_variant(x, positions, layout="interleaved"),
+                "the pairs are neighbours (0, 1), (2, 3), ...: that is the RoPE paper's layout; "
+                "here pair i is (i, i + E/2), Hugging Face Llama's rotate-half layout",
+            ),
+            (
+                _rope_variant(x, positions, sign=-1.0),
+                "the rotation goes the wrong way (by -m theta): the first half becomes "
+                "a cos - b sin and the second a sin + b cos",
+            ),
+            (
+                _rope_variant(x, positions, exponent_scale=1.0),
+                "the frequencies use the exponent i/E; pair i turns at 10000^(-2i/E)",
+            ),
+            (
+                apply_rope(x),
+                "the result ignores `positions` (it uses 0, 1, 2, ...): rotate token l by "
+                "positions[l] times each frequency",
+            ),
+        ], what)
+        expect_close(got, expected, what=what)
+    passed(
+        f"RoPE matches on {len(cases)} cases, including positions that do not start at 0 and a "
+        "head size of 32."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 3: a pre-norm block by hand
+# ------------------------------------------------------------------------------------------------
+
+
+def _attn(layer: TransformerEncoderLayer, h: torch.Tensor) -> torch.Tensor:
+    return layer.self_attn(h, h, h, need_weights=False)[0]  # (N, L, D)
+
+
+def _mlp(layer: TransformerEncoderLayer, h: torch.Tensor, act=True) -> torch.Tensor:
+    hidden = layer.linear1(h)  # (N, L, dim_feedforward)
+    return layer.linear2(layer.activation(hidden) if act else hidden)  # (N, L, D)
+
+
+def _block_variants(
+    layer: TransformerEncoderLayer, x: torch.Tensor
+) -> list[tuple[torch.Tensor, str]]:
+    n1, n2 = layer.norm1, layer.norm2
+    post = n1(x + _attn(layer, x))
+    post = n2(post + _mlp(layer, post))
+    no_res_attn = _attn(layer, n1(x))
+    no_res_attn = no_res_attn + _mlp(layer, n2(no_res_attn))
+    no_res_mlp = x + _attn(layer, n1(x))
+    no_res_mlp = _mlp(layer, n2(no_res_mlp))
+    pre = x + _attn(layer, n1(x))
+    pre = pre + _mlp(layer, n2(pre))
+    normed_stream = n1(x) + _attn(layer, n1(x))
+    normed_stream = n2(normed_stream) + _mlp(layer, n2(normed_stream))
+    no_act = x + _attn(layer, n1(x))
+    no_act = no_act + _mlp(layer, n2(no_act), act=False)
+    swapped = x + _attn(layer, n2(x))
+    swapped = swapped + _mlp(layer, n1(swapped))
+    return [
+        (post, "this is the post-norm order (the 2017 paper's): x = norm1(x + attention(x)); "
+               "pre-norm normalises the input of each sublayer instead: "
+               "x = x + attention(norm1(x))"),
+        (no_res_attn, "the attention sublayer has no residual connection: add its input back, "
+                      "x = x + attention(norm1(x))"),
+        (no_res_mlp, "the MLP sublayer has no residual connection: add its input back, "
+                     "x = x + mlp(norm2(x))"),
+        (F.layer_norm(pre, (pre.size(-1),)), "the result was normalised once more at the end; "
+                                             "a pre-norm block returns the residual stream as is"),
+        (normed_stream, "the normalised x was added back to the residual stream; add the "
+                        "un-normalised x: x = x + attention(norm1(x))"),
+        (no_act, "the MLP has no activation between linear1 and linear2: use layer.activation"),
+        (swapped, "norm1 and norm2 are swapped: norm1 goes before the attention, norm2 before "
+                  "the MLP"),
+    ]
+
+
+def check_pre_norm_block(
+    fn: Callable[[torch.Tensor, TransformerEncoderLayer], torch.Tensor],
+) -> None:
+    """Check a pre-norm encoder block written from the parts of a layer.
+
+    The answer is called as ``fn(x, layer)``, where ``layer`` is an
+    :class:`attnlib.TransformerEncoderLayer` (dropout 0, eval mode) whose parts the answer uses:
+    ``layer.self_attn`` (call it as ``layer.self_attn(h, h, h)[0]``), ``layer.norm1``,
+    ``layer.norm2``, ``layer.linear1``, ``layer.activation`` and ``layer.linear2``. It must return
+    what ``TransformerEncoderLayer(..., norm_first=True)`` computes.
+
+    Args:
+        fn: takes ``x`` ``(N, L, D)`` and the layer, returns ``(N, L, D)``.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value, or when the function crashes.
+
+    See chapter 7, "Exercises".
+    """
+    g = cases_generator(11)
+    sizes = [(1, 4, 8, 2, 16, "relu"), (2, 6, 16, 4, 24, "gelu")]
+    with torch.random.fork_rng():  # the layers' initial weights; the learner's state is kept
+        torch.manual_seed(11)
+        layers = []
+        for _, _, D, H, ff, act in sizes:
+            layer = TransformerEncoderLayer(D, H, ff, dropout=0.0, activation=act,
+                                            norm_first=True).eval()
+            with torch.no_grad():  # LayerNorms that are not the identity, so each one matters
+                for norm in (layer.norm1, layer.norm2):
+                    norm.weight.copy_(1.0 + 0.5 * torch.randn(D, generator=g))
+                    norm.bias.copy_(0.5 * torch.randn(D, generator=g))
+            layers.append(layer)
+    for (N, L, D, H, ff, act), layer in zip(sizes, layers, strict=True):
+        what = f"x ({N}, {L}, {D}), a layer with {H} heads, dim_feedforward={ff}, {act}"
+        x = 2.0 * torch.randn(N, L, D, generator=g) + 1.0
+        with torch.no_grad():
+            got = call_answer(lambda t, layer=layer: fn(t, layer), what, x)
+            expected = layer(x)
+            _check_shape(got, expected, what)
+            _diagnose(got, expected, _block_variants(layer, x), what)
+        expect_close(got, expected, what=what)
+    passed(
+        f"your pre-norm block equals TransformerEncoderLayer(norm_first=True) on {len(sizes)} "
+        "layers, with ReLU and with GELU."
+    )

@@ -1,0 +1,350 @@
+"""Where a token sits: positional encodings (chapter 7, "Positions and the Transformer block").
+
+Self-attention by itself cannot tell word order: permute the tokens and its output is permuted the
+same way, nothing else changes. This module holds the three standard ways of giving a Transformer
+the positions back:
+
+* :func:`sinusoidal_encoding` -- the fixed sines and cosines of Vaswani et al. (2017), *added* to
+  the token embeddings (and :class:`SinusoidalPositionalEncoding`, the same as a module);
+* :class:`LearnedPositionalEmbedding` -- one trained vector per position, added likewise (BERT,
+  GPT-2);
+* rotary position embeddings, RoPE (Su et al., 2021) -- :func:`rope_frequencies`,
+  :func:`rotate_half` and :func:`apply_rope`: nothing is added to the embeddings; instead the
+  queries and keys of every head are *rotated* by an angle proportional to their position, so that
+  the score :math:`q_m \\cdot k_n` depends on the positions only through :math:`m - n` (Llama,
+  SmolLM2).
+
+Shape legend (see book/notation.md): N batch, H heads, L length, E query/key size per head,
+D model size.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = [
+    "sinusoidal_encoding",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEmbedding",
+    "rope_frequencies",
+    "rope_cos_sin",
+    "rotate_half",
+    "apply_rope",
+]
+
+
+def _check_size(name: str, n, *, minimum: int = 0, even: bool = False) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {n!r}")
+    if even and n % 2:
+        raise ValueError(
+            f"{name} must be even: the dimensions come in (sin, cos) pairs, one pair per "
+            f"frequency; got {name} = {n}"
+        )
+
+
+def _check_base(base) -> None:
+    if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 1.0:
+        raise ValueError(f"base must be a number > 1, got {base!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Sinusoidal encoding (Vaswani et al., 2017)
+# ------------------------------------------------------------------------------------------------
+
+
+def sinusoidal_encoding(
+    length: int,
+    dim: int,
+    *,
+    base: float = 10000.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    r"""The fixed sinusoidal position encoding of "Attention is all you need".
+
+    .. math::
+        PE_{p,\,2i} = \sin\!\left(p \,/\, \mathrm{base}^{2i/D}\right), \qquad
+        PE_{p,\,2i+1} = \cos\!\left(p \,/\, \mathrm{base}^{2i/D}\right)
+
+    Pair ``i`` of dimensions turns at the angular frequency ``base ** (-2i / D)``: the first pair
+    once per ``2 pi`` positions, the last one about ``base`` times more slowly. Sines sit in the
+    even columns and cosines in the odd ones, as in the paper. The angles are computed in float64
+    and the result cast to ``dtype``, so the table is the same on every device.
+
+    Args:
+        length: the number of positions L (rows), positions ``0 .. L - 1``.
+        dim: the model size D (columns); must be even.
+        base: the wavelength scale (10000 in the paper).
+        device: where to put the result.
+        dtype: its floating dtype.
+
+    Returns:
+        ``(L, D)``: row ``p`` is the vector added to the embedding of the token at position ``p``.
+
+    See chapter 7, "Sinusoidal encodings".
+    """
+    _check_size("length", length)
+    _check_size("dim", dim, minimum=2, even=True)
+    _check_base(base)
+    positions = torch.arange(length, dtype=torch.float64)  # (L,)
+    freqs = base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (D/2,)
+    angles = positions[:, None] * freqs[None, :]  # (L, D/2)
+    pe = torch.stack((angles.sin(), angles.cos()), dim=-1)  # (L, D/2, 2): sin, cos per pair
+    return pe.reshape(length, dim).to(device=device, dtype=dtype)  # (L, D), sin/cos interleaved
+
+
+def _check_sequence(x: torch.Tensor, max_len: int, dim: int, offset: int, who: str) -> None:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 3:
+        shape = tuple(getattr(x, "shape", ()))
+        raise ValueError(
+            f"{who}: expected embeddings x of shape (N, L, D) and a floating dtype, "
+            f"got shape {shape}" + (f" and dtype {x.dtype}" if isinstance(x, torch.Tensor) else "")
+        )
+    if x.size(-1) != dim:
+        raise ValueError(
+            f"{who}: x has D = {x.size(-1)} features but the encoding has dim = {dim}; "
+            f"x has shape {tuple(x.shape)}"
+        )
+    _check_size("offset", offset)
+    if offset + x.size(1) > max_len:
+        raise ValueError(
+            f"{who}: positions {offset} .. {offset + x.size(1) - 1} are needed but only "
+            f"max_len = {max_len} positions exist (x has shape {tuple(x.shape)})"
+        )
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Adds :func:`sinusoidal_encoding` to a batch of embeddings (nothing to train).
+
+    Args:
+        max_len: the most positions a sequence may have.
+        dim: the model size D (even).
+        base: as in :func:`sinusoidal_encoding`.
+
+    The table is a non-persistent buffer: it moves with ``.to(device)`` but is not saved in the
+    state dict, since it can always be recomputed.
+
+    See chapter 7, "Sinusoidal encodings".
+    """
+
+    def __init__(
+        self, max_len: int, dim: int, *, base: float = 10000.0, device=None, dtype=None
+    ) -> None:
+        super().__init__()
+        _check_size("max_len", max_len, minimum=1)
+        self.max_len, self.dim = max_len, dim
+        table = sinusoidal_encoding(max_len, dim, base=base, dtype=dtype or torch.float32)
+        self.register_buffer("table", table.to(device), persistent=False)  # (max_len, D)
+
+    def forward(self, x: torch.Tensor, *, offset: int = 0) -> torch.Tensor:
+        """Add the encodings of positions ``offset .. offset + L - 1``.
+
+        Args:
+            x: embeddings ``(N, L, D)``.
+            offset: the position of the first token (e.g. when decoding one token at a time).
+
+        Returns:
+            ``(N, L, D)``: ``x + PE[offset : offset + L]``.
+        """
+        _check_sequence(x, self.max_len, self.dim, offset, type(self).__name__)
+        pe = self.table[offset : offset + x.size(1)]  # (L, D)
+        return x + pe.to(x.dtype)  # (N, L, D), broadcast over the batch
+
+    def extra_repr(self) -> str:
+        return f"max_len={self.max_len}, dim={self.dim}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Learned positions (BERT, GPT-2)
+# ------------------------------------------------------------------------------------------------
+
+
+class LearnedPositionalEmbedding(nn.Module):
+    """One trained vector per position, added to the token embeddings (BERT, GPT-2).
+
+    Args:
+        max_len: the number of positions it has vectors for; a longer sequence is an error, since
+            a position never seen in training has no vector.
+        dim: the model size D.
+        init_std: the standard deviation of the initial vectors (0.02 as in BERT and GPT-2).
+
+    Attributes:
+        weight: ``(max_len, D)``, the learned table (an ``nn.Parameter``).
+
+    See chapter 7, "Learned positions".
+    """
+
+    def __init__(
+        self, max_len: int, dim: int, *, init_std: float = 0.02, device=None, dtype=None
+    ) -> None:
+        super().__init__()
+        _check_size("max_len", max_len, minimum=1)
+        _check_size("dim", dim, minimum=1)
+        self.max_len, self.dim = max_len, dim
+        self.weight = nn.Parameter(torch.empty(max_len, dim, device=device, dtype=dtype))
+        nn.init.normal_(self.weight, std=init_std)
+
+    def forward(self, x: torch.Tensor, *, offset: int = 0) -> torch.Tensor:
+        """Add the vectors of positions ``offset .. offset + L - 1``.
+
+        Args:
+            x: embeddings ``(N, L, D)``.
+            offset: the position of the first token.
+
+        Returns:
+            ``(N, L, D)``: ``x + weight[offset : offset + L]``.
+        """
+        _check_sequence(x, self.max_len, self.dim, offset, type(self).__name__)
+        return x + self.weight[offset : offset + x.size(1)]  # (N, L, D)
+
+    def extra_repr(self) -> str:
+        return f"max_len={self.max_len}, dim={self.dim}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Rotary position embeddings (Su et al., 2021), rotate-half layout (Hugging Face Llama)
+# ------------------------------------------------------------------------------------------------
+
+
+def rope_frequencies(
+    dim: int,
+    *,
+    base: float = 10000.0,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    r"""The angular frequencies of rotary embeddings, one per pair of dimensions.
+
+    .. math:: \theta_i = \mathrm{base}^{-2i/E}, \qquad i = 0, \dots, E/2 - 1
+
+    (Hugging Face calls these ``inv_freq``.) The token at position ``m`` has pair ``i`` rotated
+    by the angle ``m * theta_i``.
+
+    Args:
+        dim: the head size E; must be even.
+        base: 10000 in the RoPE paper and Llama 2; SmolLM2 uses 100000.
+        device: where to put the result.
+
+    Returns:
+        ``(E/2,)`` float32, from 1 down to about ``1 / base``.
+
+    See chapter 7, "Rotary embeddings".
+    """
+    _check_size("dim", dim, minimum=2, even=True)
+    _check_base(base)
+    # The same float32 arithmetic as transformers' LlamaRotaryEmbedding.
+    exponents = torch.arange(0, dim, 2, dtype=torch.int64).float() / dim  # (E/2,)
+    return (1.0 / (base**exponents)).to(device)  # (E/2,)
+
+
+def _positions(positions, L: int, device: torch.device) -> torch.Tensor:
+    if positions is None:
+        return torch.arange(L, device=device)  # (L,)
+    if not isinstance(positions, torch.Tensor):
+        positions = torch.as_tensor(positions)
+    if positions.dtype == torch.bool or positions.is_complex():
+        raise TypeError(f"positions must be integers or floats, got dtype {positions.dtype}")
+    if positions.dim() not in (1, 2) or positions.size(-1) != L:
+        raise ValueError(
+            f"positions must have shape (L,) or (N, L) with L = {L}, the length of x, got shape "
+            f"{tuple(positions.shape)}"
+        )
+    return positions.to(device)
+
+
+def rope_cos_sin(
+    positions: torch.Tensor,
+    dim: int,
+    *,
+    base: float = 10000.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cosines and sines that :func:`apply_rope` multiplies by, in the rotate-half layout.
+
+    Args:
+        positions: ``(L,)`` or ``(N, L)``, the position of each token (ints or floats).
+        dim: the head size E (even).
+        base: as in :func:`rope_frequencies`.
+
+    Returns:
+        ``(cos, sin)``, each ``(..., L, E)`` float32 with the leading dimensions of ``positions``:
+        column ``j`` holds the angle of pair ``j mod E/2``, i.e. the angles repeated twice, as in
+        Hugging Face's Llama (``emb = cat(freqs, freqs)``).
+    """
+    freqs = rope_frequencies(dim, base=base, device=positions.device)  # (E/2,)
+    angles = positions[..., None].float() * freqs  # (..., L, E/2)
+    angles = torch.cat((angles, angles), dim=-1)  # (..., L, E): pair i is (i, i + E/2)
+    return angles.cos(), angles.sin()
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """Map each pair ``(x_i, x_{i+E/2})`` to ``(-x_{i+E/2}, x_i)``: a quarter turn of every pair.
+
+    Args:
+        x: ``(..., E)`` with E even.
+
+    Returns:
+        ``(..., E)``: ``cat(-second_half, first_half)``.
+    """
+    first, second = x.chunk(2, dim=-1)  # (..., E/2) each
+    return torch.cat((-second, first), dim=-1)  # (..., E)
+
+
+def apply_rope(
+    x: torch.Tensor,
+    positions: torch.Tensor | None = None,
+    *,
+    base: float = 10000.0,
+) -> torch.Tensor:
+    r"""Rotate queries or keys by their positions: rotary position embeddings (RoPE).
+
+    Dimension ``i`` and dimension ``i + E/2`` form a pair (the *rotate-half* layout of Hugging
+    Face's Llama; the RoPE paper pairs neighbours ``2i, 2i + 1`` instead, which is the same thing
+    after a fixed permutation of the features). The pair of the token at position ``m`` is turned
+    by the angle ``m * theta_i`` (:func:`rope_frequencies`):
+
+    .. math:: \begin{pmatrix} x'_i \\ x'_{i+E/2} \end{pmatrix} =
+              \begin{pmatrix} \cos m\theta_i & -\sin m\theta_i \\
+                              \sin m\theta_i & \cos m\theta_i \end{pmatrix}
+              \begin{pmatrix} x_i \\ x_{i+E/2} \end{pmatrix}
+
+    Rotations keep lengths and compose by adding angles, so for a query rotated to position ``m``
+    and a key rotated to position ``n`` the dot product depends on ``m - n`` only:
+    ``R_m q . R_n k = q . R_{n-m} k``. Apply it to the queries and keys of every head, after the
+    projections and before the scores; never to the values.
+
+    Args:
+        x: queries or keys ``(N, H, L, E)`` (any ``(..., L, E)`` works), E even.
+        positions: the position of each of the L tokens: ``(L,)`` shared by the batch, or
+            ``(N, L)`` (e.g. left-padded batches); ints or floats. Defaults to ``0 .. L - 1``.
+            With a KV cache, pass the true positions of the new tokens.
+        base: as in :func:`rope_frequencies` (SmolLM2: 100000).
+
+    Returns:
+        ``(N, H, L, E)``, the same shape and dtype as ``x``. The angles are computed in float32.
+
+    See chapter 7, "Rotary embeddings".
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+        shape = tuple(getattr(x, "shape", ()))
+        raise ValueError(
+            f"apply_rope: x must be a floating tensor (N, H, L, E), got shape {shape}"
+        )
+    L, E = x.size(-2), x.size(-1)
+    if E % 2:
+        raise ValueError(
+            f"apply_rope: the head size E must be even (dimensions are rotated in pairs), got x "
+            f"of shape {tuple(x.shape)}"
+        )
+    pos = _positions(positions, L, x.device)  # (L,) or (N, L)
+    cos, sin = rope_cos_sin(pos, E, base=base)  # (L, E) or (N, L, E)
+    if pos.dim() == 2:
+        if x.dim() != 4 or x.size(0) != pos.size(0):
+            raise ValueError(
+                f"apply_rope: positions of shape {tuple(pos.shape)} (N, L) need x of shape "
+                f"(N, H, L, E) with the same N, got {tuple(x.shape)}"
+            )
+        cos, sin = cos[:, None], sin[:, None]  # (N, 1, L, E): the same angles for every head
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return x * cos + rotate_half(x) * sin  # (N, H, L, E)
+
