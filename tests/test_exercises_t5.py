@@ -1,0 +1,233 @@
+"""The chapter 10 self-checks accept the reference solutions and name the classic mistakes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import attnlib
+from attnlib.exercises import ExerciseError
+from attnlib.exercises import t5 as ex
+from attnlib.t5 import relative_position_bucket
+
+# ------------------------------------------------------------------------------------------------
+# Reference solutions (the ones the chapter folds under "hide-input")
+# ------------------------------------------------------------------------------------------------
+
+
+def bucket(relative_position, bidirectional=True, num_buckets=32, max_distance=128):
+    buckets = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2  # half for keys on the left (and the query), half for the right
+        buckets = buckets + (relative_position > 0).long() * num_buckets
+        distance = relative_position.abs()
+    else:
+        distance = (-relative_position).clamp(min=0)  # keys on the right: distance 0
+    max_exact = num_buckets // 2
+    log_ratio = torch.log(distance.float() / max_exact) / math.log(max_distance / max_exact)
+    large = (max_exact + (log_ratio * (num_buckets - max_exact)).long()).clamp(
+        max=num_buckets - 1
+    )
+    return buckets + torch.where(distance < max_exact, distance, large)
+
+
+def relative_bias(table, L, S, bidirectional=True, max_distance=128):
+    i = torch.arange(L)[:, None]  # (L, 1) query positions
+    j = torch.arange(S)[None, :]  # (1, S) key positions
+    b = bucket(j - i, bidirectional, table.size(0), max_distance)  # (L, S)
+    return table[b].permute(2, 0, 1)[None]  # (L, S, H) -> (1, H, L, S)
+
+
+def t5_attention(query, key, value, bias, mask=None):
+    scores = query @ key.transpose(-2, -1) + bias  # (N, H, L, S), no 1/sqrt(E)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    dead = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (N, H, L, 1)
+    weights = torch.softmax(scores.masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)
+    return weights @ value, weights  # (N, H, L, Ev), (N, H, L, S)
+
+
+def t5_attention_with_attnlib(query, key, value, bias, mask=None):
+    float_mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
+    return attnlib.scaled_dot_product_attention(query, key, value, float_mask, scale=1.0)
+
+
+def test_reference_solutions_pass(capsys):
+    ex.check_relative_position_bucket(bucket)
+    ex.check_relative_bias(relative_bias)
+    ex.check_t5_attention(t5_attention)
+    ex.check_t5_attention(t5_attention_with_attnlib)
+    ex.check_relative_position_bucket(
+        lambda r, **kw: relative_position_bucket(r, **kw)
+    )
+    assert capsys.readouterr().out.count("Correct:") == 5
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 1: wrong buckets
+# ------------------------------------------------------------------------------------------------
+
+
+def check_bucket_raises(fn, match):
+    with pytest.raises(ExerciseError, match=match):
+        ex.check_relative_position_bucket(fn)
+
+
+def test_bucket_of_i_minus_j():
+    check_bucket_raises(lambda r, **kw: bucket(-r, **kw), "your buckets are those of i - j")
+
+
+def test_bucket_without_clamp():
+    def no_clamp(r, bidirectional=True, num_buckets=32, max_distance=128):
+        buckets = torch.zeros_like(r)
+        if bidirectional:
+            num_buckets //= 2
+            buckets = buckets + (r > 0).long() * num_buckets
+        distance = r.abs() if bidirectional else (-r).clamp(min=0)
+        exact = num_buckets // 2
+        log_ratio = torch.log(distance.float() / exact) / math.log(max_distance / exact)
+        large = exact + (log_ratio * (num_buckets - exact)).long()  # no clamp
+        return buckets + torch.where(distance < exact, distance, large)
+
+    def global_clamp(r, bidirectional=True, num_buckets=32, max_distance=128):
+        return no_clamp(r, bidirectional, num_buckets, max_distance).clamp(max=num_buckets - 1)
+
+    check_bucket_raises(no_clamp, r"bucket ids must lie in \[0, 32\), got ids from 0 to 34.*clamp")
+    check_bucket_raises(global_clamp, "spill from the left side's buckets into the right")
+
+
+def test_bucket_as_float():
+    check_bucket_raises(lambda r, **kw: bucket(r, **kw).float(), "expected integer bucket ids")
+
+
+def test_bucket_wrong_shape():
+    check_bucket_raises(
+        lambda r, **kw: bucket(r, **kw).flatten()[:5], r"expected shape \(601,\).*got shape \(5,\)"
+    )
+
+
+def test_bucket_ignores_direction():
+    def always_bidirectional(r, bidirectional=True, num_buckets=32, max_distance=128):
+        return bucket(r, True, num_buckets, max_distance)
+
+    check_bucket_raises(always_bidirectional, "these are the bidirectional buckets")
+
+
+def test_bucket_right_side_like_left_when_unidirectional():
+    def abs_distance(r, bidirectional=True, num_buckets=32, max_distance=128):
+        if bidirectional:
+            return bucket(r, True, num_buckets, max_distance)
+        return bucket(-r.abs(), False, num_buckets, max_distance)
+
+    check_bucket_raises(abs_distance, "every j - i > 0 goes to bucket 0")
+
+
+def test_bucket_crash_names_the_case():
+    def crash(r, **kw):
+        raise RuntimeError("boom")
+
+    check_bucket_raises(crash, "distances -300..300, bidirectional.*RuntimeError: boom")
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 2: wrong bias matrices
+# ------------------------------------------------------------------------------------------------
+
+
+def test_bias_not_permuted():
+    def unpermuted(table, L, S, bidirectional=True, max_distance=128):
+        return relative_bias(table, L, S, bidirectional, max_distance)[0].permute(1, 2, 0)
+
+    with pytest.raises(ExerciseError, match=r"expected shape \(1, H, L, S\) = \(1, 4, 9, 9\), "
+                       r"got shape \(9, 9, 4\).*permute\(2, 0, 1\)"):
+        ex.check_relative_bias(unpermuted)
+
+
+def test_bias_of_i_minus_j():
+    def transposed(table, L, S, bidirectional=True, max_distance=128):
+        i = torch.arange(L)[:, None]
+        j = torch.arange(S)[None, :]
+        b = bucket(i - j, bidirectional, table.size(0), max_distance)
+        return table[b].permute(2, 0, 1)[None]
+
+    with pytest.raises(ExerciseError, match="the bias is that of i - j"):
+        ex.check_relative_bias(transposed)
+
+
+def test_bias_wrong_values():
+    def shifted(table, L, S, bidirectional=True, max_distance=128):
+        return relative_bias(table, L, S, bidirectional, max_distance) + 0.5
+
+    with pytest.raises(ExerciseError, match="values differ; largest difference 0.5"):
+        ex.check_relative_bias(shifted)
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 3: wrong attention
+# ------------------------------------------------------------------------------------------------
+
+
+def check_attention_raises(fn, match):
+    with pytest.raises(ExerciseError, match=match):
+        ex.check_t5_attention(fn)
+
+
+def test_attention_with_the_usual_scale():
+    def scaled(q, k, v, bias, mask=None):
+        return t5_attention(q / math.sqrt(q.size(-1)), k, v, bias, mask)
+
+    check_attention_raises(scaled, r"scaled by 1/sqrt\(E\) = 1/sqrt\(8\); T5 folds")
+
+
+def test_attention_without_bias():
+    check_attention_raises(
+        lambda q, k, v, b, m=None: t5_attention(q, k, v, torch.zeros_like(b), m),
+        "the weights ignore the bias",
+    )
+
+
+def test_attention_bias_after_softmax():
+    def after(q, k, v, bias, mask=None):
+        _, w = t5_attention(q, k, v, torch.zeros_like(bias), mask)
+        w = w + bias
+        return w @ v, w
+
+    check_attention_raises(after, "added to the weights after the softmax")
+
+
+def test_attention_inverted_mask():
+    check_attention_raises(
+        lambda q, k, v, b, m=None: t5_attention(q, k, v, b, None if m is None else ~m),
+        "the mask's polarity is inverted",
+    )
+
+
+def test_attention_ignores_mask():
+    check_attention_raises(
+        lambda q, k, v, b, m=None: t5_attention(q, k, v, b, None), "the weights ignore the mask"
+    )
+
+
+def test_attention_nan_for_a_query_with_no_key():
+    def naive(q, k, v, bias, mask=None):
+        scores = q @ k.transpose(-2, -1) + bias
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        w = torch.softmax(scores, dim=-1)
+        return w @ v, w
+
+    check_attention_raises(naive, "NaN in the row of the query that may attend to no key")
+
+
+def test_attention_wrong_shapes_and_types():
+    check_attention_raises(
+        lambda q, k, v, b, m=None: t5_attention(q, k, v, b, m)[1],
+        "expected a pair \\(output, weights\\)",
+    )
+    check_attention_raises(
+        lambda q, k, v, b, m=None: (t5_attention(q, k, v, b, m)[0], t5_attention(q, k, v, b, m)[
+            1].transpose(-2, -1)),
+        r"weights: expected shape \(2, 3, 4, 6\), got shape \(2, 3, 6, 4\)",
+    )
