@@ -1,0 +1,291 @@
+"""Self-checks for chapter 9, "GPT: decoder-only Transformers".
+
+Three exercises, three checks:
+
+* :func:`check_top_k` -- keep the ``k`` largest logits of each row, set the rest to ``-inf``;
+* :func:`check_repeat_kv` -- grouped-query attention's ``repeat_kv``: give each of the ``H`` query
+  heads its key/value head, ``(N, Hkv, S, E) -> (N, H, S, E)``;
+* :func:`check_causal_mask_with_past` -- the causal mask of ``L`` new queries after ``past``
+  cached positions (what a KV cache needs).
+
+Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
+:class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
+then values). When a wrong answer matches a classic mistake (zeros instead of ``-inf``, the heads
+tiled instead of repeated, a mask aligned top-left, the polarity flipped...), the message names it.
+
+Shape legend (see book/notation.md): N batch, H query heads, Hkv key/value heads, L new queries,
+S keys, E head size, V vocabulary size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+
+__all__ = ["check_top_k", "check_repeat_kv", "check_causal_mask_with_past"]
+
+
+def _shape(t: torch.Tensor | Sequence[int]) -> str:
+    dims = t.shape if isinstance(t, torch.Tensor) else t
+    return str(tuple(int(d) for d in dims))
+
+
+def _same(a, b: torch.Tensor) -> bool:
+    """Equal shape and values, with -inf matching -inf (allclose treats infinities as equal)."""
+    if not isinstance(a, torch.Tensor) or a.shape != b.shape:
+        return False
+    if a.dtype == torch.bool or b.dtype == torch.bool:
+        return a.dtype == b.dtype and bool(torch.equal(a.cpu(), b.cpu()))
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return bool(torch.allclose(a, b, atol=1e-5, rtol=1e-5, equal_nan=False))
+
+
+def _diagnose(got, expected, mistakes: Sequence[tuple[torch.Tensor, str]], what: str) -> None:
+    """Raise naming the first known mistake that ``got`` reproduces (and the answer does not)."""
+    for result, message in mistakes:
+        if _same(got, result) and not _same(expected, result):
+            raise ExerciseError(f"{what}: {message}")
+
+
+def _check_shape(got, expected: torch.Tensor, what: str, legend: str) -> None:
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(
+            f"{what}: expected a torch.Tensor of shape {_shape(expected)} {legend}, got "
+            f"{type(got).__name__}"
+        )
+    if got.shape != expected.shape:
+        raise ExerciseError(
+            f"{what}: expected shape {_shape(expected)} {legend}, got shape {_shape(got)}"
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 1: top-k filtering
+# ------------------------------------------------------------------------------------------------
+
+
+def _top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
+    kth = torch.topk(logits, min(k, logits.size(-1)), dim=-1).values[..., -1:]  # (..., 1)
+    return logits.masked_fill(logits < kth, float("-inf"))  # (..., V)
+
+
+def check_top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
+    """Check ``fn(logits, k)``: each row keeps its ``k`` largest logits, the others become -inf.
+
+    After the filter, ``softmax`` gives the dropped tokens probability exactly 0 and shares the
+    probability among the ``k`` survivors. The cases have no ties, include negative logits, a
+    batch of rows, ``k = 1`` (greedy) and ``k = V`` (nothing dropped).
+
+    Args:
+        fn: takes ``logits`` ``(..., V)`` (float32) and an int ``k`` and returns ``(..., V)``,
+            without changing ``logits`` in place.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value, or when the function crashes.
+
+    See chapter 9, "Exercises".
+    """
+    g = cases_generator(9)
+    cases = [
+        ("logits [2.0, -1.0, 0.5, 3.0, 0.0] with k = 2", torch.tensor([2.0, -1.0, 0.5, 3.0, 0.0]),
+         2),
+        ("a batch of logits (3, 10) with k = 4", 2.0 * torch.randn(3, 10, generator=g), 4),
+        ("negative logits (2, 6) with k = 3", -5.0 + torch.randn(2, 6, generator=g), 3),
+        ("logits (2, 7) with k = 1 (greedy)", torch.randn(2, 7, generator=g), 1),
+        ("logits (4,) with k = 4 (keep all)", torch.tensor([0.1, -0.3, 0.7, 0.2]), 4),
+    ]
+    for what, logits, k in cases:
+        got = call_answer(lambda t, k=k: fn(t, k), what, logits)
+        expected = _top_k(logits, k)  # (..., V)
+        _check_shape(got, expected, what, "(..., V), the same shape as the logits")
+        kth_smallest = -torch.topk(-logits, min(k, logits.size(-1)), dim=-1).values[..., -1:]
+        _diagnose(
+            got,
+            expected,
+            [
+                (
+                    logits.masked_fill(logits < torch.topk(logits, k, dim=-1).values[..., -1:],
+                                       0.0),
+                    "the dropped logits are 0, but 0 is still a score: softmax would give those "
+                    "tokens probability exp(0) / Z > 0. Set them to float('-inf')",
+                ),
+                (
+                    torch.softmax(expected, dim=-1),
+                    "these are probabilities (softmax of the filtered logits); return the "
+                    "filtered logits themselves, with -inf for the dropped tokens",
+                ),
+                (
+                    logits.masked_fill(logits > kth_smallest, float("-inf")),
+                    "you kept the k smallest logits; keep the k largest (torch.topk returns the "
+                    "largest by default)",
+                ),
+                (
+                    _top_k(logits, k + 1) if k + 1 <= logits.size(-1) else expected,
+                    f"{k + 1} logits survive per row instead of {k}: compare with the k-th "
+                    "largest value, topk(...).values[..., -1:], and drop what is strictly below",
+                ),
+                (
+                    _top_k(logits, k - 1) if k > 1 else expected,
+                    f"only {k - 1} logits survive per row instead of {k}: keep values equal to "
+                    "the k-th largest (drop only those strictly below it)",
+                ),
+            ],
+            what,
+        )
+        kept, wanted = ~torch.isneginf(got.detach().cpu()), ~torch.isneginf(expected)
+        if not torch.equal(kept, wanted):
+            raise ExerciseError(
+                f"{what}: expected {wanted.sum(-1).tolist()} finite logits per row (the k "
+                f"largest), got {kept.sum(-1).tolist()} at other places: keep exactly the "
+                "entries >= the k-th largest value and set the others to -inf"
+            )
+        expect_close(got.detach().cpu()[kept], expected[wanted], what=f"{what} (the kept logits)")
+    passed(
+        f"top-k filtering matches on {len(cases)} cases: the k largest logits stay, the rest are "
+        "-inf, so softmax gives them probability 0."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 2: repeat_kv for grouped-query attention
+# ------------------------------------------------------------------------------------------------
+
+
+def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    return torch.repeat_interleave(x, n_rep, dim=1)  # (N, Hkv * n_rep, S, E)
+
+
+def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
+    """Check ``fn(x, n_rep)``: ``(N, Hkv, S, E) -> (N, Hkv * n_rep, S, E)``.
+
+    Query head ``h`` reads key/value head ``h // n_rep``: the output holds ``n_rep`` copies of
+    head 0, then ``n_rep`` copies of head 1, and so on (SmolLM2: heads 0-2 share key/value head
+    0, heads 3-5 share head 1, heads 6-8 share head 2).
+
+    Args:
+        fn: takes ``x`` ``(N, Hkv, S, E)`` and an int ``n_rep`` and returns
+            ``(N, Hkv * n_rep, S, E)``.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value, or when the function crashes.
+
+    See chapter 9, "Exercises".
+    """
+    g = cases_generator(10)
+    cases = [
+        ("x (1, 3, 4, 2) with n_rep = 3 (SmolLM2's grouping)", torch.randn(1, 3, 4, 2, generator=g),
+         3),
+        ("x (2, 2, 5, 3) with n_rep = 2", torch.randn(2, 2, 5, 3, generator=g), 2),
+        ("x (2, 4, 3, 2) with n_rep = 1 (ordinary multi-head attention)",
+         torch.randn(2, 4, 3, 2, generator=g), 1),
+        ("x (1, 1, 6, 4) with n_rep = 4 (multi-query attention)",
+         torch.randn(1, 1, 6, 4, generator=g), 4),
+    ]
+    for what, x, n_rep in cases:
+        N, Hkv, S, E = x.shape
+        got = call_answer(lambda t, n_rep=n_rep: fn(t, n_rep), what, x)
+        expected = _repeat_kv(x, n_rep)  # (N, H, S, E)
+        if isinstance(got, torch.Tensor) and got.shape != expected.shape:
+            if got.shape == (N, Hkv, S * n_rep, E) or got.shape == (N, Hkv, S, E * n_rep):
+                raise ExerciseError(
+                    f"{what}: expected shape {_shape(expected)} (N, H, S, E), got shape "
+                    f"{_shape(got)}: the copies went along the wrong dimension; repeat the "
+                    "heads (dimension 1)"
+                )
+        _check_shape(got, expected, what, "(N, H, S, E) with H = Hkv * n_rep")
+        _diagnose(
+            got,
+            expected,
+            [
+                (
+                    x.repeat(1, n_rep, 1, 1),
+                    "the heads are tiled (0, 1, 2, 0, 1, 2, ...) instead of repeated "
+                    "(0, 0, 0, 1, 1, 1, ...): query head h must read key/value head h // n_rep. "
+                    "Use repeat_interleave, or x[:, :, None].expand(...) then reshape",
+                ),
+            ],
+            what,
+        )
+        expect_close(got, expected, what=what)
+    passed(
+        f"repeat_kv matches on {len(cases)} cases: query head h reads key/value head h // n_rep."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 3: the causal mask after cached positions
+# ------------------------------------------------------------------------------------------------
+
+
+def _mask_with_past(L: int, past: int) -> torch.Tensor:
+    return torch.ones(L, past + L, dtype=torch.bool).tril(diagonal=past)  # (L, S)
+
+
+def check_causal_mask_with_past(fn: Callable[[int, int], torch.Tensor]) -> None:
+    """Check ``fn(L, past)``: the ``(L, past + L)`` boolean mask, True = may attend.
+
+    New query ``i`` sits at position ``past + i`` and may attend to keys ``0 .. past + i``: every
+    cached key, and the new keys up to itself.
+
+    Args:
+        fn: takes two ints ``L`` (new queries) and ``past`` (cached positions) and returns a
+            boolean tensor ``(L, past + L)``.
+
+    Raises:
+        ExerciseError: on a wrong type, shape, dtype or value, or when the function crashes.
+
+    See chapter 9, "Exercises".
+    """
+    cases = [(4, 0), (3, 2), (1, 5), (2, 6)]
+    for L, past in cases:
+        what = f"L = {L} new queries after past = {past} cached positions"
+        try:
+            got = fn(L, past)
+        except Exception as err:
+            raise ExerciseError(
+                f"{what}: your function raised {type(err).__name__}: {err}"
+            ) from err
+        expected = _mask_with_past(L, past)  # (L, S)
+        _check_shape(got, expected, what, "(L, past + L)")
+        if got.dtype != torch.bool:
+            raise ExerciseError(
+                f"{what}: expected a boolean mask (True = may attend), got dtype {got.dtype}"
+            )
+        S = past + L
+        _diagnose(
+            got,
+            expected,
+            [
+                (
+                    ~expected,
+                    "the polarity is flipped: in attnlib (and PyTorch's SDPA) True means "
+                    "'may attend', so the allowed entries (on and below the shifted diagonal) "
+                    "must be True",
+                ),
+                (
+                    torch.ones(L, S, dtype=torch.bool).tril(),
+                    "the mask is aligned top-left (tril() with diagonal 0): new query i is at "
+                    "position past + i, so it may see every cached key too. Shift the diagonal "
+                    "by past: tril(diagonal=past)",
+                ),
+                (
+                    torch.ones(L, S, dtype=torch.bool).tril(diagonal=past - 1),
+                    "each query is masked from itself: position past + i may attend to key "
+                    "past + i (tril(diagonal=past), not past - 1)",
+                ),
+            ],
+            what,
+        )
+        if not torch.equal(got.cpu(), expected):
+            bad = (got.cpu() != expected).nonzero()[0].tolist()
+            raise ExerciseError(
+                f"{what}: values differ, first at (query {bad[0]}, key {bad[1]}): got "
+                f"{bool(got[bad[0], bad[1]])}, expected {bool(expected[bad[0], bad[1]])}"
+            )
+    passed(
+        f"the mask is right on {len(cases)} cases: new query i sees every cached key and the new "
+        "keys up to itself."
+    )

@@ -1,0 +1,237 @@
+"""A sampling explorer that keeps working in the static book (chapter 9, GPT).
+
+A language model's last layer gives one score (logit) per vocabulary token; generation turns them
+into a distribution with ``softmax(top_k(logits) / T)`` and draws from it. This widget sends the
+next-token logits of a few prompts to the browser, once, and sampling.js recomputes the
+distribution whenever the reader moves the temperature or the top-k slider, and draws tokens from
+it. No kernel is needed, so the published page stays interactive.
+
+Only the ``top`` most likely tokens of each prompt are sent by name. The remaining tokens (49 000
+and more for SmolLM2) still carry probability, which grows with the temperature, so they are sent
+as a histogram of their logits (bins 0.05 wide): the browser adds
+``count * exp(bin / T)`` to the normaliser, so "all other tokens" gets its due share.
+
+Shape legend: P prompts, V vocabulary size, M the tokens sent by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import anywidget
+import numpy as np
+import traitlets
+
+__all__ = ["SamplingExplorer", "TAIL_BIN"]
+
+_HERE = Path(__file__).parent
+_DECIMALS = 4  # logits are sent rounded: small, stable notebook metadata
+TAIL_BIN = 0.05
+"""Width of the histogram bins that summarise the logits of the tokens not sent by name."""
+
+T_MIN, T_MAX = 0.05, 5.0  # the temperature slider's range (as in AttentionExplorer)
+
+
+def _check_temperature(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(f"SamplingExplorer: temperature must be a number, got {value!r}")
+    t = float(value)
+    if not math.isfinite(t) or t <= 0:
+        raise ValueError(f"SamplingExplorer: temperature must be a positive number, got {value!r}")
+    return t
+
+
+def _as_logits(logits) -> np.ndarray:
+    if hasattr(logits, "detach"):  # a torch.Tensor on any device
+        logits = logits.detach().to("cpu").double().numpy()
+    try:
+        arr = np.asarray(logits, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"SamplingExplorer: logits must be numeric, got {type(logits).__name__}"
+        ) from err
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] < 2:
+        raise ValueError(
+            f"SamplingExplorer: logits must be (P, V) (one row of V >= 2 scores per prompt), got "
+            f"shape {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError("SamplingExplorer: logits contain NaN or infinite values")
+    return arr
+
+
+def summarise(
+    logits: np.ndarray, top: int
+) -> tuple[list[int], list[float], list[list[float]]]:
+    """One prompt's logits as the browser receives them.
+
+    Args:
+        logits: ``(V,)``.
+        top: M, how many tokens to send by name.
+
+    Returns:
+        ``(ids, top_logits, tail)``: the ``M`` most likely token ids (most likely first), their
+        logits, and ``[[bin_value, count], ...]``: the histogram of the other ``V - M`` logits,
+        each rounded to the nearest multiple of :data:`TAIL_BIN`.
+    """
+    order = np.argsort(-logits, kind="stable")  # (V,), most likely first
+    ids = order[:top]
+    rest = logits[order[top:]]
+    bins = np.round(rest / TAIL_BIN).astype(np.int64)
+    values, counts = np.unique(bins, return_counts=True)
+    tail = [[round(float(v) * TAIL_BIN, 4), int(c)] for v, c in zip(values, counts, strict=True)]
+    return ids.tolist(), (np.round(logits[ids], _DECIMALS) + 0.0).tolist(), tail
+
+
+class SamplingExplorer(anywidget.AnyWidget):
+    """Next-token distributions under temperature and top-k, recomputed in the browser.
+
+    Give it a few prompts, the model's next-token logits after each, and a way to turn token ids
+    into text. The reader picks a prompt, moves a temperature slider (0.05 to 5, log scale) and a
+    top-k slider (1 to ``top``, or all tokens), and sees the distribution as labelled bars, its
+    entropy, and how many tokens can still be drawn; a button draws tokens from it. Make it the
+    last expression of a cell.
+
+    Args:
+        prompts: the P prompt texts (shown as they are).
+        logits: ``(P, V)`` next-token logits (tensor on any device, array or nested lists).
+        token_text: the text of a token id: a sequence of V strings or a function ``id -> str``.
+        top: M, the number of most likely tokens sent by name (the top-k slider's range).
+        shown: how many of them get a bar (at most ``top``; the others join "all other
+            tokens").
+        temperature: the starting temperature.
+        top_k: the starting top-k; 0 = no limit.
+        title: a heading shown above the widget.
+
+    Synced traits: ``prompt`` (index), ``temperature``, ``top_k``.
+
+    See chapter 9, "Temperature and top-k".
+    """
+
+    _esm = _HERE / "sampling.js"
+    _css = _HERE / "sampling.css"
+
+    title = traitlets.Unicode("").tag(sync=True)
+    prompts = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    candidates = traitlets.List().tag(sync=True)  # (P, M) token texts, most likely first
+    logits = traitlets.List().tag(sync=True)  # (P, M) their logits
+    tail = traitlets.List().tag(sync=True)  # (P, bins, 2) [logit, count] of the other tokens
+    vocab_size = traitlets.Int(0).tag(sync=True)
+    shown = traitlets.Int(12).tag(sync=True)
+
+    prompt = traitlets.Int(0).tag(sync=True)
+    temperature = traitlets.Float(1.0).tag(sync=True)
+    top_k = traitlets.Int(0).tag(sync=True)
+
+    def __init__(
+        self,
+        prompts: Sequence[str],
+        logits,
+        token_text: Sequence[str] | Callable[[int], str],
+        *,
+        top: int = 40,
+        shown: int = 12,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        title: str = "",
+    ) -> None:
+        if isinstance(prompts, str):
+            raise ValueError("SamplingExplorer: prompts must be a list of strings, not one string")
+        prompts = [str(p) for p in prompts]
+        arr = _as_logits(logits)
+        P, V = arr.shape
+        if len(prompts) != P:
+            raise ValueError(
+                f"SamplingExplorer: {len(prompts)} prompts but logits has {P} rows (shape "
+                f"{arr.shape})"
+            )
+        for name, value, high in (("top", top, V), ("shown", shown, V)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise ValueError(
+                    f"SamplingExplorer: {name} must be an int in [1, {high}], got {value!r}"
+                )
+        shown = min(shown, top)
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k <= top:
+            raise ValueError(
+                f"SamplingExplorer: top_k must be 0 (no limit) or an int in [1, top={top}], got "
+                f"{top_k!r}"
+            )
+        if callable(token_text):
+            text_of = token_text
+        else:
+            if isinstance(token_text, str) or len(token_text) != V:
+                size = "a string" if isinstance(token_text, str) else len(token_text)
+                raise ValueError(
+                    f"SamplingExplorer: token_text must give the text of each of the V = {V} "
+                    f"tokens (a sequence or a function), got {size}"
+                )
+            text_of = token_text.__getitem__
+
+        candidates, top_logits, tails = [], [], []
+        for row in arr:
+            ids, values, tail = summarise(row, top)
+            candidates.append([str(text_of(i)) for i in ids])
+            top_logits.append(values)
+            tails.append(tail)
+
+        super().__init__(
+            title=str(title),
+            prompts=prompts,
+            candidates=candidates,
+            logits=top_logits,
+            tail=tails,
+            vocab_size=V,
+            shown=shown,
+            temperature=_check_temperature(temperature),
+            top_k=top_k,
+        )
+
+    @traitlets.validate("temperature")
+    def _valid_temperature(self, proposal):
+        return _check_temperature(proposal["value"])
+
+    @traitlets.validate("prompt")
+    def _valid_prompt(self, proposal):
+        i, P = proposal["value"], len(self.prompts)
+        if not 0 <= i < max(P, 1):
+            raise ValueError(f"SamplingExplorer: prompt must be in [0, {P}), got {i}")
+        return i
+
+    @traitlets.validate("top_k")
+    def _valid_top_k(self, proposal):
+        k, M = proposal["value"], len(self.logits[0]) if self.logits else 0
+        if not 0 <= k <= M:
+            raise ValueError(
+                f"SamplingExplorer: top_k must be 0 (no limit) or in [1, {M}], got {k}"
+            )
+        return k
+
+    def probabilities(self, prompt: int | None = None) -> tuple[np.ndarray, float]:
+        """What the browser shows: the named tokens' probabilities and the rest's total.
+
+        Computed here the same way sampling.js does, with the current ``temperature`` and
+        ``top_k``.
+
+        Returns:
+            ``(probs (M,), other)``: ``other`` is the probability of all tokens not sent by name.
+        """
+        i = self.prompt if prompt is None else prompt
+        logits = np.asarray(self.logits[i])
+        M = len(logits)
+        k = self.top_k or M
+        T = self.temperature
+        w = np.exp((logits - logits[0]) / T)
+        w[k:] = 0.0
+        tail = 0.0
+        if self.top_k == 0:
+            tail = sum(c * math.exp((v - logits[0]) / T) for v, c in self.tail[i])
+        Z = w.sum() + tail
+        return w / Z, tail / Z
+
+    def __repr__(self) -> str:
+        M = len(self.logits[0]) if self.logits else 0
+        return f"SamplingExplorer(prompts={len(self.prompts)}, V={self.vocab_size}, top={M})"

@@ -1,0 +1,339 @@
+"""SamplingExplorer in a real browser: in the built GPT chapter (over http and file://) and in a
+harness page that feeds sampling.js a fake model (its arithmetic, its syncing, its handling of
+hostile token text)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from .helpers import ROOT, built_pages, require_build
+
+WIDGET_DIR = ROOT / "src" / "attnlib" / "widgets"
+WIDGET_ID = "attnlib.widgets.sampling.SamplingExplorer"
+
+
+def sampling_pages():
+    return [p for p in built_pages() if WIDGET_ID in p.read_text(encoding="utf-8")]
+
+
+READ_JS = """(root) => {
+  const rows = Array.from(root.querySelectorAll('.se-bar-row[data-i]'));
+  const other = root.querySelector('.se-bar-row.se-other');
+  return {
+    labels: rows.map((r) => r.querySelector('.se-bar-label').textContent),
+    probs: rows.map((r) => Number(r.dataset.p)),
+    other: Number(other.dataset.p),
+    texts: rows.map((r) => r.querySelector('.se-bar-value').textContent),
+    stats: root.querySelector('.se-stats').textContent,
+    temperature: root.querySelector('.se-t-value').textContent,
+    topk: root.querySelector('.se-k-value').textContent,
+    prompt: root.querySelector('.se-prompt-text').textContent,
+    chips: Array.from(root.querySelectorAll('.se-drawn .se-chip')).map((c) => Number(c.dataset.i)),
+    height: root.getBoundingClientRect().height,
+  };
+}"""
+
+
+def read(root) -> dict:
+    return root.evaluate(READ_JS)
+
+
+def entropy_of(state) -> float:
+    return float(state["stats"].split("entropy ")[1].split(" bits")[0])
+
+
+def exercise_sampler(root, where: str) -> None:
+    """Drive one rendered SamplingExplorer: temperature, top-k, draws, prompts."""
+    t_slider = root.locator(".se-temperature input[type=range]")
+    k_slider = root.locator(".se-topk input[type=range]")
+    s0 = read(root)
+    assert s0["height"] > 150, f"{where}: the widget looks blank ({s0['height']} px high)"
+    assert len(s0["probs"]) > 0 and all(label for label in s0["labels"]), f"{where}: no bars"
+    total = sum(s0["probs"]) + s0["other"]
+    assert total <= 1 + 1e-4, f"{where}: bars add up to {total}"
+    assert s0["probs"] == sorted(s0["probs"], reverse=True), f"{where}: bars not in order"
+
+    # Cold: the top token takes (nearly) everything; hot: the tail grows and the entropy with it.
+    t_slider.fill("0")
+    cold = read(root)
+    assert cold["temperature"] == "T = 0.05", f"{where}: {cold['temperature']}"
+    assert cold["probs"][0] > 0.99, f"{where}: at T = 0.05 the top token has {cold['probs'][0]}"
+    t_slider.fill("200")
+    hot = read(root)
+    assert hot["temperature"] == "T = 5.00"
+    assert hot["other"] > s0["other"] and entropy_of(hot) > entropy_of(s0) > entropy_of(cold)
+
+    # Top-k = 1: only the first token can be drawn, whatever the temperature.
+    k_slider.fill("1")
+    one = read(root)
+    assert one["topk"] == "k = 1", f"{where}: {one['topk']}"
+    assert one["probs"][0] == pytest.approx(1.0) and one["other"] == 0
+    assert all(p == 0 for p in one["probs"][1:])
+    assert one["stats"].startswith("1 tokens can be drawn")
+    root.locator(".se-draw").click()
+    drawn = read(root)["chips"]
+    assert drawn == [0, 0, 0, 0, 0], f"{where}: with top-k 1 the draws were {drawn}"
+    root.locator(".se-clear").click()
+    assert read(root)["chips"] == []
+
+    # Top-k = 3 at T = 1: three bars share the mass exactly.
+    t_slider.fill("100")
+    k_slider.fill("3")
+    three = read(root)
+    assert sum(three["probs"][:3]) == pytest.approx(1.0, abs=1e-5)
+    assert all(p == 0 for p in three["probs"][3:]) and three["other"] == 0
+
+    # Back to all tokens; another prompt changes the bars.
+    max_k = int(k_slider.get_attribute("max"))
+    k_slider.fill(str(max_k))
+    assert read(root)["topk"] == "all"
+    select = root.locator(".se-prompt select")
+    n_prompts = select.locator("option").count()
+    if n_prompts > 1:
+        select.select_option("1")
+        s1 = read(root)
+        assert s1["prompt"] != s0["prompt"] and s1["labels"] != s0["labels"], where
+
+
+# --- the built chapter ------------------------------------------------------------------------
+
+
+def chapter_page():
+    require_build()
+    pages = sampling_pages()
+    if not pages:
+        pytest.skip("the built book has no page with a SamplingExplorer (chapter 9 not built)")
+    return pages[0]
+
+
+def test_chapter_sampler_responds(book_server, open_page):
+    page_path = chapter_page()
+    page, watch = open_page(book_server.url(page_path), (book_server.base,))
+    roots = page.locator(".se-root")
+    assert roots.count() > 0, f"{page_path.name}: no SamplingExplorer rendered"
+    for k in range(roots.count()):
+        root = roots.nth(k)
+        root.scroll_into_view_if_needed()
+        exercise_sampler(root, f"{page_path.name} sampler {k}")
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_chapter_sampler_shows_paris_first(book_server, open_page):
+    page_path = chapter_page()
+    page, watch = open_page(book_server.url(page_path), (book_server.base,))
+    root = page.locator(".se-root").first
+    root.scroll_into_view_if_needed()
+    state = read(root)
+    assert state["prompt"] == "The capital of France is"
+    assert state["labels"][0] == " Paris" and 0.5 < state["probs"][0] < 0.95
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_sampler_works_over_file_urls(open_page):
+    page_path = chapter_page()
+    page, watch = open_page(page_path.as_uri(), ("file://",))
+    roots = page.locator(".se-root")
+    assert roots.count() > 0, f"{page_path.name} over file://: no SamplingExplorer rendered"
+    exercise_sampler(roots.first, f"{page_path.name} (file://)")
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+# --- a harness page: sampling.js with a fake anywidget model ----------------------------------
+
+HARNESS = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>SamplingExplorer harness</title>
+<link rel="icon" href="data:,"><link rel="stylesheet" href="sampling.css"></head>
+<body><div id="a"></div><div id="b"></div>
+<script type="module">
+import widget, * as sampling from "./sampling.js";
+class FakeModel {
+  constructor(state) { this.state = { ...state }; this.handlers = {}; this.saved = 0; }
+  get(name) { return this.state[name]; }
+  set(name, value) {
+    this.state[name] = value;
+    for (const f of this.handlers["change:" + name] || []) f();
+  }
+  on(event, f) { (this.handlers[event] ||= []).push(f); }
+  off(event, f) { this.handlers[event] = (this.handlers[event] || []).filter((g) => g !== f); }
+  save_changes() { this.saved += 1; }
+}
+window.sampling = sampling;
+window.models = {};
+window.renderInto = (id, state) => {
+  const model = new FakeModel(state);
+  window.models[id] = model;
+  widget.render({ model, el: document.getElementById(id) });
+};
+window.harnessReady = true;
+</script></body></html>
+"""
+
+HOSTILE = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(2)</script>",
+    "</SCRIPT><svg onload=alert(3)>",
+    "&lt;b&gt; &amp;",
+    " the",
+    "\n",
+]
+
+
+def state_for(prompts, candidates, logits, tails, **overrides) -> dict:
+    state = {
+        "title": "",
+        "prompts": prompts,
+        "candidates": candidates,
+        "logits": logits,
+        "tail": tails,
+        "vocab_size": len(candidates[0]) + sum(c for _, c in tails[0]),
+        "shown": min(12, len(candidates[0])),
+        "prompt": 0,
+        "temperature": 1.0,
+        "top_k": 0,
+    }
+    state.update(overrides)
+    return state
+
+
+@pytest.fixture
+def harness(harness_dir, harness_server, open_page):
+    for name in ("sampling.js", "sampling.css"):
+        shutil.copy(WIDGET_DIR / name, harness_dir / name)
+    (harness_dir / "sampling.html").write_text(HARNESS, encoding="utf-8")
+    page, watch = open_page(harness_server.url("sampling.html"), (harness_server.base,))
+    page.wait_for_function("window.harnessReady === true")
+    return page, watch
+
+
+def render(page, element_id: str, state: dict):
+    page.evaluate("([id, state]) => window.renderInto(id, state)", [element_id, state])
+    return page.locator(f"#{element_id} .se-root")
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def test_browser_arithmetic_matches_numpy(harness):
+    page, watch = harness
+    rng = np.random.default_rng(0)
+    V, M = 200, 15
+    z = np.sort(rng.normal(scale=2.0, size=V))[::-1].round(4)  # (V,), largest first
+    tail = [[float(v), 1] for v in z[M:]]  # one bin per tail logit: exact
+
+    def js(temperature, top_k):
+        args = {"logits": z[:M].tolist(), "tail": tail, "temperature": temperature,
+                "topK": top_k, "vocabSize": V}
+        return page.evaluate("(a) => window.sampling.distribution(a)", args)
+
+    for T in (0.05, 0.3, 1.0, 2.5):
+        got = js(T, 0)
+        exact = softmax(z / T)
+        np.testing.assert_allclose(got["probs"], exact[:M], rtol=1e-9, atol=1e-12)
+        assert got["other"] == pytest.approx(exact[M:].sum(), rel=1e-9, abs=1e-12)
+        p = exact[exact > 0]
+        assert got["entropy"] == pytest.approx(-(p * np.log2(p)).sum(), rel=1e-9)
+        assert got["possible"] == V
+    for k in (1, 4, M):
+        got = js(0.7, k)
+        exact = softmax(z[:k] / 0.7)
+        np.testing.assert_allclose(got["probs"][:k], exact, rtol=1e-9)
+        assert all(p == 0 for p in got["probs"][k:]) and got["other"] == 0
+        assert got["possible"] == k
+    # Huge logits stay finite: everything is computed relative to the largest one.
+    big = page.evaluate(
+        "() => window.sampling.distribution({logits: [1e4, 9e3], tail: [[0, 5]],"
+        " temperature: 0.05, topK: 0, vocabSize: 7})"
+    )
+    assert big["probs"] == [1, 0] and big["other"] == 0
+    # draw(): walks the cumulative distribution; u beyond the named tokens lands in the tail.
+    draws = page.evaluate(
+        "() => [0, 0.49, 0.5, 0.79, 0.85, 0.99].map((u) =>"
+        " window.sampling.draw([0.5, 0.3], 0.2, u))"
+    )
+    assert draws == [0, 0, 1, 1, -1, -1]
+    # The temperature slider's log scale spans 0.05 to 5.
+    ends = page.evaluate(
+        "() => [0, 200].map((v) => window.sampling.sliderToTemperature(v))"
+        ".concat([0.01, 99].map((t) => window.sampling.temperatureToSlider(t)))"
+    )
+    assert ends == [0.05, 5.0, 0, 200]
+    shown = page.evaluate("() => ['\\n', '\\tx', '', ' a', '  '].map(window.sampling.shown)")
+    assert shown == ["\u21b5", "\u21e5x", "\u2205", " a", "\u2423\u2423"]
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_view_and_model_stay_in_sync(harness):
+    page, watch = harness
+    logits = [[3.0, 2.0, 1.0, 0.5], [1.0, 0.9, 0.8, 0.7]]
+    tails = [[[-1.0, 10]], [[0.0, 3]]]
+    root = render(
+        page, "b",
+        state_for(["first prompt", "second prompt"], [["a", "b", "c", "d"]] * 2, logits, tails,
+                  shown=3),
+    )
+    model = "window.models.b"
+    s = read(root)
+    assert s["labels"] == ["a", "b", "c"] and s["prompt"] == "first prompt"
+    z = np.array([3.0, 2.0, 1.0, 0.5] + [-1.0] * 10)
+    exact = softmax(z)
+    np.testing.assert_allclose(s["probs"], exact[:3], atol=1e-6)
+    assert s["other"] == pytest.approx(exact[3:].sum(), abs=1e-6)  # "d" joins the others
+    # View -> model: the sliders and the selector reach the model and are saved.
+    root.locator(".se-temperature input[type=range]").fill("40")
+    root.locator(".se-topk input[type=range]").fill("2")
+    root.locator(".se-prompt select").select_option("1")
+    state = page.evaluate(f"() => ({{...{model}.state, saved: {model}.saved}})")
+    assert state["temperature"] == page.evaluate("() => window.sampling.sliderToTemperature(40)")
+    assert state["top_k"] == 2 and state["prompt"] == 1 and state["saved"] == 3
+    root.locator(".se-topk input[type=range]").fill("5")  # the rightmost position: no limit
+    assert page.evaluate(f"() => {model}.state.top_k") == 0
+    # Model -> view: what Python sets, the view shows.
+    page.evaluate(
+        f"() => {{ {model}.set('temperature', 2); {model}.set('top_k', 3);"
+        f" {model}.set('prompt', 0); }}"
+    )
+    s = read(root)
+    assert s["temperature"] == "T = 2.00" and s["topk"] == "k = 3"
+    assert s["prompt"] == "first prompt"
+    np.testing.assert_allclose(s["probs"], softmax(np.array([3.0, 2.0, 1.0]) / 2), atol=1e-6)
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_hostile_tokens_are_shown_as_text(harness):
+    page, watch = harness
+    n = len(HOSTILE)
+    root = render(
+        page, "a",
+        state_for(["<b>prompt?</b>", "<i>two</i>"], [HOSTILE, HOSTILE[::-1]],
+                  [list(np.linspace(2, 0, n)), list(np.linspace(1, 0, n))], [[[0.0, 3]]] * 2,
+                  title="<b>bold?</b>"),
+    )
+    root.locator(".se-draw").click()
+    root.locator(".se-temperature input[type=range]").fill("30")
+    root.locator(".se-prompt select").select_option("1")
+    page.wait_for_timeout(300)  # give any injected element time to fire
+    found = page.evaluate(
+        """() => {
+          const el = document.getElementById('a');
+          return {
+            injected: el.querySelectorAll('img, script, svg, b, i').length,
+            labels: Array.from(el.querySelectorAll('.se-bar-row[data-i] .se-bar-label'))
+              .map((x) => x.textContent),
+            title: el.querySelector('.se-title').textContent,
+            options: Array.from(el.querySelectorAll('option')).map((o) => o.textContent),
+            prompt: el.querySelector('.se-prompt-text').textContent,
+          };
+        }"""
+    )
+    assert found["injected"] == 0, "token text was parsed as HTML"
+    assert found["labels"] == [t.replace("\n", "\u21b5") for t in HOSTILE[::-1]]
+    assert found["title"] == "<b>bold?</b>"
+    assert found["options"] == ["<b>prompt?</b>", "<i>two</i>"]
+    assert found["prompt"] == "<i>two</i>"
+    assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
+    assert not watch.problems(), "\n".join(watch.problems())
