@@ -1,15 +1,25 @@
 """Interactive widgets that stay interactive in the static book (the browser does the arithmetic).
 
-:class:`AttentionExplorer` shows an attention matrix with a temperature slider, a causal-mask
-toggle and per-query bars; see chapter 2. :class:`HeadView` shows every layer and head of a
-pretrained model (chapter 8). :class:`MaskExplorer` shows which keys each mask allows and the
-weights that result (chapter 6). :class:`SamplingExplorer` reshapes a language model's next-token
-distribution with temperature and top-k (chapter 9).
+- :class:`AttentionExplorer`: an attention matrix with a temperature slider, a causal-mask toggle
+  and per-query bars (chapter 2 onwards).
+- :class:`DecodingStepper`: an RNN translator's output, one character at a time, with where its
+  attention looks (chapter 3).
+- :class:`MaskExplorer`: which keys each mask allows, and the weights that result (chapter 6).
+- :class:`HeadView`: every layer and head of a pretrained model (chapter 8).
+- :class:`SamplingExplorer`: a language model's next-token distribution reshaped by temperature
+  and top-k (chapter 9).
 """
 
+from .decoding import DecodingStepper
 from .explorer import AttentionExplorer
 from .heads import HeadView
 from .masks import MaskExplorer
 from .sampling import SamplingExplorer
 
-__all__ = ["AttentionExplorer", "HeadView", "MaskExplorer", "SamplingExplorer"]
+__all__ = [
+    "AttentionExplorer",
+    "DecodingStepper",
+    "MaskExplorer",
+    "HeadView",
+    "SamplingExplorer",
+]

@@ -1,0 +1,145 @@
+"""Self-checks for chapter 3, "Attention in RNN encoder-decoders".
+
+Two exercises, two checks:
+
+* :func:`check_general_score` -- Luong's general score :math:`q^\\top W k` for a batch of queries
+  and keys of different sizes;
+* :func:`check_bahdanau_step` -- one step of Bahdanau attention over a padded batch: additive
+  scores, padding masked, softmax, context vector.
+
+Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
+:class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
+then values).
+
+Shape legend (see book/notation.md): N batch, L query length, S key (source) length, Eq query
+size, Ek key size, D model size, h hidden size of the additive score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..masks import padding_mask
+from ..scoring import additive_scores, attend, general_scores
+from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+
+__all__ = ["check_general_score", "check_bahdanau_step"]
+
+
+def check_general_score(fn: Callable[..., torch.Tensor]) -> None:
+    """Check Luong's general score, ``scores[n, i, j] = query[n, i] @ W @ key[n, j]``.
+
+    The answer is called as ``fn(query, key, W)`` with ``Eq != Ek`` and ``L != S``, so a
+    transposed ``W`` or a result of the wrong orientation fails.
+
+    Args:
+        fn: takes ``query`` ``(N, L, Eq)``, ``key`` ``(N, S, Ek)`` and ``W`` ``(Eq, Ek)`` and
+            returns scores ``(N, L, S)``.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value, or when the function crashes.
+
+    See chapter 3, "Luong's three scores".
+    """
+    g = cases_generator(3)
+    cases = [
+        (
+            "query [[[1, 0]]], key [[[1, 2, 3], [0, 1, 0]]], W [[1, 0, 0], [0, 0, 2]]",
+            torch.tensor([[[1.0, 0.0]]]),
+            torch.tensor([[[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]]]),
+            torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]]),
+        ),
+        (
+            "random query (2, 3, 4), key (2, 5, 6), W (4, 6)",
+            torch.randn(2, 3, 4, generator=g),
+            torch.randn(2, 5, 6, generator=g),
+            torch.randn(4, 6, generator=g),
+        ),
+        (
+            "W the identity (4, 4): the general score becomes the dot score",
+            torch.randn(1, 2, 4, generator=g),
+            torch.randn(1, 3, 4, generator=g),
+            torch.eye(4),
+        ),
+    ]
+    for what, query, key, W in cases:
+        got = call_answer(fn, f"general score of {what}", query, key, W)
+        expect_close(got, general_scores(query, key, W), what=f"general score of {what}")
+    passed(
+        f"the general score q^T W k matches on {len(cases)} cases, with queries and keys of "
+        "different sizes, and reduces to the dot score when W is the identity."
+    )
+
+
+def _reference_step(s_prev, memory, lengths, W_q, W_k, v):
+    scores = additive_scores(s_prev[:, None, :], memory, W_q, W_k, v)  # (N, 1, S)
+    mask = padding_mask(lengths, memory.size(1))[:, 0]  # (N, 1, S)
+    context, weights = attend(scores, memory, mask)  # (N, 1, D), (N, 1, S)
+    return context[:, 0], weights[:, 0]  # (N, D), (N, S)
+
+
+def check_bahdanau_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Check one step of Bahdanau attention over a padded batch of sources.
+
+    ``scores[n, j] = v @ tanh(W_q @ s_prev[n] + W_k @ memory[n, j])`` for the real positions
+    ``j < lengths[n]``; padding positions get weight exactly 0; the weights are the softmax of the
+    scores over the real positions; the context is the weighted sum of the memory vectors.
+
+    The answer is called as ``fn(s_prev, memory, lengths, W_q, W_k, v)``. The padding of the
+    memory holds large numbers, so forgetting the mask shows in the weights and in the context.
+
+    Args:
+        fn: takes ``s_prev`` ``(N, D)``, ``memory`` ``(N, S, D)``, ``lengths`` ``(N,)`` (long),
+            ``W_q`` ``(h, D)``, ``W_k`` ``(h, D)`` and ``v`` ``(h,)``, and returns
+            ``(context (N, D), weights (N, S))``.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value, weight on padding, or a crash.
+
+    See chapter 3, "Bahdanau attention, one step at a time".
+    """
+    g = cases_generator(4)
+    cases = []
+    for N, S, D, h, lengths in ((2, 4, 3, 5, [4, 2]), (3, 6, 4, 2, [1, 6, 3])):
+        what = f"a batch of {N} sources of lengths {lengths} padded to {S}, D = {D}, h = {h}"
+        memory = torch.randn(N, S, D, generator=g)
+        lengths_t = torch.tensor(lengths)
+        pad = torch.arange(S)[None, :] >= lengths_t[:, None]  # (N, S)
+        memory[pad] = 50.0  # padding that must not matter
+        cases.append(
+            (
+                what,
+                torch.randn(N, D, generator=g),
+                memory,
+                lengths_t,
+                torch.randn(h, D, generator=g),
+                torch.randn(h, D, generator=g),
+                torch.randn(h, generator=g),
+            )
+        )
+    for what, s_prev, memory, lengths, W_q, W_k, v in cases:
+        result = call_answer(fn, what, s_prev, memory, lengths, W_q, W_k, v)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise ExerciseError(
+                f"{what}: expected a pair (context (N, D), weights (N, S)), got "
+                f"{type(result).__name__}"
+            )
+        context, weights = result
+        exp_context, exp_weights = _reference_step(s_prev, memory, lengths, W_q, W_k, v)
+        if not isinstance(weights, torch.Tensor) or weights.shape != exp_weights.shape:
+            expect_close(weights, exp_weights, what=f"weights of {what}")  # type, shape first
+        pad = torch.arange(memory.size(1))[None, :] >= lengths[:, None]  # (N, S)
+        leaked = weights.detach().cpu().double()[pad].abs()
+        if leaked.numel() and bool((leaked > 1e-6).any()):
+            raise ExerciseError(
+                f"weights of {what}: padding positions (j >= lengths[n]) must get weight exactly "
+                f"0, got up to {leaked.max().item():.4f}; mask them with -inf before the softmax"
+            )
+        expect_close(weights, exp_weights, what=f"weights of {what}")
+        expect_close(context, exp_context, what=f"context of {what}")
+    passed(
+        f"one Bahdanau step matches on {len(cases)} padded batches: additive scores, padding "
+        "masked out, softmax over the real positions, and the weighted sum of the memory."
+    )

@@ -1,0 +1,408 @@
+r"""Score functions: how much a query matches each key, before the softmax (chapters 2 and 3).
+
+Attention turns scores into weights with a softmax and averages the values with them. The
+Transformer scores with a scaled dot product (:mod:`attnlib.attention`); the recurrent
+encoder-decoders before it tried several functions, and this module holds them side by side:
+
+===========  =====================================================  ================================
+name         score of query :math:`q` and key :math:`k`             source
+===========  =====================================================  ================================
+additive     :math:`v^\top \tanh(W_q q + W_k k)`                    Bahdanau et al. (2015)
+dot          :math:`q^\top k`                                       Luong et al. (2015)
+general      :math:`q^\top W k`                                     Luong et al. (2015)
+concat       :math:`v^\top \tanh(W [q; k])`                         Luong et al. (2015)
+===========  =====================================================  ================================
+
+Each comes twice: a function that takes its parameters as arguments (``additive_scores(query,
+key, W_q, W_k, v)``: every symbol of the formula is visible), and an :class:`torch.nn.Module` that
+owns them (:class:`AdditiveScore`, ...), as a model uses it. ``concat`` is ``additive`` with the two
+matrices written side by side, :math:`W = [W_q \; W_k]`; the papers differ in *which* decoder
+state is the query, not in this formula (chapter 3 checks it).
+
+Shapes (see book/notation.md): a query ``(N, L, Eq)`` and keys ``(N, S, Ek)`` give scores
+``(N, L, S)``; leading dimensions may be absent (``(L, Eq)``) or more than one, and broadcast.
+``Eq`` and ``Ek`` may differ except for ``dot``. ``h`` is the hidden size of ``additive`` and
+``concat``.
+
+:func:`masked_softmax` turns scores into weights with attnlib's conventions: a boolean mask with
+**True = may attend** (:func:`attnlib.masks.padding_mask`), forbidden keys at ``-inf``, and a row
+with no allowed key all zeros rather than NaN. :func:`attend` adds the weighted average of values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = [
+    "additive_scores",
+    "dot_scores",
+    "general_scores",
+    "concat_scores",
+    "masked_softmax",
+    "attend",
+    "Score",
+    "AdditiveScore",
+    "DotScore",
+    "GeneralScore",
+    "ConcatScore",
+    "make_score",
+    "SCORES",
+]
+
+#: The score names :func:`make_score` knows.
+SCORES: tuple[str, ...] = ("additive", "dot", "general", "concat")
+
+
+def _shape(t) -> str:
+    return str(tuple(t.shape)) if hasattr(t, "shape") else type(t).__name__
+
+
+def _check_query_key(fn: str, query, key) -> None:
+    for name, t in (("query", query), ("key", key)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{fn}: {name} must be a floating-point tensor, got dtype {t.dtype}")
+        if t.dim() < 2:
+            raise ValueError(
+                f"{fn}: {name} must have at least 2 dimensions (..., length, features), got "
+                f"shape {_shape(t)}"
+            )
+    try:
+        torch.broadcast_shapes(query.shape[:-2], key.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"{fn}: the leading (batch) dimensions of query {_shape(query)} and key {_shape(key)} "
+            f"do not broadcast together"
+        ) from None
+
+
+def _check_param(fn: str, name: str, t, shape: tuple[int, ...], meaning: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if tuple(t.shape) != shape:
+        raise ValueError(f"{fn}: {name} must have shape {shape} {meaning}, got {_shape(t)}")
+
+
+def additive_scores(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    W_q: torch.Tensor,
+    W_k: torch.Tensor,
+    v: torch.Tensor,
+) -> torch.Tensor:
+    r"""Bahdanau's additive scores, :math:`s(q, k) = v^\top \tanh(W_q q + W_k k)`.
+
+    Both sides are projected into a common hidden space of size ``h``, so ``Eq`` and ``Ek`` may
+    differ. The price: a hidden vector for every (query, key) pair, a ``(..., L, S, h)`` tensor.
+
+    Args:
+        query: ``(..., L, Eq)``.
+        key: ``(..., S, Ek)``; leading dimensions broadcast with the query's.
+        W_q: ``(h, Eq)``.
+        W_k: ``(h, Ek)``.
+        v: ``(h,)``.
+
+    Returns:
+        Scores ``(..., L, S)``.
+
+    See chapter 2 ("Queries and keys of different sizes") and chapter 3 (Bahdanau et al., 2015).
+    """
+    fn = "additive_scores"
+    _check_query_key(fn, query, key)
+    if not isinstance(v, torch.Tensor) or v.dim() != 1:
+        raise ValueError(f"{fn}: v must have shape (h,), got {_shape(v)}")
+    h = v.size(0)
+    _check_param(fn, "W_q", W_q, (h, query.size(-1)), "(hidden size h of v, query size Eq)")
+    _check_param(fn, "W_k", W_k, (h, key.size(-1)), "(hidden size h of v, key size Ek)")
+    q_h = query @ W_q.T  # (..., L, h)
+    k_h = key @ W_k.T  # (..., S, h)
+    hidden = torch.tanh(q_h[..., :, None, :] + k_h[..., None, :, :])  # (..., L, S, h)
+    return hidden @ v  # (..., L, S)
+
+
+def dot_scores(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    r"""Luong's dot scores, :math:`s(q, k) = q^\top k` (no scale: that came with the Transformer).
+
+    Args:
+        query: ``(..., L, E)``.
+        key: ``(..., S, E)``: the same size ``E`` as the query.
+
+    Returns:
+        Scores ``(..., L, S)``.
+
+    See chapter 3 (Luong et al., 2015).
+    """
+    _check_query_key("dot_scores", query, key)
+    if query.size(-1) != key.size(-1):
+        raise ValueError(
+            f"dot_scores: query and key must have the same size E (a dot product pairs their "
+            f"entries), got query {_shape(query)} and key {_shape(key)}; use general_scores or "
+            f"additive_scores when the sizes differ"
+        )
+    return query @ key.transpose(-2, -1)  # (..., L, S)
+
+
+def general_scores(query: torch.Tensor, key: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    r"""Luong's general (bilinear) scores, :math:`s(q, k) = q^\top W k`.
+
+    A dot product after mapping the key into the query's space with ``W``; ``Eq`` and ``Ek`` may
+    differ.
+
+    Args:
+        query: ``(..., L, Eq)``.
+        key: ``(..., S, Ek)``.
+        W: ``(Eq, Ek)``.
+
+    Returns:
+        Scores ``(..., L, S)``.
+
+    See chapter 3 (Luong et al., 2015).
+    """
+    fn = "general_scores"
+    _check_query_key(fn, query, key)
+    _check_param(fn, "W", W, (query.size(-1), key.size(-1)), "(query size Eq, key size Ek)")
+    k_in_q = key @ W.T  # (..., S, Eq): W k for every key
+    return query @ k_in_q.transpose(-2, -1)  # (..., L, S)
+
+
+def concat_scores(
+    query: torch.Tensor, key: torch.Tensor, W: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor:
+    r"""Luong's concat scores, :math:`s(q, k) = v^\top \tanh(W [q; k])`.
+
+    ``[q; k]`` stacks the query on top of the key, so ``W`` has ``Eq + Ek`` columns. Splitting
+    ``W`` into its first ``Eq`` and last ``Ek`` columns gives exactly :func:`additive_scores`.
+
+    Args:
+        query: ``(..., L, Eq)``.
+        key: ``(..., S, Ek)``.
+        W: ``(h, Eq + Ek)``.
+        v: ``(h,)``.
+
+    Returns:
+        Scores ``(..., L, S)``.
+
+    See chapter 3 (Luong et al., 2015).
+    """
+    fn = "concat_scores"
+    _check_query_key(fn, query, key)
+    if not isinstance(v, torch.Tensor) or v.dim() != 1:
+        raise ValueError(f"{fn}: v must have shape (h,), got {_shape(v)}")
+    Eq, Ek = query.size(-1), key.size(-1)
+    _check_param(fn, "W", W, (v.size(0), Eq + Ek), "(hidden size h of v, Eq + Ek)")
+    L, S = query.size(-2), key.size(-2)
+    batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2])
+    q = query[..., :, None, :].expand(*batch, L, S, Eq)  # (..., L, S, Eq)
+    k = key[..., None, :, :].expand(*batch, L, S, Ek)  # (..., L, S, Ek)
+    pairs = torch.cat([q, k], dim=-1)  # (..., L, S, Eq + Ek): [q; k] for every pair
+    return torch.tanh(pairs @ W.T) @ v  # (..., L, S)
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax over the keys, with attnlib's mask conventions.
+
+    Args:
+        scores: ``(..., L, S)``.
+        mask: boolean, **True = may attend**, broadcastable to ``scores`` (for a padded batch of
+            keys, ``attnlib.masks.padding_mask(lengths)[:, 0]`` gives ``(N, 1, S)``); or
+            floating, added to the scores. ``None``: every key is allowed.
+
+    Returns:
+        Weights ``(..., L, S)``: each row sums to 1 over its allowed keys, forbidden keys get
+        exactly 0, and a row with no allowed key is all zeros (not NaN). Computed in at least
+        float32 and returned in the scores' dtype.
+    """
+    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
+        raise TypeError(
+            f"masked_softmax: scores must be a floating-point tensor, got "
+            f"{getattr(scores, 'dtype', type(scores).__name__)}"
+        )
+    if scores.dim() < 2:
+        raise ValueError(f"masked_softmax: scores must be (..., L, S), got shape {_shape(scores)}")
+    acc = torch.promote_types(scores.dtype, torch.float32)
+    s = scores.to(acc)
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(
+                f"masked_softmax: mask must be a torch.Tensor, got {type(mask).__name__}"
+            )
+        try:
+            ok = torch.broadcast_shapes(mask.shape, s.shape) == s.shape
+        except RuntimeError:
+            ok = False
+        if not ok:
+            hint = ""
+            if mask.dim() == 4 and mask.shape[1:3] == (1, 1):
+                hint = (
+                    "; a padding_mask (N, 1, 1, S) is shaped for (N, H, L, S) scores: take "
+                    "mask[:, 0] for scores (N, L, S)"
+                )
+            raise ValueError(
+                f"masked_softmax: mask of shape {_shape(mask)} does not broadcast to the scores' "
+                f"shape {_shape(scores)}{hint}"
+            )
+        if mask.dtype == torch.bool:
+            s = s.masked_fill(~mask, float("-inf"))  # (..., L, S)
+        elif mask.is_floating_point():
+            s = s + mask.to(acc)  # (..., L, S)
+        else:
+            raise TypeError(
+                f"masked_softmax: mask must be boolean (True = may attend) or floating, got dtype "
+                f"{mask.dtype}"
+            )
+    # A row whose every score is -inf has no key to attend to: zeros, not NaN.
+    dead = torch.isneginf(s).all(dim=-1, keepdim=True)  # (..., L, 1)
+    weights = torch.softmax(s.masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)
+    return weights.to(scores.dtype)  # (..., L, S)
+
+
+def attend(
+    scores: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights from scores (:func:`masked_softmax`), then the weighted average of the values.
+
+    Args:
+        scores: ``(..., L, S)``.
+        value: ``(..., S, Ev)``.
+        mask: as in :func:`masked_softmax`.
+
+    Returns:
+        ``(context, weights)``: context ``(..., L, Ev)`` (the *context vector* of each query),
+        weights ``(..., L, S)``.
+    """
+    weights = masked_softmax(scores, mask)  # (..., L, S)
+    if not isinstance(value, torch.Tensor) or value.dim() < 2 or value.size(-2) != scores.size(-1):
+        raise ValueError(
+            f"attend: value must be (..., S, Ev) with S = {scores.size(-1)} keys as in the scores "
+            f"{_shape(scores)}, got {_shape(value)}"
+        )
+    return weights @ value, weights  # (..., L, Ev), (..., L, S)
+
+
+class Score(nn.Module):
+    """Base class of the score modules. ``forward(query, key)`` gives scores ``(..., L, S)``.
+
+    A decoder scores one query per step against the same keys, so the key-side work can be done
+    once: ``prepare(key)`` returns what :meth:`score` needs, and ``forward`` is
+    ``score(query, prepare(key))``.
+    """
+
+    def prepare(self, key: torch.Tensor) -> torch.Tensor:
+        return key
+
+    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        _check_query_key(type(self).__name__, query, key)
+        return self.score(query, self.prepare(key))
+
+
+class AdditiveScore(Score):
+    r"""Bahdanau's additive score :math:`v^\top \tanh(W_q q + W_k k)` as a module.
+
+    Args:
+        query_size: ``Eq``.
+        key_size: ``Ek``.
+        hidden_size: ``h``, the size of the common space.
+
+    Shapes: ``forward(query (..., L, Eq), key (..., S, Ek)) -> (..., L, S)``. The parameters are
+    ``W_q`` ``(h, Eq)``, ``W_k`` ``(h, Ek)`` and ``v`` ``(h,)``, with the names of the formula;
+    :func:`additive_scores` with them gives the same numbers.
+    """
+
+    def __init__(self, query_size: int, key_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.W_q = nn.Parameter(_uniform(hidden_size, query_size))
+        self.W_k = nn.Parameter(_uniform(hidden_size, key_size))
+        self.v = nn.Parameter(_uniform(hidden_size, fan_in=hidden_size))
+
+    def prepare(self, key: torch.Tensor) -> torch.Tensor:
+        return key @ self.W_k.T  # (..., S, h)
+
+    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
+        q_h = query @ self.W_q.T  # (..., L, h)
+        hidden = torch.tanh(q_h[..., :, None, :] + prepared[..., None, :, :])  # (..., L, S, h)
+        return hidden @ self.v  # (..., L, S)
+
+
+class DotScore(Score):
+    r"""Luong's dot score :math:`q^\top k` (no parameters; ``Eq`` must equal ``Ek``)."""
+
+    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
+        return dot_scores(query, prepared)  # (..., L, S)
+
+
+class GeneralScore(Score):
+    r"""Luong's general score :math:`q^\top W k` as a module; ``W`` is ``(Eq, Ek)``."""
+
+    def __init__(self, query_size: int, key_size: int) -> None:
+        super().__init__()
+        self.W = nn.Parameter(_uniform(query_size, key_size))
+
+    def prepare(self, key: torch.Tensor) -> torch.Tensor:
+        return key @ self.W.T  # (..., S, Eq)
+
+    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
+        return query @ prepared.transpose(-2, -1)  # (..., L, S)
+
+
+class ConcatScore(Score):
+    r"""Luong's concat score :math:`v^\top \tanh(W [q; k])` as a module; ``W`` is ``(h, Eq + Ek)``.
+
+    Computed without building ``[q; k]`` for every pair: ``W [q; k] = W[:, :Eq] q + W[:, Eq:] k``.
+    """
+
+    def __init__(self, query_size: int, key_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.query_size = query_size
+        self.W = nn.Parameter(_uniform(hidden_size, query_size + key_size))
+        self.v = nn.Parameter(_uniform(hidden_size, fan_in=hidden_size))
+
+    def prepare(self, key: torch.Tensor) -> torch.Tensor:
+        return key @ self.W[:, self.query_size :].T  # (..., S, h)
+
+    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
+        q_h = query @ self.W[:, : self.query_size].T  # (..., L, h)
+        hidden = torch.tanh(q_h[..., :, None, :] + prepared[..., None, :, :])  # (..., L, S, h)
+        return hidden @ self.v  # (..., L, S)
+
+
+def _uniform(*shape: int, fan_in: int | None = None) -> torch.Tensor:
+    """nn.Linear's default initialisation: uniform in +-1/sqrt(fan_in)."""
+    bound = 1.0 / math.sqrt(fan_in if fan_in is not None else shape[-1])
+    return torch.empty(*shape).uniform_(-bound, bound)
+
+
+def make_score(kind: str, query_size: int, key_size: int, hidden_size: int | None = None) -> Score:
+    """The score module called ``kind``: ``"additive"``, ``"dot"``, ``"general"`` or ``"concat"``.
+
+    Args:
+        kind: one of :data:`SCORES`.
+        query_size: ``Eq``.
+        key_size: ``Ek`` (must equal ``Eq`` for ``"dot"``).
+        hidden_size: ``h`` for ``"additive"`` and ``"concat"`` (defaults to ``key_size``).
+    """
+    for name, n in (("query_size", query_size), ("key_size", key_size)):
+        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+            raise ValueError(f"make_score: {name} must be a positive int, got {n!r}")
+    h = key_size if hidden_size is None else hidden_size
+    if not isinstance(h, int) or isinstance(h, bool) or h <= 0:
+        raise ValueError(f"make_score: hidden_size must be a positive int, got {hidden_size!r}")
+    if kind == "additive":
+        return AdditiveScore(query_size, key_size, h)
+    if kind == "dot":
+        if query_size != key_size:
+            raise ValueError(
+                f"make_score: 'dot' needs query_size == key_size, got {query_size} and {key_size}"
+            )
+        return DotScore()
+    if kind == "general":
+        return GeneralScore(query_size, key_size)
+    if kind == "concat":
+        return ConcatScore(query_size, key_size, h)
+    raise ValueError(f"make_score: kind must be one of {SCORES}, got {kind!r}")

@@ -1,0 +1,245 @@
+"""Step through an encoder-decoder's output one character at a time, and see where it looks.
+
+:class:`DecodingStepper` receives, once, a few finished translations: the source characters, the
+characters the decoder produced, and the attention weights of every decoding step. The browser
+(decoding.js) shows the source as a strip of characters shaded by the current step's weights, the
+output written so far, and the whole alignment as a small heatmap with the current step outlined.
+Buttons, a slider and the arrow keys move through the steps; a selector picks the example. That
+needs no kernel, so the published chapter stays interactive. With a kernel, :meth:`add` runs the
+model on any new text and sends the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import anywidget
+import numpy as np
+import traitlets
+
+__all__ = ["DecodingStepper", "EOS"]
+
+_HERE = Path(__file__).parent
+SCALE = 1000  # weights travel as integers in thousandths (3 decimals), one string per example
+#: How the end-of-sequence token is shown in the output.
+EOS = "</s>"
+
+
+def _weights_array(weights, where: str) -> np.ndarray:
+    if hasattr(weights, "detach"):  # a torch.Tensor, wherever it lives
+        weights = weights.detach().to("cpu").double().numpy()
+    try:
+        arr = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"DecodingStepper: {where} weights must be numeric, got {type(weights).__name__}"
+        ) from err
+    if arr.ndim != 2:
+        raise ValueError(
+            f"DecodingStepper: {where} weights must be 2-D (output steps T, source length S), "
+            f"got shape {arr.shape}"
+        )
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise ValueError(
+            f"DecodingStepper: {where} weights must be finite and non-negative attention weights"
+        )
+    return arr
+
+
+def _example(source, output, weights, label, where: str) -> dict:
+    if isinstance(source, str):
+        source = list(source)
+    if isinstance(output, str):
+        output = list(output)
+    source = [str(c) for c in source]
+    output = [str(c) for c in output]
+    arr = _weights_array(weights, where)
+    T, S = arr.shape
+    if len(output) != T:
+        raise ValueError(
+            f"DecodingStepper: {where} has {len(output)} output tokens but weights for {T} steps "
+            f"(weights are (T, S): one row per output token)"
+        )
+    if len(source) != S:
+        raise ValueError(
+            f"DecodingStepper: {where} has {len(source)} source tokens but weights over {S} "
+            f"positions (weights are (T, S): one column per source token)"
+        )
+    if T == 0 or S == 0:
+        raise ValueError(f"DecodingStepper: {where} is empty (weights of shape {arr.shape})")
+    packed = ",".join(str(int(v)) for v in np.rint(arr * SCALE).astype(np.int64).ravel())
+    return {
+        "label": str(label) if label is not None else "".join(source),
+        "source": source,
+        "output": output,
+        "weights": packed,
+    }
+
+
+class DecodingStepper(anywidget.AnyWidget):
+    """Decoding, one output character at a time, with the attention weights of each step.
+
+    Make it the last expression of a cell. Build it from finished examples, or from a model with
+    :meth:`from_model`.
+
+    Args:
+        examples: a list of ``(source, output, weights)`` or ``(source, output, weights, label)``:
+            ``source`` the ``S`` source tokens (a string is split into characters), ``output``
+            the ``T`` tokens the decoder produced (include :data:`EOS` if the model stopped), and
+            ``weights`` ``(T, S)``: row ``t`` is where step ``t`` attended (a tensor on any
+            device, an array or nested lists). Sent rounded to 3 decimals.
+        title: a heading above the widget.
+        example: which example to show first.
+        step: which step to show first.
+
+    Synced traits: ``example`` (the example shown) and ``step`` (the current output position,
+    0-based).
+
+    See chapter 3, "Attention in RNN encoder-decoders".
+    """
+
+    _esm = _HERE / "decoding.js"
+    _css = _HERE / "decoding.css"
+
+    title = traitlets.Unicode("").tag(sync=True)
+    examples = traitlets.List(traitlets.Dict()).tag(sync=True)
+    example = traitlets.Int(0).tag(sync=True)
+    step = traitlets.Int(0).tag(sync=True)
+
+    def __init__(
+        self,
+        examples: Sequence[tuple],
+        *,
+        title: str = "",
+        example: int = 0,
+        step: int = 0,
+    ) -> None:
+        if not isinstance(examples, (list, tuple)) or not examples:
+            raise ValueError("DecodingStepper: examples must be a non-empty list of tuples")
+        packed = []
+        for i, ex in enumerate(examples):
+            if not isinstance(ex, (list, tuple)) or len(ex) not in (3, 4):
+                raise ValueError(
+                    f"DecodingStepper: example {i} must be (source, output, weights) or "
+                    f"(source, output, weights, label)"
+                )
+            source, output, weights, *label = ex
+            packed.append(
+                _example(source, output, weights, label[0] if label else None, f"example {i}")
+            )
+        self._model = None
+        self._vocabs = None
+        super().__init__(title=str(title), examples=packed)
+        self.example = example
+        self.step = step
+
+    @classmethod
+    def from_model(
+        cls,
+        model,
+        texts: Sequence[str],
+        src_vocab,
+        tgt_vocab,
+        *,
+        labels: Sequence[str] | None = None,
+        title: str = "",
+        max_len: int = 12,
+    ) -> DecodingStepper:
+        """Translate ``texts`` greedily with an attentive :class:`attnlib.rnn.EncoderDecoder` and
+        show the results; the model is kept (on the Python side only) for :meth:`add`.
+
+        Args:
+            model: a trained encoder-decoder with attention.
+            texts: the source texts.
+            src_vocab, tgt_vocab: the :class:`attnlib.data.dates.CharVocab` of each side.
+            labels: a name for each text in the selector (e.g. its locale).
+            title: a heading above the widget.
+            max_len: the most output characters to generate.
+        """
+        if labels is not None and len(labels) != len(texts):
+            raise ValueError(
+                f"DecodingStepper.from_model: {len(labels)} labels for {len(texts)} texts"
+            )
+        examples = [
+            cls._translate(
+                model, text, src_vocab, tgt_vocab, max_len, None if labels is None else labels[i]
+            )
+            for i, text in enumerate(texts)
+        ]
+        widget = cls(examples, title=title)
+        widget._model = model
+        widget._vocabs = (src_vocab, tgt_vocab, max_len)
+        return widget
+
+    @staticmethod
+    def _translate(model, text: str, src_vocab, tgt_vocab, max_len: int, label) -> tuple:
+        from attnlib.rnn import greedy_decode
+
+        if not getattr(model, "attends", False):
+            raise ValueError("DecodingStepper: the model has no attention weights to show")
+        if not isinstance(text, str) or not text:
+            raise ValueError(
+                f"DecodingStepper: a source text must be a non-empty str, got {text!r}"
+            )
+        dev = next(model.parameters()).device
+        src, lengths = src_vocab.encode([text])
+        ids, weights = greedy_decode(model, src.to(dev), lengths.to(dev), max_len)
+        tokens = []
+        for i in ids[0].tolist():  # one token per step, up to and including eos
+            tokens.append(EOS if i == model.eos_id else tgt_vocab.itos[i])
+            if i == model.eos_id:
+                break
+        return (text, tokens, weights[0, : len(tokens)].cpu(), text if label is None else label)
+
+    def add(self, text: str, label: str | None = None) -> int:
+        """Translate ``text`` with the model given to :meth:`from_model`, add it, and show it.
+
+        Needs a running kernel (the model runs in Python). Returns the new example's index.
+        """
+        if self._model is None:
+            raise RuntimeError(
+                "DecodingStepper.add needs a model: build the widget with "
+                "DecodingStepper.from_model"
+            )
+        src_vocab, tgt_vocab, max_len = self._vocabs
+        source, output, weights, label = self._translate(
+            self._model, text, src_vocab, tgt_vocab, max_len, label
+        )
+        new = _example(source, output, weights, label, f"text {text!r}")
+        self.examples = [*self.examples, new]
+        self.step = 0
+        self.example = len(self.examples) - 1
+        return self.example
+
+    @traitlets.validate("example")
+    def _valid_example(self, proposal):
+        i, n = proposal["value"], len(self.examples)
+        if not 0 <= i < n:
+            raise ValueError(f"DecodingStepper: example must be in [0, {n}), got {i}")
+        return i
+
+    @traitlets.validate("step")
+    def _valid_step(self, proposal):
+        i, T = proposal["value"], len(self.examples[self.example]["output"])
+        if not 0 <= i < T:
+            raise ValueError(f"DecodingStepper: step must be in [0, {T}), got {i}")
+        return i
+
+    @traitlets.observe("example")
+    def _reset_step(self, change) -> None:
+        T = len(self.examples[change["new"]]["output"])
+        if self.step >= T:
+            self.step = T - 1
+
+    def weights_of(self, example: int | None = None) -> np.ndarray:
+        """The ``(T, S)`` weights the browser shows for ``example`` (default: the current one)."""
+        ex = self.examples[self.example if example is None else example]
+        T, S = len(ex["output"]), len(ex["source"])
+        return (
+            np.array([int(v) for v in ex["weights"].split(",")], dtype=np.float64).reshape(T, S)
+            / SCALE
+        )
+
+    def __repr__(self) -> str:
+        return f"DecodingStepper(examples={len(self.examples)})"

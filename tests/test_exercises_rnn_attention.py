@@ -1,0 +1,125 @@
+"""Chapter 3 self-checks: reference solutions pass, typical mistakes fail with clear messages."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attnlib.exercises import ExerciseError, rnn_attention
+
+# --- Exercise 1: Luong's general score --------------------------------------------------------
+
+
+def general(query, key, W):
+    return query @ W @ key.transpose(-2, -1)  # (N, L, Eq) @ (Eq, Ek) @ (N, Ek, S) -> (N, L, S)
+
+
+def test_general_reference_passes(capsys):
+    rnn_attention.check_general_score(general)
+    assert capsys.readouterr().out.startswith("Correct: ")
+
+
+def test_general_einsum_passes_too(capsys):
+    rnn_attention.check_general_score(lambda q, k, W: torch.einsum("nle,ef,nsf->nls", q, W, k))
+    assert "Correct:" in capsys.readouterr().out
+
+
+def test_general_transposed_W_crashes_and_is_reported_with_shapes():
+    with pytest.raises(ExerciseError) as info:
+        rnn_attention.check_general_score(lambda q, k, W: q @ W.T @ k.transpose(-2, -1))
+    message = str(info.value)
+    assert "your function raised RuntimeError" in message
+    assert "called with shapes (1, 1, 2), (1, 2, 3), (2, 3)" in message
+
+
+def test_general_wrong_orientation_fails_on_shape():
+    with pytest.raises(ExerciseError, match=r"expected shape \(1, 1, 2\), got shape \(1, 2, 1\)"):
+        rnn_attention.check_general_score(lambda q, k, W: general(q, k, W).transpose(-2, -1))
+
+
+def test_general_forgetting_W_fails_on_values_for_the_identity_case_only_if_sizes_match():
+    def dot_only(query, key, W):
+        if query.size(-1) != key.size(-1):
+            return general(query, key, W)  # cheat on the cases where a dot product cannot work
+        return query @ key.transpose(-2, -1) * 2  # wrong values
+
+    with pytest.raises(ExerciseError, match=r"identity .*values differ; largest difference"):
+        rnn_attention.check_general_score(dot_only)
+
+
+def test_general_nan_is_named():
+    with pytest.raises(ExerciseError, match="contains NaN"):
+        rnn_attention.check_general_score(lambda q, k, W: general(q, k, W) * float("nan"))
+
+
+# --- Exercise 2: one Bahdanau step ------------------------------------------------------------
+
+
+def bahdanau_step(s_prev, memory, lengths, W_q, W_k, v):
+    q_h = s_prev @ W_q.T  # (N, h)
+    k_h = memory @ W_k.T  # (N, S, h)
+    scores = torch.tanh(q_h[:, None, :] + k_h) @ v  # (N, S)
+    real = torch.arange(memory.size(1))[None, :] < lengths[:, None]  # (N, S)
+    scores = scores.masked_fill(~real, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)  # (N, S)
+    context = (weights[:, :, None] * memory).sum(dim=1)  # (N, D)
+    return context, weights
+
+
+def test_bahdanau_reference_passes(capsys):
+    rnn_attention.check_bahdanau_step(bahdanau_step)
+    assert capsys.readouterr().out.startswith("Correct: ")
+
+
+def test_bahdanau_forgetting_the_mask_is_named():
+    def no_mask(s_prev, memory, lengths, W_q, W_k, v):
+        return bahdanau_step(s_prev, memory, torch.full_like(lengths, memory.size(1)), W_q, W_k, v)
+
+    with pytest.raises(ExerciseError) as info:
+        rnn_attention.check_bahdanau_step(no_mask)
+    message = str(info.value)
+    assert "padding positions (j >= lengths[n]) must get weight exactly 0" in message
+    assert "mask them with -inf before the softmax" in message
+
+
+def test_bahdanau_softmax_over_the_batch_fails_on_values():
+    def wrong_axis(s_prev, memory, lengths, W_q, W_k, v):
+        q_h = s_prev @ W_q.T
+        scores = torch.tanh(q_h[:, None, :] + memory @ W_k.T) @ v  # (N, S)
+        real = torch.arange(memory.size(1))[None, :] < lengths[:, None]
+        weights = torch.softmax(scores.masked_fill(~real, -1e4), dim=0) * real  # wrong axis
+        return (weights[:, :, None] * memory).sum(1), weights
+
+    with pytest.raises(ExerciseError, match=r"weights of .*values differ"):
+        rnn_attention.check_bahdanau_step(wrong_axis)
+
+
+def test_bahdanau_wrong_shapes_and_types_are_named():
+    with pytest.raises(ExerciseError, match=r"expected shape \(2, 4\), got shape \(2, 1, 4\)"):
+        rnn_attention.check_bahdanau_step(
+            lambda *a: (bahdanau_step(*a)[0], bahdanau_step(*a)[1][:, None])
+        )
+    with pytest.raises(ExerciseError, match=r"expected a pair \(context \(N, D\), weights"):
+        rnn_attention.check_bahdanau_step(lambda *a: bahdanau_step(*a)[0])
+    with pytest.raises(ExerciseError, match=r"context of .*expected shape \(2, 3\), got shape"):
+        rnn_attention.check_bahdanau_step(
+            lambda *a: (bahdanau_step(*a)[0][:, None], bahdanau_step(*a)[1])
+        )
+
+
+def test_bahdanau_context_from_the_wrong_vectors_fails():
+    def summed_keys(s_prev, memory, lengths, W_q, W_k, v):
+        context, weights = bahdanau_step(s_prev, memory, lengths, W_q, W_k, v)
+        return context + 0.1, weights
+
+    with pytest.raises(ExerciseError, match=r"context of .*values differ"):
+        rnn_attention.check_bahdanau_step(summed_keys)
+
+
+def test_bahdanau_in_place_change_is_caught():
+    def in_place(s_prev, memory, lengths, W_q, W_k, v):
+        memory[lengths.new_zeros(())] = 0.0  # scribbles on the input
+        return bahdanau_step(s_prev, memory, lengths, W_q, W_k, v)
+
+    with pytest.raises(ExerciseError, match="changed its argument 1 in place"):
+        rnn_attention.check_bahdanau_step(in_place)
