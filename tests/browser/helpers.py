@@ -33,9 +33,10 @@ def built_pages() -> list[Path]:
     )
 
 
-def widget_pages() -> list[Path]:
-    """Built pages that contain at least one AttentionExplorer."""
-    return [p for p in built_pages() if WIDGET_ID in p.read_text(encoding="utf-8")]
+def widget_pages(widget_id: str = WIDGET_ID) -> list[Path]:
+    """Built pages that store at least one view of the widget whose _anywidget_id is widget_id
+    (by default an AttentionExplorer)."""
+    return [p for p in built_pages() if widget_id in p.read_text(encoding="utf-8")]
 
 
 def require_build() -> None:

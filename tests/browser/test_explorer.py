@@ -5,14 +5,21 @@ hostile token text)."""
 from __future__ import annotations
 
 import json
-import shutil
+from functools import partial
 
 import numpy as np
 import pytest
 
-from .helpers import BUILD, ROOT, require_build, widget_pages
+from .harness import (
+    HOSTILE,
+    check_file_url,
+    check_widget_page,
+    open_harness,
+    parametrize_pages,
+    render_into,
+)
+from .helpers import BUILD, require_build, widget_pages
 
-WIDGET_DIR = ROOT / "src" / "attnlib" / "widgets"
 PAGES = widget_pages()
 
 READ_JS = """(root) => {
@@ -114,22 +121,13 @@ def exercise_explorer(root, where: str) -> None:
 # --- the built chapters -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "page_path",
-    PAGES or [None],
-    ids=[p.relative_to(BUILD).as_posix() for p in PAGES] or ["no-widget-pages"],
-)
+@parametrize_pages(PAGES, "no-widget-pages")
 def test_chapter_explorers_respond(page_path, book_server, open_page):
     require_build()
     assert page_path is not None, "no built chapter contains an AttentionExplorer"
-    page, watch = open_page(book_server.url(page_path), (book_server.base,))
-    roots = page.locator(".ae-root")
-    assert roots.count() > 0, f"{page_path.name}: no AttentionExplorer rendered"
-    for k in range(roots.count()):
-        root = roots.nth(k)
-        root.scroll_into_view_if_needed()
-        exercise_explorer(root, f"{page_path.name} explorer {k}")
-    assert not watch.problems(), "\n".join(watch.problems())
+    check_widget_page(
+        open_page, book_server, page_path, ".ae-root", exercise_explorer, "AttentionExplorer"
+    )
 
 
 def test_explorer_works_over_file_urls(open_page):
@@ -137,50 +135,10 @@ def test_explorer_works_over_file_urls(open_page):
     preferred = BUILD / "notebooks" / "02_soft_lookup.html"
     page_path = preferred if preferred in PAGES else (PAGES[0] if PAGES else None)
     assert page_path is not None, "no built chapter contains an AttentionExplorer"
-    page, watch = open_page(page_path.as_uri(), ("file://",))
-    roots = page.locator(".ae-root")
-    assert roots.count() > 0, f"{page_path.name} over file://: no AttentionExplorer rendered"
-    exercise_explorer(roots.first, f"{page_path.name} (file://)")
-    assert not watch.problems(), "\n".join(watch.problems())
+    check_file_url(open_page, page_path, ".ae-root", exercise_explorer, "AttentionExplorer")
 
 
 # --- a harness page: explorer.js with a fake anywidget model ------------------------------------
-
-HARNESS = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>AttentionExplorer harness</title>
-<link rel="icon" href="data:,"><link rel="stylesheet" href="explorer.css"></head>
-<body><div id="a"></div><div id="b"></div>
-<script type="module">
-import widget, * as explorer from "./explorer.js";
-class FakeModel {
-  constructor(state) { this.state = { ...state }; this.handlers = {}; this.saved = 0; }
-  get(name) { return this.state[name]; }
-  set(name, value) {
-    this.state[name] = value;
-    for (const f of this.handlers["change:" + name] || []) f();
-  }
-  on(event, f) { (this.handlers[event] ||= []).push(f); }
-  off(event, f) { this.handlers[event] = (this.handlers[event] || []).filter((g) => g !== f); }
-  save_changes() { this.saved += 1; }
-}
-window.explorer = explorer;
-window.models = {};
-window.renderInto = (id, state) => {
-  const model = new FakeModel(state);
-  window.models[id] = model;
-  widget.render({ model, el: document.getElementById(id) });
-};
-window.harnessReady = true;
-</script></body></html>
-"""
-
-HOSTILE = [
-    "<img src=x onerror=alert(1)>",
-    "<script>alert(2)</script>",
-    "</SCRIPT><svg onload=alert(3)>",
-    "&lt;b&gt; &amp;",
-    " the",
-]
 
 
 def base_state(**overrides) -> dict:
@@ -205,17 +163,10 @@ def base_state(**overrides) -> dict:
 
 @pytest.fixture
 def harness(harness_dir, harness_server, open_page):
-    for name in ("explorer.js", "explorer.css"):
-        shutil.copy(WIDGET_DIR / name, harness_dir / name)
-    (harness_dir / "index.html").write_text(HARNESS, encoding="utf-8")
-    page, watch = open_page(harness_server.url("index.html"), (harness_server.base,))
-    page.wait_for_function("window.harnessReady === true")
-    return page, watch
+    return open_harness(open_page, harness_dir, harness_server, "explorer", "AttentionExplorer")
 
 
-def render(page, element_id: str, state: dict):
-    page.evaluate("([id, state]) => window.renderInto(id, state)", [element_id, state])
-    return page.locator(f"#{element_id} .ae-root")
+render = partial(render_into, root_selector=".ae-root")  # render(page, element_id, state) -> root
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

@@ -3,14 +3,14 @@ page that feeds heads.js a fake model (its parsing of the weights, its syncing, 
 
 from __future__ import annotations
 
-import shutil
+from functools import partial
 
 import numpy as np
 import pytest
 
-from .helpers import BUILD, ROOT
+from .harness import HOSTILE, check_file_url, check_widget_page, open_harness, render_into
+from .helpers import BUILD
 
-WIDGET_DIR = ROOT / "src" / "attnlib" / "widgets"
 CHAPTER = BUILD / "notebooks" / "08_bert.html"
 
 
@@ -46,11 +46,8 @@ def read(root) -> dict:
     return root.evaluate(READ_JS)
 
 
-def exercise_chapter_view(page, where: str) -> None:
-    roots = page.locator(".hv-root")
-    assert roots.count() == 1, f"{where}: expected one HeadView, found {roots.count()}"
-    root = roots.first
-    root.scroll_into_view_if_needed()
+def exercise_chapter_view(root, where: str) -> None:
+    page = root.page
     s0 = read(root)
     assert s0["height"] > 200, f"{where}: the widget looks blank ({s0['height']} px high)"
     assert s0["thumbs"] == 72, f"{where}: {s0['thumbs']} thumbnails, expected 6 x 12"
@@ -97,49 +94,17 @@ def exercise_chapter_view(page, where: str) -> None:
 
 @needs_chapter
 def test_chapter_head_view_responds(book_server, open_page):
-    page, watch = open_page(book_server.url(CHAPTER), (book_server.base,))
-    exercise_chapter_view(page, CHAPTER.name)
-    assert not watch.problems(), "\n".join(watch.problems())
+    check_widget_page(
+        open_page, book_server, CHAPTER, ".hv-root", exercise_chapter_view, "HeadView", count=1
+    )
 
 
 @needs_chapter
 def test_chapter_head_view_over_file_urls(open_page):
-    page, watch = open_page(CHAPTER.as_uri(), ("file://",))
-    exercise_chapter_view(page, f"{CHAPTER.name} (file://)")
-    assert not watch.problems(), "\n".join(watch.problems())
+    check_file_url(open_page, CHAPTER, ".hv-root", exercise_chapter_view, "HeadView", count=1)
 
 
 # --- a harness page: heads.js with a fake anywidget model ---------------------------------------
-
-HARNESS = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>HeadView harness</title>
-<link rel="icon" href="data:,"><link rel="stylesheet" href="heads.css"></head>
-<body><div id="a"></div><div id="b"></div>
-<script type="module">
-import widget, * as heads from "./heads.js";
-class FakeModel {
-  constructor(state) { this.state = { ...state }; this.handlers = {}; this.saved = 0; }
-  get(name) { return this.state[name]; }
-  set(name, value) {
-    this.state[name] = value;
-    for (const f of this.handlers["change:" + name] || []) f();
-  }
-  on(event, f) { (this.handlers[event] ||= []).push(f); }
-  off(event, f) { this.handlers[event] = (this.handlers[event] || []).filter((g) => g !== f); }
-  save_changes() { this.saved += 1; }
-}
-window.heads = heads;
-window.models = {};
-window.renderInto = (id, state) => {
-  const model = new FakeModel(state);
-  window.models[id] = model;
-  widget.render({ model, el: document.getElementById(id) });
-};
-window.harnessReady = true;
-</script></body></html>
-"""
-
-HOSTILE = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", "&lt;b&gt;", " the"]
 
 
 def sentence(tokens, weights, text=None) -> dict:
@@ -178,17 +143,10 @@ def base_state(sentences, **overrides) -> dict:
 
 @pytest.fixture
 def harness(harness_dir, harness_server, open_page):
-    for name in ("heads.js", "heads.css"):
-        shutil.copy(WIDGET_DIR / name, harness_dir / name)
-    (harness_dir / "heads.html").write_text(HARNESS, encoding="utf-8")
-    page, watch = open_page(harness_server.url("heads.html"), (harness_server.base,))
-    page.wait_for_function("window.harnessReady === true")
-    return page, watch
+    return open_harness(open_page, harness_dir, harness_server, "heads", "HeadView")
 
 
-def render(page, element_id: str, state: dict):
-    page.evaluate("([id, state]) => window.renderInto(id, state)", [element_id, state])
-    return page.locator(f"#{element_id} .hv-root")
+render = partial(render_into, root_selector=".hv-root")  # render(page, element_id, state) -> root
 
 
 def test_weights_are_parsed_back_exactly(harness):

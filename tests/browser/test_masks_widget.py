@@ -8,23 +8,24 @@ ATTNLIB_BOOK_HTML) and skip when chapter 6 is not in it; the harness tests need 
 
 from __future__ import annotations
 
-import shutil
+from functools import partial
 
 import numpy as np
 import pytest
 
-from .helpers import BUILD, ROOT, built_pages, require_build
+from .harness import (
+    HOSTILE,
+    check_file_url,
+    check_widget_page,
+    open_harness,
+    parametrize_pages,
+    render_into,
+)
+from .helpers import BUILD, require_build, widget_pages
 
-WIDGET_DIR = ROOT / "src" / "attnlib" / "widgets"
 WIDGET_ID = "attnlib.widgets.masks.MaskExplorer"  # the _anywidget_id in stored state
 CHAPTER = BUILD / "notebooks" / "06_masking.html"
-
-
-def mask_pages():
-    return [p for p in built_pages() if WIDGET_ID in p.read_text(encoding="utf-8")]
-
-
-PAGES = mask_pages()
+PAGES = widget_pages(WIDGET_ID)
 needs_chapter = pytest.mark.skipif(
     not CHAPTER.exists(), reason=f"{CHAPTER} is not built (build the book with chapter 6 in it)"
 )
@@ -146,22 +147,13 @@ def exercise_mask_explorer(root, where: str) -> None:
 
 
 @needs_chapter
-@pytest.mark.parametrize(
-    "page_path",
-    PAGES or [None],
-    ids=[p.relative_to(BUILD).as_posix() for p in PAGES] or ["no-mask-explorer-pages"],
-)
+@parametrize_pages(PAGES, "no-mask-explorer-pages")
 def test_chapter_mask_explorers_respond(page_path, book_server, open_page):
     require_build()
     assert page_path is not None, "no built chapter contains a MaskExplorer"
-    page, watch = open_page(book_server.url(page_path), (book_server.base,))
-    roots = page.locator(".me-root")
-    assert roots.count() > 0, f"{page_path.name}: no MaskExplorer rendered"
-    for k in range(roots.count()):
-        root = roots.nth(k)
-        root.scroll_into_view_if_needed()
-        exercise_mask_explorer(root, f"{page_path.name} mask explorer {k}")
-    assert not watch.problems(), "\n".join(watch.problems())
+    check_widget_page(
+        open_page, book_server, page_path, ".me-root", exercise_mask_explorer, "MaskExplorer"
+    )
 
 
 @needs_chapter
@@ -169,49 +161,10 @@ def test_mask_explorer_works_over_file_urls(open_page):
     require_build()
     page_path = CHAPTER if CHAPTER in PAGES else (PAGES[0] if PAGES else None)
     assert page_path is not None, "no built chapter contains a MaskExplorer"
-    page, watch = open_page(page_path.as_uri(), ("file://",))
-    roots = page.locator(".me-root")
-    assert roots.count() > 0, f"{page_path.name} over file://: no MaskExplorer rendered"
-    exercise_mask_explorer(roots.first, f"{page_path.name} (file://)")
-    assert not watch.problems(), "\n".join(watch.problems())
+    check_file_url(open_page, page_path, ".me-root", exercise_mask_explorer, "MaskExplorer")
 
 
 # --- a harness page: masks.js with a fake anywidget model ---------------------------------------
-
-HARNESS = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>MaskExplorer harness</title>
-<link rel="icon" href="data:,"><link rel="stylesheet" href="masks.css"></head>
-<body><div id="a"></div><div id="b"></div>
-<script type="module">
-import widget, * as masks from "./masks.js";
-class FakeModel {
-  constructor(state) { this.state = { ...state }; this.handlers = {}; this.saved = 0; }
-  get(name) { return this.state[name]; }
-  set(name, value) {
-    this.state[name] = value;
-    for (const f of this.handlers["change:" + name] || []) f();
-  }
-  on(event, f) { (this.handlers[event] ||= []).push(f); }
-  off(event, f) { this.handlers[event] = (this.handlers[event] || []).filter((g) => g !== f); }
-  save_changes() { this.saved += 1; }
-}
-window.masks = masks;
-window.models = {};
-window.renderInto = (id, state) => {
-  const model = new FakeModel(state);
-  window.models[id] = model;
-  widget.render({ model, el: document.getElementById(id) });
-};
-window.harnessReady = true;
-</script></body></html>
-"""
-
-HOSTILE = [
-    "<img src=x onerror=alert(1)>",
-    "<script>alert(2)</script>",
-    "</SCRIPT><svg onload=alert(3)>",
-    "&lt;b&gt; &amp;",
-]
 
 
 def base_state(L, S, **overrides) -> dict:
@@ -233,17 +186,10 @@ def base_state(L, S, **overrides) -> dict:
 
 @pytest.fixture
 def harness(harness_dir, harness_server, open_page):
-    for name in ("masks.js", "masks.css"):
-        shutil.copy(WIDGET_DIR / name, harness_dir / name)
-    (harness_dir / "masks.html").write_text(HARNESS, encoding="utf-8")
-    page, watch = open_page(harness_server.url("masks.html"), (harness_server.base,))
-    page.wait_for_function("window.harnessReady === true")
-    return page, watch
+    return open_harness(open_page, harness_dir, harness_server, "masks", "MaskExplorer")
 
 
-def render(page, element_id: str, state: dict):
-    page.evaluate("([id, state]) => window.renderInto(id, state)", [element_id, state])
-    return page.locator(f"#{element_id} .me-root")
+render = partial(render_into, root_selector=".me-root")  # render(page, element_id, state) -> root
 
 
 def masked_softmax(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:

@@ -4,19 +4,15 @@ hostile token text)."""
 
 from __future__ import annotations
 
-import shutil
+from functools import partial
 
 import numpy as np
 import pytest
 
-from .helpers import ROOT, built_pages, require_build
+from .harness import HOSTILE, check_file_url, check_widget_page, open_harness, render_into
+from .helpers import require_build, widget_pages
 
-WIDGET_DIR = ROOT / "src" / "attnlib" / "widgets"
 WIDGET_ID = "attnlib.widgets.sampling.SamplingExplorer"
-
-
-def sampling_pages():
-    return [p for p in built_pages() if WIDGET_ID in p.read_text(encoding="utf-8")]
 
 
 READ_JS = """(root) => {
@@ -103,7 +99,7 @@ def exercise_sampler(root, where: str) -> None:
 
 def chapter_page():
     require_build()
-    pages = sampling_pages()
+    pages = widget_pages(WIDGET_ID)
     if not pages:
         pytest.skip("the built book has no page with a SamplingExplorer (chapter 9 not built)")
     return pages[0]
@@ -111,14 +107,9 @@ def chapter_page():
 
 def test_chapter_sampler_responds(book_server, open_page):
     page_path = chapter_page()
-    page, watch = open_page(book_server.url(page_path), (book_server.base,))
-    roots = page.locator(".se-root")
-    assert roots.count() > 0, f"{page_path.name}: no SamplingExplorer rendered"
-    for k in range(roots.count()):
-        root = roots.nth(k)
-        root.scroll_into_view_if_needed()
-        exercise_sampler(root, f"{page_path.name} sampler {k}")
-    assert not watch.problems(), "\n".join(watch.problems())
+    check_widget_page(
+        open_page, book_server, page_path, ".se-root", exercise_sampler, "SamplingExplorer"
+    )
 
 
 def test_chapter_sampler_shows_paris_first(book_server, open_page):
@@ -134,51 +125,13 @@ def test_chapter_sampler_shows_paris_first(book_server, open_page):
 
 def test_sampler_works_over_file_urls(open_page):
     page_path = chapter_page()
-    page, watch = open_page(page_path.as_uri(), ("file://",))
-    roots = page.locator(".se-root")
-    assert roots.count() > 0, f"{page_path.name} over file://: no SamplingExplorer rendered"
-    exercise_sampler(roots.first, f"{page_path.name} (file://)")
-    assert not watch.problems(), "\n".join(watch.problems())
+    check_file_url(open_page, page_path, ".se-root", exercise_sampler, "SamplingExplorer")
 
 
 # --- a harness page: sampling.js with a fake anywidget model ----------------------------------
 
-HARNESS = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>SamplingExplorer harness</title>
-<link rel="icon" href="data:,"><link rel="stylesheet" href="sampling.css"></head>
-<body><div id="a"></div><div id="b"></div>
-<script type="module">
-import widget, * as sampling from "./sampling.js";
-class FakeModel {
-  constructor(state) { this.state = { ...state }; this.handlers = {}; this.saved = 0; }
-  get(name) { return this.state[name]; }
-  set(name, value) {
-    this.state[name] = value;
-    for (const f of this.handlers["change:" + name] || []) f();
-  }
-  on(event, f) { (this.handlers[event] ||= []).push(f); }
-  off(event, f) { this.handlers[event] = (this.handlers[event] || []).filter((g) => g !== f); }
-  save_changes() { this.saved += 1; }
-}
-window.sampling = sampling;
-window.models = {};
-window.renderInto = (id, state) => {
-  const model = new FakeModel(state);
-  window.models[id] = model;
-  widget.render({ model, el: document.getElementById(id) });
-};
-window.harnessReady = true;
-</script></body></html>
-"""
-
-HOSTILE = [
-    "<img src=x onerror=alert(1)>",
-    "<script>alert(2)</script>",
-    "</SCRIPT><svg onload=alert(3)>",
-    "&lt;b&gt; &amp;",
-    " the",
-    "\n",
-]
+# A newline token too: the widget shows it as a visible mark.
+TOKENS = HOSTILE + ["\n"]
 
 
 def state_for(prompts, candidates, logits, tails, **overrides) -> dict:
@@ -200,17 +153,10 @@ def state_for(prompts, candidates, logits, tails, **overrides) -> dict:
 
 @pytest.fixture
 def harness(harness_dir, harness_server, open_page):
-    for name in ("sampling.js", "sampling.css"):
-        shutil.copy(WIDGET_DIR / name, harness_dir / name)
-    (harness_dir / "sampling.html").write_text(HARNESS, encoding="utf-8")
-    page, watch = open_page(harness_server.url("sampling.html"), (harness_server.base,))
-    page.wait_for_function("window.harnessReady === true")
-    return page, watch
+    return open_harness(open_page, harness_dir, harness_server, "sampling", "SamplingExplorer")
 
 
-def render(page, element_id: str, state: dict):
-    page.evaluate("([id, state]) => window.renderInto(id, state)", [element_id, state])
-    return page.locator(f"#{element_id} .se-root")
+render = partial(render_into, root_selector=".se-root")  # render(page, element_id, state) -> root
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -306,10 +252,10 @@ def test_view_and_model_stay_in_sync(harness):
 
 def test_hostile_tokens_are_shown_as_text(harness):
     page, watch = harness
-    n = len(HOSTILE)
+    n = len(TOKENS)
     root = render(
         page, "a",
-        state_for(["<b>prompt?</b>", "<i>two</i>"], [HOSTILE, HOSTILE[::-1]],
+        state_for(["<b>prompt?</b>", "<i>two</i>"], [TOKENS, TOKENS[::-1]],
                   [list(np.linspace(2, 0, n)), list(np.linspace(1, 0, n))], [[[0.0, 3]]] * 2,
                   title="<b>bold?</b>"),
     )
@@ -331,7 +277,7 @@ def test_hostile_tokens_are_shown_as_text(harness):
         }"""
     )
     assert found["injected"] == 0, "token text was parsed as HTML"
-    assert found["labels"] == [t.replace("\n", "\u21b5") for t in HOSTILE[::-1]]
+    assert found["labels"] == [t.replace("\n", "\u21b5") for t in TOKENS[::-1]]
     assert found["title"] == "<b>bold?</b>"
     assert found["options"] == ["<b>prompt?</b>", "<i>two</i>"]
     assert found["prompt"] == "<i>two</i>"
