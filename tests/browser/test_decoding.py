@@ -5,14 +5,14 @@ text)."""
 from __future__ import annotations
 
 import re
-import shutil
+from functools import partial
 
 import numpy as np
 import pytest
 
-from .helpers import BUILD, ROOT
+from .harness import HOSTILE, check_file_url, check_widget_page, open_harness, render_into
+from .helpers import BUILD
 
-WIDGET_DIR = ROOT / "src" / "attnlib" / "widgets"
 CHAPTER = BUILD / "notebooks" / "03_rnn_attention.html"
 
 needs_chapter = pytest.mark.skipif(
@@ -71,11 +71,8 @@ def check_consistent(s, where: str) -> None:
     assert len(s["map"]) == len(s["output"]) and all(len(r) == len(s["source"]) for r in s["map"])
 
 
-def exercise_chapter_stepper(page, where: str) -> None:
-    roots = page.locator(".ds-root")
-    assert roots.count() == 1, f"{where}: expected one DecodingStepper, found {roots.count()}"
-    root = roots.first
-    root.scroll_into_view_if_needed()
+def exercise_chapter_stepper(root, where: str) -> None:
+    page = root.page
     s0 = read(root)
     assert s0["height"] > 150, f"{where}: the widget looks blank ({s0['height']} px high)"
     assert len(s0["options"]) == 7, f"{where}: {s0['options']}"  # six examples + one added
@@ -126,49 +123,28 @@ def exercise_chapter_stepper(page, where: str) -> None:
 
 @needs_chapter
 def test_chapter_stepper_responds(book_server, open_page):
-    page, watch = open_page(book_server.url(CHAPTER), (book_server.base,))
-    exercise_chapter_stepper(page, CHAPTER.name)
-    assert not watch.problems(), "\n".join(watch.problems())
+    check_widget_page(
+        open_page,
+        book_server,
+        CHAPTER,
+        ".ds-root",
+        exercise_chapter_stepper,
+        "DecodingStepper",
+        count=1,
+    )
 
 
 @needs_chapter
 def test_chapter_stepper_over_file_urls(open_page):
-    page, watch = open_page(CHAPTER.as_uri(), ("file://",))
-    exercise_chapter_stepper(page, f"{CHAPTER.name} (file://)")
-    assert not watch.problems(), "\n".join(watch.problems())
+    check_file_url(
+        open_page, CHAPTER, ".ds-root", exercise_chapter_stepper, "DecodingStepper", count=1
+    )
 
 
 # --- a harness page: decoding.js with a fake anywidget model ------------------------------------
 
-HARNESS = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>DecodingStepper harness</title>
-<link rel="icon" href="data:,"><link rel="stylesheet" href="decoding.css"></head>
-<body><div id="a"></div><div id="b"></div>
-<script type="module">
-import widget, * as decoding from "./decoding.js";
-class FakeModel {
-  constructor(state) { this.state = { ...state }; this.handlers = {}; this.saved = 0; }
-  get(name) { return this.state[name]; }
-  set(name, value) {
-    this.state[name] = value;
-    for (const f of this.handlers["change:" + name] || []) f();
-  }
-  on(event, f) { (this.handlers[event] ||= []).push(f); }
-  off(event, f) { this.handlers[event] = (this.handlers[event] || []).filter((g) => g !== f); }
-  save_changes() { this.saved += 1; }
-}
-window.decoding = decoding;
-window.models = {};
-window.renderInto = (id, state) => {
-  const model = new FakeModel(state);
-  window.models[id] = model;
-  widget.render({ model, el: document.getElementById(id) });
-};
-window.harnessReady = true;
-</script></body></html>
-"""
-
-HOSTILE = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", "&lt;b&gt;", " "]
+# A lone space too: the widget shows it as a visible mark.
+TOKENS = HOSTILE + [" "]
 
 
 def example(source, output, weights, label=None) -> dict:
@@ -190,17 +166,10 @@ def random_weights(rng, T, S):
 
 @pytest.fixture
 def harness(harness_dir, harness_server, open_page):
-    for name in ("decoding.js", "decoding.css"):
-        shutil.copy(WIDGET_DIR / name, harness_dir / name)
-    (harness_dir / "decoding.html").write_text(HARNESS, encoding="utf-8")
-    page, watch = open_page(harness_server.url("decoding.html"), (harness_server.base,))
-    page.wait_for_function("window.harnessReady === true")
-    return page, watch
+    return open_harness(open_page, harness_dir, harness_server, "decoding", "DecodingStepper")
 
 
-def render(page, element_id: str, state: dict):
-    page.evaluate("([id, state]) => window.renderInto(id, state)", [element_id, state])
-    return page.locator(f"#{element_id} .ds-root")
+render = partial(render_into, root_selector=".ds-root")  # render(page, element_id, state) -> root
 
 
 def test_weights_are_parsed_back_exactly(harness):
@@ -258,8 +227,8 @@ def test_view_and_model_stay_in_sync(harness):
 
 def test_hostile_text_is_shown_as_text(harness):
     page, watch = harness
-    n = len(HOSTILE)
-    data = example(HOSTILE, HOSTILE[::-1], np.full((n, n), 1 / n), label="<b>bold?</b>")
+    n = len(TOKENS)
+    data = example(TOKENS, TOKENS[::-1], np.full((n, n), 1 / n), label="<b>bold?</b>")
     root = render(page, "b", {"title": "<i>title</i>", "examples": [data], "example": 0,
                               "step": 0})  # fmt: skip
     root.locator(".ds-next").click()
@@ -269,7 +238,7 @@ def test_hostile_text_is_shown_as_text(harness):
         """() => {
           const el = document.getElementById('b');
           return {
-            injected: el.querySelectorAll('img, script, b, i').length,
+            injected: el.querySelectorAll('img, script, svg, b, i').length,
             source: Array.from(el.querySelectorAll('.ds-char')).map((t) => t.textContent),
             output: Array.from(el.querySelectorAll('.ds-out')).map((t) => t.textContent),
             title: el.querySelector('.ds-title').textContent,
@@ -277,7 +246,7 @@ def test_hostile_text_is_shown_as_text(harness):
           };
         }"""
     )
-    shown = [t if t != " " else "\u2423" for t in HOSTILE]
+    shown = [t if t != " " else "\u2423" for t in TOKENS]
     assert found["injected"] == 0, "text was parsed as HTML"
     assert found["source"] == shown and found["output"] == shown[::-1]
     assert found["title"] == "<i>title</i>" and found["option"] == "<b>bold?</b>"
