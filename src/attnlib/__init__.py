@@ -14,12 +14,15 @@ Shape legend, used in every docstring and every shape comment (book/notation.md 
     Ev  value size (per head)
     D   model size (embedding width; D = H * E in multi-head attention)
 
-Modules: ``attention`` (the kernel), ``masks``, ``multihead`` (:class:`MultiHeadAttention`),
-``transformer`` (the encoder and decoder layers), ``positional`` (sinusoidal, learned, rotary),
-``runtime`` (device, seeds), ``plotting``, ``widgets`` (interactive explorers that work in the
-static book), ``exercises`` (self-checks), ``data`` (the chapters' datasets), ``pretrained``
-(MiniLM and SmolLM2 in attnlib's own code), ``explain`` (rollout, saliency, head ablation). The
-last six load on first use, so ``import attnlib`` stays fast.
+Modules, in the order the chapters meet them: ``attention`` (the kernel), ``masks``, ``scoring``
+(additive, dot, general, concat scores), ``rnn`` (GRU translators), ``multihead``
+(:class:`MultiHeadAttention`), ``positional`` (sinusoidal, learned, rotary), ``transformer`` (the
+encoder and decoder layers), ``albert``, ``gpt`` (a KV cache, sampling, a character GPT), ``t5``,
+``pretrained`` (MiniLM and SmolLM2 in attnlib's own code), ``explain`` (rollout, saliency, head
+ablation), ``efficient`` (tiled attention, a Triton kernel, four approximations); and around them
+``runtime`` (device, seeds), ``data``, ``plotting``, ``widgets`` and ``exercises``. Only
+``attention``, ``masks``, ``multihead``, ``positional``, ``transformer`` and ``runtime`` load with
+``import attnlib``; the rest load on first use, so the import stays fast.
 """
 
 from __future__ import annotations
@@ -49,12 +52,31 @@ __all__ = [
     "plotting",
     "widgets",
     "exercises",
-    "explain",
-    "pretrained",
     "data",
+    "scoring",
+    "rnn",
+    "t5",
+    "gpt",
+    "albert",
+    "pretrained",
+    "explain",
+    "efficient",
 ]
 
-_LAZY = {"plotting", "widgets", "exercises", "explain", "pretrained", "data"}
+_LAZY = {
+    "plotting",
+    "widgets",
+    "exercises",
+    "data",
+    "scoring",
+    "rnn",
+    "t5",
+    "gpt",
+    "albert",
+    "pretrained",
+    "explain",
+    "efficient",
+}
 
 
 def __getattr__(name: str):
