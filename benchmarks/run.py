@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/run.py            # every notebook, the book build (3 runs each)
     .venv/bin/python benchmarks/run.py --runs 5 --test   # also time a full `make test`
+    .venv/bin/python benchmarks/run.py notebooks/03_*.ipynb   # only these notebooks (and the build)
 
 Each figure is the median wall time of whole processes, as a learner would experience them:
 executing a notebook from a fresh kernel (on a copy, so the stored outputs are not touched) and a
@@ -42,17 +43,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--test", action="store_true", help="also time `make test` once")
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="notebooks to time (default: every notebooks/*.ipynb)")
     args = parser.parse_args()
+    notebooks = [p.resolve() for p in args.notebooks]
+    notebooks = notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
 
     rows: list[tuple[str, tuple[float, float, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for nb in notebooks:
             copy = Path(tmp) / nb.name
             def run(nb=nb, copy=copy) -> float:
                 shutil.copy(nb, copy)
                 return wall([str(BIN / "jupyter-execute"), "--kernel_name=python3", str(copy)],
                             cwd=ROOT / "notebooks")
             rows.append((f"execute {nb.name}", median_of(args.runs, run)))
+            print(f"{rows[-1][0]}: {rows[-1][1][1]:.1f} s", file=sys.stderr, flush=True)
 
         def build() -> float:
             out = Path(tmp) / "build"

@@ -8,6 +8,8 @@
 - :class:`HeadView`: every layer and head of a pretrained model (chapter 8).
 - :class:`SamplingExplorer`: a language model's next-token distribution reshaped by temperature
   and top-k (chapter 9).
+- :class:`OnlineSoftmaxTiles`: tiled attention stepped through, with the running maximum, sum
+  and output of the online softmax (chapter 12).
 """
 
 from .decoding import DecodingStepper
@@ -15,6 +17,7 @@ from .explorer import AttentionExplorer
 from .heads import HeadView
 from .masks import MaskExplorer
 from .sampling import SamplingExplorer
+from .tiles import OnlineSoftmaxTiles
 
 __all__ = [
     "AttentionExplorer",
@@ -22,4 +25,5 @@ __all__ = [
     "MaskExplorer",
     "HeadView",
     "SamplingExplorer",
+    "OnlineSoftmaxTiles",
 ]

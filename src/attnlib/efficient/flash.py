@@ -1,0 +1,290 @@
+"""Exact attention in tiles, with an online softmax: the idea behind FlashAttention (chapter 12).
+
+:func:`flash_attention` computes exactly what
+:func:`torch.nn.functional.scaled_dot_product_attention` computes, but never holds the whole
+``(L, S)`` score matrix. It walks over the keys one block at a time and keeps, for every query,
+three running quantities (Milakov & Gimelshein 2018; Dao et al. 2022):
+
+* ``m``, the largest score seen so far (for a numerically safe ``exp``);
+* ``l``, the sum of ``exp(score - m)`` over the keys seen so far;
+* ``acc``, the sum of ``exp(score - m) * value`` over the same keys.
+
+When a block raises the maximum from ``m`` to ``m_new``, everything summed so far was computed
+relative to the old maximum; multiplying ``l`` and ``acc`` by ``exp(m - m_new)`` moves them to the
+new one. After the last block, ``acc / l`` is the softmax-weighted average of the values: the exact
+attention output. Memory grows with the tile size and the output, linearly in the length, instead
+of quadratically.
+
+:func:`online_softmax_trace` runs the same loop on one small head and records every step, for the
+chapter's printed example and for :class:`attnlib.widgets.tiles.OnlineSoftmaxTiles`.
+
+Shape legend (see book/notation.md): N batch, H heads, L query length, S key length,
+E query/key size, Ev value size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..attention import check_attention_inputs
+
+__all__ = ["flash_attention", "online_softmax_trace", "TileStep", "check_block_size"]
+
+_NEG_INF = float("-inf")
+QUERY_BLOCK = 256  # queries handled together (SDPA's CPU kernel also uses 256 for long inputs)
+KEY_BLOCK = 512  # keys per tile; a tile of scores is QUERY_BLOCK x KEY_BLOCK per head
+_MAX_RISE = 40.0  # how far a score may exceed m: exp(40) ~ 2e17, far below float32's 3e38
+
+
+def check_block_size(block_size, name: str = "block_size") -> tuple[int, int]:
+    """``block_size`` as a pair ``(query_block, key_block)`` of positive ints, or a clear error."""
+    pair = (block_size, block_size) if isinstance(block_size, int) else block_size
+    ok = (
+        isinstance(pair, (tuple, list))
+        and len(pair) == 2
+        and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in pair)
+    )
+    if not ok:
+        raise ValueError(
+            f"{name} must be a positive int or a pair (query_block, key_block) of positive ints, "
+            f"got {block_size!r}"
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def _check_scale(scale, E: int) -> float:
+    if scale is None:
+        return 1.0 / math.sqrt(E) if E > 0 else 1.0
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+        raise ValueError(f"scale must be a finite number (or None for 1/sqrt(E)), got {scale!r}")
+    return float(scale)
+
+
+def _as_batched(query, key, value):
+    """Broadcast the leading dimensions and fold them into one batch dimension B."""
+    batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    B = math.prod(batch)  # explicit: reshape(-1, ...) cannot infer it when a tensor is empty
+    q = query.expand(*batch, *query.shape[-2:]).reshape(B, *query.shape[-2:])  # (B, L, E)
+    k = key.expand(*batch, *key.shape[-2:]).reshape(B, *key.shape[-2:])  # (B, S, E)
+    v = value.expand(*batch, *value.shape[-2:]).reshape(B, *value.shape[-2:])  # (B, S, Ev)
+    return batch, q, k, v
+
+
+def flash_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    is_causal: bool = False,
+    *,
+    scale: float | None = None,
+    block_size: int | tuple[int, int] = (QUERY_BLOCK, KEY_BLOCK),
+) -> torch.Tensor:
+    r"""Exact scaled dot-product attention computed tile by tile, with an online softmax.
+
+    The result equals ``torch.nn.functional.scaled_dot_product_attention(query, key, value,
+    is_causal=is_causal, scale=scale)`` up to floating-point rounding, but the full score matrix
+    ``(..., L, S)`` never exists: at any moment only one tile of ``query_block x key_block`` scores
+    per batch entry does, so the extra memory is linear in the length, not quadratic.
+
+    For each block of queries the loop visits the blocks of keys in order and keeps, per query,
+    a reference maximum ``m``, the running sum ``l = sum exp(s - m)`` and the running weighted sum
+    of values ``acc``. When ``m`` rises to ``m'``, the old sums are multiplied by ``exp(m - m')``:
+
+    .. math:: l' = e^{m - m'} l + \sum_j e^{s_j - m'},\qquad
+              acc' = e^{m - m'} acc + \sum_j e^{s_j - m'} v_j
+
+    and ``acc / l`` is returned at the end. With ``is_causal=True`` the tiles that lie entirely
+    above the diagonal are skipped, which halves the work.
+
+    One refinement makes it faster on a CPU. The result does not depend on which ``m`` is used,
+    only on ``exp(s - m)`` neither overflowing nor underflowing. So ``m`` is set from a query's
+    first tile and raised only when a later tile *could* exceed it by more than ``40`` (checked
+    in advance with the bound ``s <= |q| max|k|``); for ordinary inputs that never happens. The
+    subtraction of ``m`` then rides inside the matrix product (``[q, -m] . [k, 1] = q.k - m``),
+    and each tile costs two matrix products, one ``exp`` and one sum, like PyTorch's own kernel.
+
+    Args:
+        query: ``(N, ..., L, E)``.
+        key: ``(N, ..., S, E)``; the leading dimensions broadcast with the query's.
+        value: ``(N, ..., S, Ev)``.
+        is_causal: query ``i`` sees keys ``j <= i`` (aligned top-left, as in PyTorch).
+        scale: multiplies the scores; defaults to ``1 / sqrt(E)``.
+        block_size: keys per tile, or a pair ``(query_block, key_block)``. Larger tiles mean
+            fewer, bigger matrix products (less Python overhead) and more memory per tile.
+
+    Returns:
+        The attention output ``(N, ..., L, Ev)``, in the dtype of ``query``. float16 and bfloat16
+        inputs are computed in float32. A query with no key to attend to (only when ``S = 0``)
+        gets a zero output. Forward only: the output tracks no gradient (FlashAttention's
+        backward pass is a second tiled loop that recomputes the scores; PyTorch's SDPA has it).
+
+    Raises:
+        TypeError, ValueError: for inputs that are not floating-point tensors, whose shapes do not
+            fit together (the message names the argument and the shapes), or for a bad
+            ``block_size`` or ``scale``.
+
+    See chapter 12, "The cost of attention and how to cut it".
+    """
+    with torch.no_grad():  # the loop updates its tiles in place, which autograd cannot follow
+        return _flash_forward(query, key, value, is_causal, scale, block_size)
+
+
+def _flash_forward(query, key, value, is_causal, scale, block_size) -> torch.Tensor:
+    check_attention_inputs(query, key, value, None, 0.0, is_causal)
+    block_q, block_k = check_block_size(block_size)
+    scale = _check_scale(scale, query.size(-1))
+    batch, q, k, v = _as_batched(query, key, value)
+    B, L, E = q.shape
+    S, Ev = k.size(1), v.size(-1)
+    acc_dtype = torch.promote_types(query.dtype, torch.float32)  # float16/bfloat16 -> float32
+    dev = q.device
+
+    q = q.to(acc_dtype) * scale  # (B, L, E): scale the queries once, not every tile
+    k1 = torch.cat([k.to(acc_dtype), k.new_ones(B, S, 1, dtype=acc_dtype)], dim=-1)  # (B, S, E+1)
+    k1_t = k1.transpose(1, 2)  # (B, E+1, S): [k_j, 1] as columns
+    v = v.to(acc_dtype)  # (B, S, Ev)
+    out = torch.zeros(B, L, Ev, dtype=acc_dtype, device=dev)  # (B, L, Ev)
+    if S == 0 or L == 0:
+        return out.reshape(*batch, L, Ev).to(query.dtype)
+
+    # Bound on any score a tile can hold: s_ij <= |q_i| * max_{j in tile} |k_j|.
+    n_tiles = -(-S // block_k)
+    k_norm = F.pad(k.to(acc_dtype).norm(dim=-1), (0, n_tiles * block_k - S))  # (B, tiles*bk)
+    k_norm_max = k_norm.view(B, n_tiles, block_k).amax(dim=-1)  # (B, tiles)
+    q_norm = q.norm(dim=-1)  # (B, L)
+
+    for i0 in range(0, L, block_q):
+        i1 = min(i0 + block_q, L)
+        zeros = q.new_zeros(B, i1 - i0, 1)
+        q1 = torch.cat([q[:, i0:i1], zeros], dim=-1)  # (B, bq, E+1): [q_i, -m_i]
+        acc = torch.zeros(B, i1 - i0, Ev, dtype=acc_dtype, device=dev)  # (B, bq, Ev)
+        ell = torch.zeros(B, i1 - i0, 1, dtype=acc_dtype, device=dev)  # (B, bq, 1) running sum
+        m = None  # (B, bq, 1) reference maximum, from the first tile on
+        s_end = min(S, i1) if is_causal else S  # causal: keys after the block's last query unseen
+        for t, j0 in enumerate(range(0, s_end, block_k)):
+            j1 = min(j0 + block_k, s_end)
+            s = torch.bmm(q1, k1_t[:, :, j0:j1])  # (B, bq, bk): s_ij - m_i
+            if is_causal and j1 - 1 > i0:  # the tile crosses the diagonal: hide later keys
+                rows = torch.arange(i0, i1, device=dev)[:, None]  # (bq, 1)
+                cols = torch.arange(j0, j1, device=dev)[None, :]  # (1, bk)
+                s.masked_fill_(cols > rows, _NEG_INF)
+            if m is None:  # the first tile: m is its row maximum (every query sees key 0)
+                m = s.amax(dim=-1, keepdim=True)  # (B, bq, 1)
+                s.sub_(m)
+                q1[:, :, E:] = -m
+                bound = q_norm[:, i0:i1, None] * k_norm_max[:, None, :] - m  # (B, bq, tiles)
+                safe = (bound.amax(dim=(0, 1)) <= _MAX_RISE).tolist()  # per tile: no risk
+            elif not safe[t]:  # a tile that might rise far above m: the classic update
+                rise = s.amax(dim=-1, keepdim=True).clamp_(min=0.0)  # (B, bq, 1)
+                if bool(rise.any()):
+                    s.sub_(rise)
+                    alpha = rise.neg().exp_()  # (B, bq, 1) = exp(m - m_new)
+                    ell.mul_(alpha)
+                    acc.mul_(alpha)
+                    m = m + rise
+                    q1[:, :, E:] = -m
+            s.exp_()  # (B, bq, bk): p = exp(s - m), in place
+            ell.add_(s.sum(dim=-1, keepdim=True))
+            acc.baddbmm_(s, v[:, j0:j1])  # (B, bq, Ev): acc + p @ v
+        out[:, i0:i1] = acc / ell  # (B, bq, Ev)
+    return out.reshape(*batch, L, Ev).to(query.dtype)  # (N, ..., L, Ev)
+
+
+# ------------------------------------------------------------------------------------------------
+# A recorded run, for teaching
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TileStep:
+    """One step of the online softmax: the state after processing one tile.
+
+    Attributes:
+        query_block: ``(i0, i1)``, the queries of this tile.
+        key_block: ``(j0, j1)``, the keys of this tile.
+        scores: ``(i1 - i0, j1 - j0)`` the tile's scaled scores (``-inf`` where causal hides a key).
+        m: ``(L,)`` running maximum of every query after this step (``-inf`` before its first tile).
+        l: ``(L,)`` running sum of ``exp(score - m)``.
+        output: ``(L, Ev)`` the running output ``acc / l`` (zeros before a query's first tile).
+        rescale: ``(i1 - i0,)`` the factors ``exp(m_old - m_new)`` applied to the old sums.
+    """
+
+    query_block: tuple[int, int]
+    key_block: tuple[int, int]
+    scores: torch.Tensor
+    m: torch.Tensor
+    l: torch.Tensor  # noqa: E741 - the paper's name for the running sum
+    output: torch.Tensor
+    rescale: torch.Tensor
+
+
+def online_softmax_trace(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    is_causal: bool = False,
+    *,
+    scale: float | None = None,
+    block_size: int | tuple[int, int] = 2,
+) -> list[TileStep]:
+    """Run the tiled online softmax on one head and record the state after every tile.
+
+    The loop is the one of :func:`flash_attention`, written for a single head and small sizes,
+    in float64, so that each step can be printed or shown in the tile widget. The last step's
+    ``output`` equals exact attention.
+
+    Args:
+        query: ``(L, E)``.
+        key: ``(S, E)``.
+        value: ``(S, Ev)``.
+        is_causal: query ``i`` sees keys ``j <= i``; tiles above the diagonal are skipped.
+        scale: defaults to ``1 / sqrt(E)``.
+        block_size: keys per tile, or ``(query_block, key_block)``.
+
+    Returns:
+        A list of :class:`TileStep`, one per tile visited, in order (query blocks outer, key
+        blocks inner). Tensors are float64 on the CPU.
+
+    See chapter 12, "Exact and fast: tiles and an online softmax".
+    """
+    check_attention_inputs(query, key, value, None, 0.0, is_causal)
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if t.dim() != 2:
+            raise ValueError(
+                f"online_softmax_trace: {name} must be 2-D (one head), got shape {tuple(t.shape)}"
+            )
+    block_q, block_k = check_block_size(block_size)
+    scale = _check_scale(scale, query.size(-1))
+    q, k, v = (t.detach().to("cpu", torch.float64) for t in (query, key, value))
+    L, S, Ev = q.size(0), k.size(0), v.size(1)
+    m = torch.full((L,), _NEG_INF, dtype=torch.float64)  # (L,)
+    ell = torch.zeros(L, dtype=torch.float64)  # (L,) the running sum (the papers' l)
+    acc = torch.zeros(L, Ev, dtype=torch.float64)  # (L, Ev)
+    steps: list[TileStep] = []
+    for i0 in range(0, L, block_q):
+        i1 = min(i0 + block_q, L)
+        s_end = min(S, i1) if is_causal else S
+        for j0 in range(0, s_end, block_k):
+            j1 = min(j0 + block_k, s_end)
+            s = q[i0:i1] @ k[j0:j1].T * scale  # (bq, bk)
+            if is_causal:
+                later = torch.arange(j0, j1)[None, :] > torch.arange(i0, i1)[:, None]  # (bq, bk)
+                s = s.masked_fill(later, _NEG_INF)
+            m_old = m[i0:i1]  # (bq,)
+            m_new = torch.maximum(m_old, s.max(dim=1).values)  # (bq,)
+            alpha = torch.exp(m_old - m_new)  # (bq,); exp(-inf) = 0 on a query's first tile
+            p = torch.exp(s - m_new[:, None])  # (bq, bk)
+            ell[i0:i1] = alpha * ell[i0:i1] + p.sum(dim=1)
+            acc[i0:i1] = alpha[:, None] * acc[i0:i1] + p @ v[j0:j1]  # (bq, Ev)
+            m[i0:i1] = m_new
+            seen = ell > 0  # (L,)
+            output = torch.zeros(L, Ev, dtype=torch.float64)  # (L, Ev)
+            output[seen] = acc[seen] / ell[seen, None]
+            steps.append(
+                TileStep((i0, i1), (j0, j1), s.clone(), m.clone(), ell.clone(), output, alpha)
+            )
+    return steps

@@ -1,0 +1,303 @@
+"""Self-checks for chapter 12, "The cost of attention and how to cut it".
+
+Three exercises, three checks:
+
+* :func:`check_online_update` -- fold one tile of scores into the running maximum, the running
+  sum and the running (unnormalised) output: the heart of FlashAttention;
+* :func:`check_tiled_attention` -- the whole loop: exact attention one block of keys at a time;
+* :func:`check_sliding_window` -- Longformer's pattern: a band of half-width ``window`` plus
+  global tokens.
+
+Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
+:class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
+then values), naming the mistake when it recognises one.
+
+Shape legend (see book/notation.md): L query length, S key length, B keys in a tile,
+E query/key size, Ev value size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+
+__all__ = ["check_online_update", "check_tiled_attention", "check_sliding_window"]
+
+_NEG_INF = float("-inf")
+
+
+def _close(a, b: torch.Tensor) -> bool:
+    if not isinstance(a, torch.Tensor) or a.shape != b.shape:
+        return False
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return bool(torch.allclose(a, b, atol=1e-4, rtol=1e-4, equal_nan=False))
+
+
+def _triple(result, what: str) -> tuple:
+    if not isinstance(result, (tuple, list)) or len(result) != 3:
+        got = (
+            f"a {type(result).__name__} of length {len(result)}"
+            if isinstance(result, (tuple, list))
+            else f"a {type(result).__name__}"
+        )
+        raise ExerciseError(
+            f"{what}: expected a triple (m_new, l_new, acc_new), got {got}; end with "
+            "`return m_new, l_new, acc_new`"
+        )
+    return tuple(result)
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 1: one step of the online softmax
+# ------------------------------------------------------------------------------------------------
+
+
+def _reference_update(m, ell, acc, scores, values):
+    m_new = torch.maximum(m, scores.max(dim=-1).values)  # (L,)
+    alpha = torch.exp(m - m_new)  # (L,)
+    p = torch.exp(scores - m_new[:, None])  # (L, B)
+    return m_new, alpha * ell + p.sum(dim=-1), alpha[:, None] * acc + p @ values
+
+
+def check_online_update(fn: Callable) -> None:
+    """Check one update of the online softmax.
+
+    The answer is called as ``fn(m, l, acc, scores, values)`` with
+
+    * ``m`` ``(L,)``: each query's largest score so far (``-inf`` before its first tile);
+    * ``l`` ``(L,)``: the running sum of ``exp(score - m)`` over the keys seen so far;
+    * ``acc`` ``(L, Ev)``: the running sum of ``exp(score - m) * value`` (not yet divided by ``l``);
+    * ``scores`` ``(L, B)``: the new tile's scaled scores (``-inf`` for a masked key);
+    * ``values`` ``(B, Ev)``: the tile's values;
+
+    and must return ``(m_new, l_new, acc_new)`` with the same shapes, all relative to the new
+    maximum. Cases: a first tile, a tile that raises the maximum, one that does not, scores near
+    1000 (``exp`` overflows unless the maximum is subtracted), and masked keys.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value (naming a missing rescale, an inverted
+            factor, or a normalised ``acc``), on NaN or inf, or when the function crashes or
+            changes its inputs.
+
+    See chapter 12, "Exercises".
+    """
+    g = cases_generator(12)
+    L, B, Ev = 3, 4, 2
+    start = (torch.full((L,), _NEG_INF), torch.zeros(L), torch.zeros(L, Ev))
+    m1 = torch.tensor([0.5, 2.0, -1.0])
+    l1 = torch.tensor([1.5, 1.0, 2.25])
+    acc1 = torch.randn(L, Ev, generator=g)
+    masked = torch.randn(L, B, generator=g)
+    masked[0, 1:] = _NEG_INF
+    masked[2, 0] = _NEG_INF
+    cases = [
+        ("the first tile (m = -inf, l = 0, acc = 0)", *start, torch.randn(L, B, generator=g)),
+        ("a tile that raises every maximum", m1, l1, acc1, torch.randn(L, B, generator=g) + 4.0),
+        ("a tile below every maximum", m1, l1, acc1, torch.randn(L, B, generator=g) - 5.0),
+        ("scores near 1000", m1 + 1000.0, l1, acc1, torch.randn(L, B, generator=g) + 1001.0),
+        ("a tile with masked keys (-inf)", m1, l1, acc1, masked),
+    ]
+    for what, m, ell, acc, scores in cases:
+        values = torch.randn(B, Ev, generator=g)
+        result = _triple(call_answer(fn, what, m, ell, acc, scores, values), what)
+        expected = _reference_update(m, ell, acc, scores, values)
+        got_m, got_l, got_acc = result
+        e_m = expected[0]
+        p = torch.exp(scores - e_m[:, None])  # (L, B)
+        inverted = torch.exp(e_m - m)  # the factor upside down: inf on a first tile
+        inverted_l = inverted * ell + p.sum(-1)
+        if isinstance(got_l, torch.Tensor) and got_l.shape == inverted_l.shape and torch.allclose(
+            got_l.detach().double(), inverted_l.double(), equal_nan=True
+        ) and not _close(inverted_l, expected[1]):
+            raise ExerciseError(
+                f"{what}, l_new: the rescale factor is inverted: old sums shrink by "
+                "exp(m - m_new) <= 1 (on a first tile that is exp(-inf) = 0, not inf)"
+            )
+        for name, got, exp in zip(("m_new", "l_new", "acc_new"), result, expected, strict=True):
+            if isinstance(got, torch.Tensor) and got.shape == exp.shape:
+                if torch.isnan(got).any() or (torch.isinf(got).any() and name != "m_new"):
+                    raise ExerciseError(
+                        f"{what}, {name}: your result contains NaN or inf. Subtract the new "
+                        "maximum before exp (exp(1000) overflows), and note that "
+                        "exp(-inf - m) = 0 is fine but -inf - (-inf) is NaN: take m_new from the "
+                        "maximum of m and the tile's maximum first"
+                    )
+        expect_close(got_m, expected[0], what=f"{what}, m_new")
+        e_l, e_acc = expected[1], expected[2]
+        mistakes_l = [
+            (p.sum(-1) + ell, "l_new adds the old sum without rescaling it by exp(m - m_new)"),
+        ]
+        for candidate, message in mistakes_l:
+            if not _close(candidate, e_l) and _close(got_l, candidate):
+                raise ExerciseError(f"{what}, l_new: {message}")
+        expect_close(got_l, e_l, what=f"{what}, l_new")
+        mistakes_acc = [
+            (acc + p @ values,
+             "acc_new adds the old acc without rescaling it by exp(m - m_new) (l was rescaled: "
+             "acc needs the same factor)"),
+            (e_acc / e_l[:, None],
+             "acc_new is divided by l: keep the running sum unnormalised and divide once, at "
+             "the very end"),
+            (inverted[:, None] * acc + p @ values,
+             "the rescale factor is inverted: old sums shrink by exp(m - m_new) <= 1"),
+        ]
+        for candidate, message in mistakes_acc:
+            if not _close(candidate, e_acc) and _close(got_acc, candidate):
+                raise ExerciseError(f"{what}, acc_new: {message}")
+        expect_close(got_acc, e_acc, what=f"{what}, acc_new")
+    passed(
+        f"the online-softmax update matches on {len(cases)} tiles: a first tile, a rising and a "
+        "falling maximum, scores near 1000 and masked keys."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 2: exact attention, one block of keys at a time
+# ------------------------------------------------------------------------------------------------
+
+
+def check_tiled_attention(fn: Callable) -> None:
+    """Check tiled attention with an online softmax against exact attention.
+
+    The answer is called as ``fn(query, key, value, block_size)`` with query ``(L, E)``, key
+    ``(S, E)``, value ``(S, Ev)`` and an int ``block_size``; it must return the attention output
+    ``(L, Ev)`` = ``softmax(query @ key.T / sqrt(E)) @ value``, computed over blocks of
+    ``block_size`` keys (the last block may be shorter). Cases: ``S`` not divisible by the block,
+    a block of 1, a block larger than ``S``, ``L != S``, and scores near 1000.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value (naming a missing scale or a forgotten
+            last partial block), or when the function crashes or changes its inputs.
+
+    See chapter 12, "Exercises".
+    """
+    g = cases_generator(21)
+    cases = [
+        ("L = 4, S = 7, E = 3, Ev = 2, block 3 (the last block has 1 key)", 4, 7, 3, 2, 3, 1.0),
+        ("L = 5, S = 5, block 1 (one key at a time)", 5, 5, 4, 3, 1, 1.0),
+        ("L = 3, S = 6, block 10 (one block holds every key)", 3, 6, 2, 2, 10, 1.0),
+        ("L = 6, S = 9, block 4, large scores (up to ~1000)", 6, 9, 4, 2, 4, 30.0),
+    ]
+    for what, L, S, E, Ev, block, size in cases:
+        q = torch.randn(L, E, generator=g) * size
+        k = torch.randn(S, E, generator=g) * size
+        v = torch.randn(S, Ev, generator=g)
+        got = call_answer(fn, what, q, k, v, block_size=block)
+        scores = q.double() @ k.double().T / math.sqrt(E)  # (L, S)
+        expected = (torch.softmax(scores, dim=-1) @ v.double()).float()  # (L, Ev)
+        if isinstance(got, torch.Tensor) and got.shape == expected.shape:
+            if not torch.isfinite(got).all():
+                raise ExerciseError(
+                    f"{what}: your result contains NaN or inf; subtract the running maximum "
+                    "before exp, and divide by l only at the end"
+                )
+            full = S - S % block if S % block else S
+            mistakes = [
+                ((torch.softmax(scores * math.sqrt(E), -1) @ v.double()).float(),
+                 "the result matches attention without the 1/sqrt(E) scale"),
+                ((torch.softmax(scores[:, :full], -1) @ v[:full].double()).float(),
+                 f"the result ignores the last, shorter block of {S % block} key(s): loop with "
+                 "range(0, S, block_size) and slice key[j:j + block_size]"),
+            ]
+            for candidate, message in mistakes:
+                if not _close(candidate, expected) and _close(got, candidate):
+                    raise ExerciseError(f"{what}: {message}")
+        expect_close(got, expected, what=what, atol=1e-4, rtol=1e-4)
+    passed(
+        f"tiled attention equals exact attention on {len(cases)} cases, ragged last blocks and "
+        "scores near 1000 included."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 3: Longformer's sliding window with global tokens
+# ------------------------------------------------------------------------------------------------
+
+
+def _reference_window(L: int, window: int, global_tokens: Sequence[int]) -> torch.Tensor:
+    pos = torch.arange(L)
+    allowed = (pos[:, None] - pos[None, :]).abs() <= window  # (L, L)
+    for g in global_tokens:
+        allowed[g, :] = True
+        allowed[:, g] = True
+    return allowed
+
+
+def check_sliding_window(fn: Callable) -> None:
+    """Check a Longformer pattern: a band of half-width ``window`` plus global tokens.
+
+    The answer is called as ``fn(L, window, global_tokens)`` and must return a boolean ``(L, L)``
+    tensor, True where query ``i`` may attend to key ``j``: when ``|i - j| <= window``, when ``i``
+    is a global token (it sees everything) or when ``j`` is one (everything sees it).
+
+    Raises:
+        ExerciseError: on a wrong type, dtype, shape or value (naming a one-sided band, an
+            off-by-one window, or a global token that only sees or is only seen).
+
+    See chapter 12, "Exercises".
+    """
+    cases = [
+        ("L = 6, window = 1, no global token", 6, 1, ()),
+        ("L = 8, window = 2, global token 0", 8, 2, (0,)),
+        ("L = 9, window = 1, global tokens 0 and 5", 9, 1, (0, 5)),
+        ("L = 5, window = 4 (covers everything)", 5, 4, ()),
+        ("L = 7, window = 0, global token 3", 7, 0, (3,)),
+    ]
+    for what, L, window, glob in cases:
+        got = call_answer(fn, what, L=L, window=window, global_tokens=glob)
+        expected = _reference_window(L, window, glob)
+        if not isinstance(got, torch.Tensor):
+            raise ExerciseError(
+                f"{what}: expected a boolean torch.Tensor of shape {tuple(expected.shape)}, got "
+                f"{type(got).__name__}"
+            )
+        if got.shape != expected.shape:
+            raise ExerciseError(
+                f"{what}: expected shape {tuple(expected.shape)}, got shape {tuple(got.shape)}"
+            )
+        if got.dtype != torch.bool:
+            raise ExerciseError(
+                f"{what}: expected dtype torch.bool (True = may attend), got {got.dtype}; "
+                "compare, e.g. (i - j).abs() <= window"
+            )
+        if torch.equal(got, expected):
+            continue
+        pos = torch.arange(L)
+        diff = pos[:, None] - pos[None, :]
+        mistakes = [
+            (~expected, "the mask is inverted: True must mean *may attend*"),
+            (_reference_window(L, window, glob) & (diff >= 0),
+             "the band is one-sided (causal): Longformer's window looks both ways, |i - j| <= "
+             "window"),
+            (_reference_window(L, window - 1, glob) if window > 0 else None,
+             "the window is one short: use |i - j| <= window, not < window"),
+            (_reference_window(L, window + 1, glob),
+             "the window is one too wide: use |i - j| <= window"),
+        ]
+        rows_only = diff.abs() <= window
+        cols_only = diff.abs() <= window
+        for gpos in glob:
+            rows_only[gpos, :] = True
+            cols_only[:, gpos] = True
+        mistakes += [
+            (rows_only, "global tokens see everything, but every token must also see them "
+                        "(set the global columns too)"),
+            (cols_only, "every token sees the global tokens, but a global token must also see "
+                        "everything (set the global rows too)"),
+        ]
+        for candidate, message in mistakes:
+            if candidate is not None and torch.equal(got, candidate):
+                raise ExerciseError(f"{what}: {message}")
+        wrong = (got != expected).nonzero()[0].tolist()
+        raise ExerciseError(
+            f"{what}: values differ; first wrong entry at (query, key) = {tuple(wrong)}: got "
+            f"{bool(got[tuple(wrong)])}, expected {bool(expected[tuple(wrong)])}"
+        )
+    passed(
+        f"the sliding-window pattern matches on {len(cases)} cases, with and without global "
+        "tokens."
+    )

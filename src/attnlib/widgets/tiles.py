@@ -1,0 +1,184 @@
+"""Step through FlashAttention's tiles and watch the online softmax at work (chapter 12).
+
+:class:`OnlineSoftmaxTiles` runs :func:`attnlib.efficient.online_softmax_trace` once, in Python,
+and sends every recorded step to the browser: which tile of the score matrix is being processed,
+its scores, and after it, for every query, the running maximum ``m``, the running sum ``l`` and
+the running output. The browser (tiles.js) only displays the steps, so the widget works in the
+static book without a kernel. Buttons, a slider and the arrow keys move through the steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import anywidget
+import numpy as np
+import torch
+import traitlets
+
+__all__ = ["OnlineSoftmaxTiles"]
+
+_HERE = Path(__file__).parent
+_DECIMALS = 4  # data travels rounded: small, stable notebook metadata
+_MAX_SIZE = 24  # queries or keys: beyond this the grid stops being readable
+
+
+def _lists(x) -> list:
+    """Nested lists of floats rounded to 4 decimals (-0.0 -> 0.0); -inf becomes None."""
+    arr = torch.as_tensor(x).detach().to("cpu", torch.float64).numpy()
+
+    def clean(v):
+        if isinstance(v, list):
+            return [clean(u) for u in v]
+        return None if v == float("-inf") else v
+
+    return clean((np.round(arr, _DECIMALS) + 0.0).tolist())
+
+
+def _matrix(x, name: str, shape: str) -> torch.Tensor:
+    if hasattr(x, "detach"):
+        t = x.detach().to("cpu", torch.float64)
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"OnlineSoftmaxTiles: {name} must be numeric {shape}, got {type(x).__name__}"
+            ) from err
+    if t.dim() != 2:
+        raise ValueError(
+            f"OnlineSoftmaxTiles: {name} must be 2-D {shape} (one head), got shape "
+            f"{tuple(t.shape)}"
+        )
+    if not torch.isfinite(t).all():
+        raise ValueError(f"OnlineSoftmaxTiles: {name} contains NaN or infinite values")
+    return t
+
+
+def _tokens(tokens, n: int, name: str, what: str) -> list[str]:
+    if tokens is None:
+        return [str(i) for i in range(n)]
+    if isinstance(tokens, str):
+        raise ValueError(f"OnlineSoftmaxTiles: {name} must be a list of strings, not one string")
+    out = [str(t) for t in tokens]
+    if len(out) != n:
+        raise ValueError(
+            f"OnlineSoftmaxTiles: {name} has {len(out)} entries but there are {n} {what}"
+        )
+    return out
+
+
+class OnlineSoftmaxTiles(anywidget.AnyWidget):
+    """Step through the tiles of a tiled attention with an online softmax.
+
+    The score matrix is drawn as a grid cut into tiles of ``query_block x key_block``. At each
+    step one tile is computed (its scores appear), the tiles already processed fade (their scores
+    are no longer stored: only ``m``, ``l`` and the output survive), and a table shows, for
+    every query, the running maximum ``m``, the running sum ``l``, the factor ``exp(m_old -
+    m_new)`` that rescaled the old sums, and the running output, next to the exact output it
+    converges to. Make it the last expression of a cell.
+
+    Args:
+        query: ``(L, E)`` one head's queries (tensor on any device, array or nested lists).
+        key: ``(S, E)``.
+        value: ``(S, Ev)``; keep ``Ev`` small (2 to 4) so the outputs fit in the table.
+        block_size: keys per tile, or ``(query_block, key_block)``.
+        tokens: ``L`` query labels (default ``"0"``, ``"1"``, ...).
+        key_tokens: ``S`` key labels (default ``"0"``, ``"1"``, ...).
+        is_causal: skip the tiles above the diagonal and mask the keys after each query.
+        scale: the score scale, default ``1 / sqrt(E)``.
+        title: a heading shown above the widget.
+
+    Synced trait: ``step``, the index of the step shown (0 = after the first tile).
+
+    See chapter 12, "Exact and fast: tiles and an online softmax".
+    """
+
+    _esm = _HERE / "tiles.js"
+    _css = _HERE / "tiles.css"
+
+    title = traitlets.Unicode("").tag(sync=True)
+    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    key_tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    block = traitlets.List(traitlets.Int()).tag(sync=True)  # [query_block, key_block]
+    causal = traitlets.Bool(False).tag(sync=True)
+    steps = traitlets.List().tag(sync=True)  # one dict per tile, see _step_state
+    exact = traitlets.List().tag(sync=True)  # (L, Ev) the exact attention output
+    step = traitlets.Int(0).tag(sync=True)
+
+    def __init__(
+        self,
+        query,
+        key,
+        value,
+        *,
+        block_size: int | tuple[int, int] = 2,
+        tokens: Sequence[str] | None = None,
+        key_tokens: Sequence[str] | None = None,
+        is_causal: bool = False,
+        scale: float | None = None,
+        title: str = "",
+    ) -> None:
+        from ..attention import scaled_dot_product_attention
+        from ..efficient.flash import check_block_size, online_softmax_trace
+
+        q = _matrix(query, "query", "(L, E)")
+        k = _matrix(key, "key", "(S, E)")
+        v = _matrix(value, "value", "(S, Ev)")
+        L, S = q.size(0), k.size(0)
+        if L == 0 or S == 0:
+            raise ValueError(
+                f"OnlineSoftmaxTiles: needs at least one query and one key, got query "
+                f"{tuple(q.shape)} and key {tuple(k.shape)}"
+            )
+        if max(L, S) > _MAX_SIZE:
+            raise ValueError(
+                f"OnlineSoftmaxTiles: at most {_MAX_SIZE} queries and keys fit on screen, got "
+                f"L = {L} and S = {S}"
+            )
+        block_q, block_k = check_block_size(block_size, "OnlineSoftmaxTiles: block_size")
+        trace = online_softmax_trace(
+            q, k, v, is_causal, scale=scale, block_size=(block_q, block_k)
+        )
+        exact, _ = scaled_dot_product_attention(q, k, v, is_causal=is_causal, scale=scale)
+        super().__init__(
+            title=str(title),
+            tokens=_tokens(tokens, L, "tokens", "queries"),
+            key_tokens=_tokens(key_tokens, S, "key_tokens", "keys"),
+            block=[block_q, block_k],
+            causal=bool(is_causal),
+            steps=[self._step_state(s) for s in trace],
+            exact=_lists(exact),
+        )
+
+    @staticmethod
+    def _step_state(s) -> dict:
+        return {
+            "rows": list(s.query_block),
+            "cols": list(s.key_block),
+            "scores": _lists(s.scores),  # -inf (masked) travels as null
+            "m": _lists(s.m),
+            "l": _lists(s.l),
+            "out": _lists(s.output),
+            "rescale": _lists(s.rescale),
+        }
+
+    @traitlets.validate("step")
+    def _valid_step(self, proposal):
+        i, n = proposal["value"], len(self.steps)
+        if not 0 <= i < max(n, 1):
+            raise ValueError(f"OnlineSoftmaxTiles: step must be in [0, {n}), got {i}")
+        return i
+
+    @property
+    def num_steps(self) -> int:
+        """How many tiles the loop visits."""
+        return len(self.steps)
+
+    def __repr__(self) -> str:
+        bq, bk = self.block
+        return (
+            f"OnlineSoftmaxTiles(L={len(self.tokens)}, S={len(self.key_tokens)}, "
+            f"block=({bq}, {bk}), steps={self.num_steps})"
+        )

@@ -1,0 +1,179 @@
+"""Chapter 12's self-checks: the reference solutions pass, and typical wrong answers are caught
+with a message that says what went wrong."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from attnlib.exercises import ExerciseError
+from attnlib.exercises import efficiency as ex
+
+# --- reference solutions (the ones folded in the chapter) ---------------------------------------
+
+
+def online_update(m, l, acc, scores, values):  # noqa: E741 - the papers' name
+    m_new = torch.maximum(m, scores.max(dim=-1).values)  # (L,)
+    alpha = torch.exp(m - m_new)  # (L,) shrinks the old sums to the new maximum
+    p = torch.exp(scores - m_new[:, None])  # (L, B)
+    return m_new, alpha * l + p.sum(dim=-1), alpha[:, None] * acc + p @ values
+
+
+def tiled_attention(query, key, value, block_size):
+    L, E = query.shape
+    m = torch.full((L,), float("-inf"))
+    ell = torch.zeros(L)
+    acc = torch.zeros(L, value.size(-1))
+    for j in range(0, key.size(0), block_size):
+        scores = query @ key[j:j + block_size].T / math.sqrt(E)  # (L, B)
+        m, ell, acc = online_update(m, ell, acc, scores, value[j:j + block_size])
+    return acc / ell[:, None]  # (L, Ev)
+
+
+def sliding_window(L, window, global_tokens):
+    pos = torch.arange(L)
+    allowed = (pos[:, None] - pos[None, :]).abs() <= window  # (L, L)
+    allowed[list(global_tokens), :] = True
+    allowed[:, list(global_tokens)] = True
+    return allowed
+
+
+def test_reference_solutions_pass(capsys):
+    ex.check_online_update(online_update)
+    ex.check_tiled_attention(tiled_attention)
+    ex.check_sliding_window(sliding_window)
+    out = capsys.readouterr().out
+    assert out.count("Correct:") == 3
+
+
+# --- exercise 1 ---------------------------------------------------------------------------------
+
+
+def test_update_without_rescaling_acc_is_named():
+    def wrong(m, l, acc, scores, values):  # noqa: E741
+        m_new, l_new, _ = online_update(m, l, acc, scores, values)
+        p = torch.exp(scores - m_new[:, None])
+        return m_new, l_new, acc + p @ values
+
+    with pytest.raises(ExerciseError, match="acc_new adds the old acc without rescaling"):
+        ex.check_online_update(wrong)
+
+
+def test_update_without_subtracting_the_maximum_overflows():
+    def wrong(m, l, acc, scores, values):  # noqa: E741
+        p = torch.exp(scores)
+        return torch.maximum(m, scores.max(-1).values), l + p.sum(-1), acc + p @ values
+
+    with pytest.raises(ExerciseError) as err:
+        ex.check_online_update(wrong)
+    assert "l_new" in str(err.value)
+
+
+def test_update_with_normalised_acc_and_inverted_factor_are_named():
+    def normalised(m, l, acc, scores, values):  # noqa: E741
+        m_new, l_new, acc_new = online_update(m, l, acc, scores, values)
+        return m_new, l_new, acc_new / l_new[:, None]
+
+    with pytest.raises(ExerciseError, match="divided by l"):
+        ex.check_online_update(normalised)
+
+    def inverted(m, l, acc, scores, values):  # noqa: E741
+        m_new = torch.maximum(m, scores.max(dim=-1).values)
+        alpha = torch.exp(m_new - m)
+        p = torch.exp(scores - m_new[:, None])
+        return m_new, alpha * l + p.sum(-1), alpha[:, None] * acc + p @ values
+
+    with pytest.raises(ExerciseError, match="inverted"):
+        ex.check_online_update(inverted)
+
+
+def test_update_returning_two_things_or_wrong_shape():
+    with pytest.raises(ExerciseError, match=r"expected a triple \(m_new, l_new, acc_new\)"):
+        ex.check_online_update(lambda m, l, acc, s, v: (m, l))  # noqa: E741
+    with pytest.raises(ExerciseError, match=r"m_new: expected shape \(3,\), got shape \(3, 1\)"):
+        ex.check_online_update(
+            lambda m, l, acc, s, v: (s.max(-1, keepdim=True).values, l, acc)  # noqa: E741
+        )
+
+
+def test_update_that_changes_its_input_in_place_is_caught():
+    def in_place(m, l, acc, scores, values):  # noqa: E741
+        result = online_update(m, l, acc, scores, values)
+        scores -= 1.0
+        return result
+
+    with pytest.raises(ExerciseError, match="changed its argument 3 in place"):
+        ex.check_online_update(in_place)
+
+
+# --- exercise 2 ---------------------------------------------------------------------------------
+
+
+def test_tiled_attention_without_scale_or_last_block_is_named():
+    def unscaled(query, key, value, block_size):
+        return tiled_attention(query * math.sqrt(query.size(-1)), key, value, block_size)
+
+    with pytest.raises(ExerciseError, match="without the 1/sqrt\\(E\\) scale"):
+        ex.check_tiled_attention(unscaled)
+
+    def drops_last(query, key, value, block_size):
+        full = key.size(0) - key.size(0) % block_size
+        return tiled_attention(query, key[:full], value[:full], block_size)
+
+    with pytest.raises(ExerciseError, match="ignores the last, shorter block of 1 key"):
+        ex.check_tiled_attention(drops_last)
+
+
+def test_tiled_attention_wrong_shape_and_nan():
+    with pytest.raises(ExerciseError, match=r"expected shape \(4, 2\), got shape \(2, 4\)"):
+        ex.check_tiled_attention(lambda q, k, v, block_size: tiled_attention(q, k, v, 3).T)
+
+    def naive_exp(query, key, value, block_size):
+        w = torch.exp(query @ key.T / math.sqrt(query.size(-1)))
+        return (w / w.sum(-1, keepdim=True)) @ value
+
+    with pytest.raises(ExerciseError, match="NaN or inf"):
+        ex.check_tiled_attention(naive_exp)
+
+
+def test_tiled_attention_that_crashes_names_the_case():
+    with pytest.raises(ExerciseError, match=r"L = 4, S = 7.*raised ZeroDivisionError"):
+        ex.check_tiled_attention(lambda q, k, v, block_size: 1 / 0)
+
+
+# --- exercise 3 ---------------------------------------------------------------------------------
+
+
+def test_sliding_window_mistakes_are_named():
+    with pytest.raises(ExerciseError, match="inverted"):
+        ex.check_sliding_window(lambda L, window, global_tokens: ~sliding_window(L, window,
+                                                                                 global_tokens))
+    with pytest.raises(ExerciseError, match="one-sided"):
+        ex.check_sliding_window(
+            lambda L, window, global_tokens: sliding_window(L, window, global_tokens)
+            & (torch.arange(L)[:, None] >= torch.arange(L)[None, :])
+        )
+    with pytest.raises(ExerciseError, match="one short"):
+        ex.check_sliding_window(
+            lambda L, window, global_tokens: sliding_window(L, max(window - 1, 0), global_tokens)
+            if window > 0 else sliding_window(L, window, global_tokens)
+        )
+
+
+def test_sliding_window_global_rows_only_and_dtype():
+    def rows_only(L, window, global_tokens):
+        pos = torch.arange(L)
+        allowed = (pos[:, None] - pos[None, :]).abs() <= window
+        allowed[list(global_tokens), :] = True
+        return allowed
+
+    with pytest.raises(ExerciseError, match="set the global columns too"):
+        ex.check_sliding_window(rows_only)
+    with pytest.raises(ExerciseError, match="expected dtype torch.bool.*got torch.int64"):
+        ex.check_sliding_window(
+            lambda L, window, global_tokens: sliding_window(L, window, global_tokens).long()
+        )
+    with pytest.raises(ExerciseError, match=r"expected shape \(6, 6\), got shape \(6,\)"):
+        ex.check_sliding_window(lambda L, window, global_tokens: torch.ones(L, dtype=torch.bool))
