@@ -87,7 +87,7 @@ lint: setup
 	$(PY) -m ruff check src tests benchmarks book/_ext
 
 freeze: $(STAMP)
-	$(PY) -m pip freeze --exclude-editable | grep -v '^attnlib' > /tmp/attn-freeze.txt
+	$(PY) -m pip freeze --all --exclude-editable | grep -v '^attnlib\|^pip==' > /tmp/attn-freeze.txt
 	@echo "compare /tmp/attn-freeze.txt with requirements.txt and update the pins you meant to change"
 
 bench: setup
