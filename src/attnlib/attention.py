@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .masks import causal_mask
 
-__all__ = ["scaled_dot_product_attention", "check_attention_inputs"]
+__all__ = ["scaled_dot_product_attention", "masked_softmax", "check_attention_inputs"]
 
 
 def _shape(t: torch.Tensor) -> str:
@@ -100,6 +100,64 @@ def check_attention_inputs(
     return score_shape
 
 
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax over the keys, with attnlib's mask conventions: the one place attnlib does it.
+
+    Args:
+        scores: ``(..., L, S)``.
+        mask: boolean, **True = may attend**, broadcastable to ``scores`` (for a padded batch of
+            keys, ``attnlib.masks.padding_mask(lengths)[:, 0]`` gives ``(N, 1, S)``); or
+            floating, added to the scores. ``None``: every key is allowed.
+
+    Returns:
+        Weights ``(..., L, S)``: each row sums to 1 over its allowed keys, forbidden keys get
+        exactly 0, and a row with no allowed key is all zeros (not NaN). Computed in at least
+        float32 and returned in the scores' dtype.
+    """
+    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
+        raise TypeError(
+            f"masked_softmax: scores must be a floating-point tensor, got "
+            f"{getattr(scores, 'dtype', type(scores).__name__)}"
+        )
+    if scores.dim() < 2:
+        raise ValueError(f"masked_softmax: scores must be (..., L, S), got shape {_shape(scores)}")
+    acc = torch.promote_types(scores.dtype, torch.float32)
+    s = scores.to(acc)
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(
+                f"masked_softmax: mask must be a torch.Tensor, got {type(mask).__name__}"
+            )
+        try:
+            ok = torch.broadcast_shapes(mask.shape, s.shape) == s.shape
+        except RuntimeError:
+            ok = False
+        if not ok:
+            hint = ""
+            if mask.dim() == 4 and mask.shape[1:3] == (1, 1):
+                hint = (
+                    "; a padding_mask (N, 1, 1, S) is shaped for (N, H, L, S) scores: take "
+                    "mask[:, 0] for scores (N, L, S)"
+                )
+            raise ValueError(
+                f"masked_softmax: mask of shape {_shape(mask)} does not broadcast to the scores' "
+                f"shape {_shape(scores)}{hint}"
+            )
+        if mask.dtype == torch.bool:
+            s = s.masked_fill(~mask, float("-inf"))  # (..., L, S)
+        elif mask.is_floating_point():
+            s = s + mask.to(acc)  # (..., L, S)
+        else:
+            raise TypeError(
+                f"masked_softmax: mask must be boolean (True = may attend) or floating, got dtype "
+                f"{mask.dtype}"
+            )
+    # A row whose every score is -inf has no key to attend to: zeros, not NaN.
+    dead = torch.isneginf(s).all(dim=-1, keepdim=True)  # (..., L, 1)
+    weights = torch.softmax(s.masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)
+    return weights.to(scores.dtype)  # (..., L, S)
+
+
 def scaled_dot_product_attention(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -148,17 +206,7 @@ def scaled_dot_product_attention(
     scores = (query @ key.transpose(-2, -1)).to(acc) * scale  # (N, ..., L, S)
     if is_causal:
         attn_mask = causal_mask(L, S, device=query.device)  # (L, S)
-    if attn_mask is not None:
-        if attn_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attn_mask, float("-inf"))  # (N, ..., L, S)
-        else:
-            scores = scores + attn_mask.to(acc)  # (N, ..., L, S)
-
-    # A row whose every score is -inf has no key to attend to: give it zero weights, not NaN.
-    dead = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (N, ..., L, 1)
-    scores = scores.masked_fill(dead, 0.0)
-    weights = torch.softmax(scores, dim=-1).masked_fill(dead, 0.0)  # (N, ..., L, S)
-    weights = weights.to(query.dtype)
+    weights = masked_softmax(scores, attn_mask).to(query.dtype)  # (N, ..., L, S)
 
     dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0.0 else weights
     output = dropped @ value  # (N, ..., L, Ev)

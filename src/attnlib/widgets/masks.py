@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import traitlets
 
+from ..attention import masked_softmax as _masked_softmax
+
 __all__ = ["MaskExplorer", "KINDS", "allowed_pattern", "masked_softmax"]
 
 _HERE = Path(__file__).parent
@@ -104,6 +106,9 @@ def allowed_pattern(
 def masked_softmax(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """Softmax over the keys of ``scores`` with the disallowed keys set to ``-inf``.
 
+    The arithmetic the widget's JavaScript repeats in the browser; it is
+    :func:`attnlib.attention.masked_softmax`.
+
     Args:
         scores: ``(..., L, S)`` floating scores.
         allowed: boolean, broadcastable to ``scores``; True = may attend.
@@ -111,10 +116,7 @@ def masked_softmax(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(..., L, S)`` weights; each row sums to 1, or is all zeros when it allows no key.
     """
-    masked = scores.masked_fill(~allowed, float("-inf"))  # (..., L, S)
-    dead = ~allowed.expand_as(scores).any(dim=-1, keepdim=True)  # (..., L, 1)
-    weights = torch.softmax(masked.masked_fill(dead, 0.0), dim=-1)  # (..., L, S)
-    return weights.masked_fill(dead, 0.0)
+    return _masked_softmax(scores, allowed)
 
 
 class MaskExplorer(anywidget.AnyWidget):
