@@ -448,9 +448,9 @@ def train(
     model.train()
     start = time.perf_counter()
     for i in range(steps):
-        idx = torch.randint(len(data), (batch_size,), generator=g)  # (B,) on the CPU
+        idx = torch.randint(len(data), (batch_size,), generator=g)  # (N,) on the CPU
         b = data.select(idx).to(dev)
-        logits, _ = model(b.src, b.lengths, b.tgt[:, :-1])  # (B, T-1, V)
+        logits, _ = model(b.src, b.lengths, b.tgt[:, :-1])  # (N, T-1, V)
         loss = F.cross_entropy(logits.flatten(0, 1), b.tgt[:, 1:].flatten(), ignore_index=0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -547,7 +547,7 @@ def exact_match(model: EncoderDecoder, data: Batch, *, batch_size: int = 500) ->
     correct = 0
     for i in range(0, len(data), batch_size):
         b = data.select(torch.arange(i, min(i + batch_size, len(data)))).to(dev)
-        target = b.tgt[:, 1:]  # (B, T): without bos
+        target = b.tgt[:, 1:]  # (N, T): without bos
         ids, _ = greedy_decode(model, b.src, b.lengths, target.size(1))
         got = torch.zeros_like(target)
         got[:, : ids.size(1)] = ids

@@ -653,8 +653,8 @@ def train_t5(
     model.train()
     losses = []
     for _ in range(steps):
-        idx = torch.randint(src_ids.size(0), (batch_size,), generator=g).to(dev)  # (B,)
-        logits = model(src_ids[idx], tgt_in[idx])  # (B, L, V)
+        idx = torch.randint(src_ids.size(0), (batch_size,), generator=g).to(dev)  # (N,)
+        logits = model(src_ids[idx], tgt_in[idx])  # (N, L, V)
         loss = F.cross_entropy(logits.transpose(1, 2), tgt_ids[idx], ignore_index=c.pad_id)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
