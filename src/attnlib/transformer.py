@@ -51,68 +51,88 @@ def _check_sequence(name: str, x: torch.Tensor, d_model: int) -> None:
 
 
 class _Block(nn.Module):
-    """What both layers share: the MLP, its norms and dropouts, and the checks."""
+    """What both layers share: PyTorch's constructor arguments, the attention sublayers, the MLP,
+    the norms and dropouts (one of each per sublayer), and :meth:`from_torch`.
+
+    A subclass names its attention sublayers in ``_ATTENTIONS`` and the PyTorch layer it mirrors in
+    ``_TORCH``.
+    """
+
+    _ATTENTIONS: tuple[str, ...] = ("self_attn",)
+    _TORCH: type[nn.Module] = nn.Module
 
     def __init__(
         self,
         d_model: int,
         nhead: int,
-        dim_feedforward: int,
-        dropout: float,
-        activation: Activation,
-        layer_norm_eps: float,
-        norm_first: bool,
-        bias: bool,
-        n_norms: int,
-        factory: dict,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: Activation = "relu",
+        layer_norm_eps: float = 1e-5,
+        norm_first: bool = False,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        factory = {"device": device, "dtype": dtype}
         self.d_model = d_model
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, **factory
-        )
+        def attention() -> MultiHeadAttention:
+            return MultiHeadAttention(d_model, nhead, dropout=dropout, bias=bias, **factory)
+
+        self.self_attn = attention()
         self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias, **factory)
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias, **factory)
-        for i in range(1, n_norms + 1):
+        for i in range(1, self._n_norms() + 1):  # one norm and one dropout per sublayer
             norm = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
             setattr(self, f"norm{i}", norm)
             setattr(self, f"dropout{i}", nn.Dropout(dropout))
         self.activation = _activation(activation)
+        # Further attention sublayers come last, so a seed gives the weights it always gave.
+        for name in self._ATTENTIONS[1:]:
+            setattr(self, name, attention())
+
+    @classmethod
+    def _n_norms(cls) -> int:
+        return len(cls._ATTENTIONS) + 1  # the attention sublayers and the MLP
 
     def _ff_block(self, x: torch.Tensor) -> torch.Tensor:
         h = self.dropout(self.activation(self.linear1(x)))  # (N, L, dim_feedforward)
         return self.linear2(h)  # (N, L, D)
 
-    @staticmethod
-    def _hyperparameters(module: nn.Module) -> dict:
-        """Constructor arguments read back from a PyTorch layer."""
+    @classmethod
+    def from_torch(cls, module: nn.Module):
+        """A copy of the PyTorch layer this class mirrors (batch_first=True), with its weights."""
+        if not isinstance(module, cls._TORCH):
+            raise TypeError(
+                f"module must be a torch.nn.{cls._TORCH.__name__}, got {type(module).__name__}"
+            )
         if not module.self_attn.batch_first:
             raise ValueError(
                 "from_torch: the layer must be batch_first=True (attnlib is batch-first)"
             )
         p = next(module.parameters())
-        return {
-            "d_model": module.linear1.in_features,
-            "nhead": module.self_attn.num_heads,
-            "dim_feedforward": module.linear1.out_features,
-            "dropout": module.dropout.p,
-            "activation": module.activation,
-            "layer_norm_eps": module.norm1.eps,
-            "norm_first": module.norm_first,
-            "bias": module.linear1.bias is not None,
-            "device": p.device,
-            "dtype": p.dtype,
-        }
-
-    def _copy_from(self, module: nn.Module, attns: tuple[str, ...], n_norms: int) -> None:
-        for name in attns:
-            setattr(self, name, MultiHeadAttention.from_torch(getattr(module, name)))
-        names = ["linear1", "linear2"] + [f"norm{i}" for i in range(1, n_norms + 1)]
-        for name in names:
-            getattr(self, name).load_state_dict(getattr(module, name).state_dict())
-        self.train(module.training)
+        new = cls(
+            d_model=module.linear1.in_features,
+            nhead=module.self_attn.num_heads,
+            dim_feedforward=module.linear1.out_features,
+            dropout=module.dropout.p,
+            activation=module.activation,
+            layer_norm_eps=module.norm1.eps,
+            norm_first=module.norm_first,
+            bias=module.linear1.bias is not None,
+            device=p.device,
+            dtype=p.dtype,
+        )
+        with torch.no_grad():
+            for name in cls._ATTENTIONS:
+                setattr(new, name, MultiHeadAttention.from_torch(getattr(module, name)))
+            names = ["linear1", "linear2"] + [f"norm{i}" for i in range(1, cls._n_norms() + 1)]
+            for name in names:
+                getattr(new, name).load_state_dict(getattr(module, name).state_dict())
+        return new.train(module.training)
 
 
 class TransformerEncoderLayer(_Block):
@@ -136,23 +156,7 @@ class TransformerEncoderLayer(_Block):
     See chapter 7, "Positions and the Transformer block".
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: Activation = "relu",
-        layer_norm_eps: float = 1e-5,
-        norm_first: bool = False,
-        bias: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(
-            d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, norm_first,
-            bias, n_norms=2, factory={"device": device, "dtype": dtype},
-        )
+    _TORCH = nn.TransformerEncoderLayer
 
     def _sa_block(self, x, mask, key_padding_mask, is_causal):
         out, weights = self.self_attn(
@@ -193,18 +197,6 @@ class TransformerEncoderLayer(_Block):
             x = self.norm2(x + self.dropout2(self._ff_block(x)))
         return (x, weights) if need_weights else x
 
-    @classmethod
-    def from_torch(cls, module: nn.TransformerEncoderLayer) -> TransformerEncoderLayer:
-        """A copy of a ``torch.nn.TransformerEncoderLayer(batch_first=True)`` with its weights."""
-        if not isinstance(module, nn.TransformerEncoderLayer):
-            raise TypeError(
-                f"module must be a torch.nn.TransformerEncoderLayer, got {type(module).__name__}"
-            )
-        new = cls(**cls._hyperparameters(module))
-        with torch.no_grad():
-            new._copy_from(module, ("self_attn",), n_norms=2)
-        return new
-
 
 class TransformerDecoderLayer(_Block):
     r"""Masked self-attention, cross-attention to the encoder's memory, and an MLP.
@@ -217,27 +209,8 @@ class TransformerDecoderLayer(_Block):
     See chapter 7, "Positions and the Transformer block".
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: Activation = "relu",
-        layer_norm_eps: float = 1e-5,
-        norm_first: bool = False,
-        bias: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        factory = {"device": device, "dtype": dtype}
-        super().__init__(
-            d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, norm_first,
-            bias, n_norms=3, factory=factory,
-        )
-        self.multihead_attn = MultiHeadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, **factory
-        )
+    _ATTENTIONS = ("self_attn", "multihead_attn")
+    _TORCH = nn.TransformerDecoderLayer
 
     def forward(
         self,
@@ -302,15 +275,3 @@ class TransformerDecoderLayer(_Block):
             x = self.norm2(x + h)
             x = self.norm3(x + self.dropout3(self._ff_block(x)))
         return (x, (self_w, cross_w)) if need_weights else x
-
-    @classmethod
-    def from_torch(cls, module: nn.TransformerDecoderLayer) -> TransformerDecoderLayer:
-        """A copy of a ``torch.nn.TransformerDecoderLayer(batch_first=True)`` with its weights."""
-        if not isinstance(module, nn.TransformerDecoderLayer):
-            raise TypeError(
-                f"module must be a torch.nn.TransformerDecoderLayer, got {type(module).__name__}"
-            )
-        new = cls(**cls._hyperparameters(module))
-        with torch.no_grad():
-            new._copy_from(module, ("self_attn", "multihead_attn"), n_norms=3)
-        return new
