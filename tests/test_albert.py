@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from attnlib import albert
-from attnlib.transformer import TransformerEncoderLayer
+from attnlib.layers import TransformerEncoderLayer
 
 SMALL = {"vocab_size": 500, "d_model": 32, "num_layers": 3, "num_heads": 4, "d_ff": 64,
          "max_positions": 16}

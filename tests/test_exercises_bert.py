@@ -22,7 +22,7 @@ def test_mean_pool_reference_passes(capsys):
 
 
 def test_mean_pool_library_function_passes(capsys):
-    from attnlib.pretrained.bert import mean_pool as library
+    from attnlib.models.bert import mean_pool as library
 
     ex.check_mean_pool(library)
     assert "Correct" in capsys.readouterr().out

@@ -8,7 +8,7 @@ import torch
 from attnlib import gpt
 from attnlib.exercises import ExerciseError
 from attnlib.exercises import gpt as ex
-from attnlib.pretrained.llama import repeat_kv
+from attnlib.models.llama import repeat_kv
 
 # ------------------------------------------------------------------------------------------------
 # Reference solutions (the ones the chapter folds under "hide-input")

@@ -10,7 +10,7 @@ import torch
 import attnlib
 from attnlib.exercises import ExerciseError
 from attnlib.exercises import t5 as ex
-from attnlib.t5 import relative_position_bucket
+from attnlib.models.t5 import relative_position_bucket
 
 # ------------------------------------------------------------------------------------------------
 # Reference solutions (the ones the chapter folds under "hide-input")

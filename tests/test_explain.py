@@ -12,7 +12,7 @@ import attnlib
 from attnlib import explain as X
 
 # ------------------------------------------------------------------------------------------------
-# A tiny encoder shaped like attnlib.pretrained.bert.BertEncoder
+# A tiny encoder shaped like attnlib.models.bert.BertEncoder
 # ------------------------------------------------------------------------------------------------
 
 
@@ -339,8 +339,8 @@ def test_bad_arguments_on_models(tiny):
 
 
 def test_on_minilm():
-    from attnlib.pretrained import ModelPackageError, load_minilm
-    from attnlib.pretrained.bert import encode, mean_pool
+    from attnlib.models.bert import encode, mean_pool
+    from attnlib.weights import ModelPackageError, load_minilm
 
     try:
         model, tokenizer = load_minilm()

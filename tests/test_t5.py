@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import attnlib
-from attnlib.t5 import (
+from attnlib.models.t5 import (
     Generation,
     RelativePositionBias,
     RMSNorm,

@@ -17,7 +17,7 @@ And two tools that work on heads instead of tokens: :func:`ablate_heads` (a cont
 zeroes chosen heads) and :func:`head_importance` (Michel et al. 2019: how strongly the prediction
 reacts to turning each head down, from one backward pass).
 
-The model is any encoder shaped like :class:`attnlib.pretrained.bert.BertEncoder`: it has
+The model is any encoder shaped like :class:`attnlib.models.bert.BertEncoder`: it has
 ``.embeddings`` (a module mapping ids to ``(N, L, D)``), ``.layers`` (modules whose ``.self_attn``
 is an :class:`attnlib.MultiHeadAttention`), and ``model(input_ids, attention_mask)`` returns an
 object with ``.attentions`` (one ``(N, H, L, L)`` tensor per layer). A *target* is a function

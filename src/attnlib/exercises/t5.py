@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..t5 import relative_position_bucket
+from ..models.t5 import relative_position_bucket
 from . import ExerciseError, call_answer, cases_generator, expect_close, passed
 
 __all__ = ["check_relative_position_bucket", "check_relative_bias", "check_t5_attention"]

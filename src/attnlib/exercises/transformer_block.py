@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..layers import TransformerEncoderLayer
 from ..positional import apply_rope, sinusoidal_encoding
-from ..transformer import TransformerEncoderLayer
 from . import ExerciseError, call_answer, cases_generator, expect_close, passed
 
 __all__ = ["check_sinusoidal_encoding", "check_rope", "check_pre_norm_block"]

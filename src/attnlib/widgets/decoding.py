@@ -174,7 +174,7 @@ class DecodingStepper(anywidget.AnyWidget):
 
     @staticmethod
     def _translate(model, text: str, src_vocab, tgt_vocab, max_len: int, label) -> tuple:
-        from attnlib.rnn import greedy_decode
+        from attnlib.models.rnn import greedy_decode
 
         if not getattr(model, "attends", False):
             raise ValueError("DecodingStepper: the model has no attention weights to show")

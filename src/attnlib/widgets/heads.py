@@ -168,7 +168,7 @@ class HeadView(anywidget.AnyWidget):
     @staticmethod
     @torch.no_grad()
     def _run(model, tokenizer, text: str) -> tuple[list[str], torch.Tensor]:
-        from ..pretrained.bert import encode
+        from ..models.bert import encode
 
         dev = next(model.parameters()).device
         ids, mask = encode(tokenizer, text, device=dev)
@@ -178,7 +178,7 @@ class HeadView(anywidget.AnyWidget):
 
     @classmethod
     def from_model(cls, model, tokenizer, texts: Sequence[str], **kwargs) -> HeadView:
-        """Run a BERT encoder (e.g. from :func:`attnlib.pretrained.load_minilm`) on each text and
+        """Run a BERT encoder (e.g. from :func:`attnlib.weights.load_minilm`) on each text and
         show its attention. The view keeps the model, so :meth:`add_sentence` works later."""
         if isinstance(texts, str):
             texts = [texts]

@@ -11,7 +11,7 @@ module holds what every such model needs, small enough to read in one sitting:
 - :class:`CharGPT`: a character-level GPT (learned positions, pre-norm blocks, attention through
   :func:`attnlib.scaled_dot_product_attention`) and :func:`train_char_gpt` to fit it.
 
-:class:`attnlib.pretrained.llama.LlamaDecoder` (SmolLM2) uses the same cache and ``generate``.
+:class:`attnlib.models.llama.LlamaDecoder` (SmolLM2) uses the same cache and ``generate``.
 
 Shape legend: N batch, H heads, L query (new) length, S key length (past + new), E head size,
 D model size, V vocabulary size, T number of generated tokens.
@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import scaled_dot_product_attention
+from ..attention import scaled_dot_product_attention
 
 __all__ = [
     "DecoderOutput",

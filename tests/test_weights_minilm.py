@@ -12,9 +12,10 @@ import shutil
 import pytest
 import torch
 
-from attnlib.pretrained import ModelPackageError, bert
-from attnlib.pretrained._package import package_file
-from attnlib.transformer import TransformerEncoderLayer
+from attnlib.layers import TransformerEncoderLayer
+from attnlib.models import bert
+from attnlib.weights import ModelPackageError
+from attnlib.weights._package import package_file
 
 SENTENCES = [
     "The animal didn't cross the street because it was too tired.",

@@ -1,4 +1,4 @@
-"""Real pretrained models, loaded into the course's own from-scratch code, offline.
+"""Real pretrained weights, loaded into the course's own from-scratch models, offline.
 
 The weights ship inside registry packages (installed by ``make setup``); nothing is downloaded and
 nothing is unpickled: safetensors and GGUF files only.
@@ -16,14 +16,14 @@ __all__ = ["load_minilm", "load_smollm2", "ModelPackageError", "package_file"]
 
 
 def load_minilm(*args, **kwargs):
-    """See :func:`attnlib.pretrained.bert.load_minilm`."""
-    from .bert import load_minilm as _load
+    """See :func:`attnlib.models.bert.load_minilm`."""
+    from ..models.bert import load_minilm as _load
 
     return _load(*args, **kwargs)
 
 
 def load_smollm2(*args, **kwargs):
-    """See :func:`attnlib.pretrained.llama.load_smollm2`."""
-    from .llama import load_smollm2 as _load
+    """See :func:`attnlib.models.llama.load_smollm2`."""
+    from ..models.llama import load_smollm2 as _load
 
     return _load(*args, **kwargs)

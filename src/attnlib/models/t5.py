@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .multihead import MultiHeadAttention
+from ..multihead import MultiHeadAttention
 
 __all__ = [
     "T5Config",

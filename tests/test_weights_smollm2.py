@@ -18,8 +18,9 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be fetched; must hold before import
 
-from attnlib.gpt import KVCache  # noqa: E402
-from attnlib.pretrained import ModelPackageError, llama  # noqa: E402
+from attnlib.models import llama  # noqa: E402
+from attnlib.models.gpt import KVCache  # noqa: E402
+from attnlib.weights import ModelPackageError  # noqa: E402
 
 pytestmark = pytest.mark.slow  # about 25 s in all on one core: each model is loaded once
 

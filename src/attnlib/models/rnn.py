@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masks import padding_mask
-from .scoring import SCORES, attend, make_score
+from ..masks import padding_mask
+from ..scoring import SCORES, attend, make_score
 
 __all__ = [
     "KINDS",

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..transformer import TransformerEncoderLayer
-from ._package import ModelPackageError, package_file
+from ..layers import TransformerEncoderLayer
+from ..weights._package import ModelPackageError, package_file
 
 __all__ = [
     "BertEmbeddings",

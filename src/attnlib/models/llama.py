@@ -32,9 +32,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..attention import scaled_dot_product_attention
-from ..gpt import DecoderOutput, KVCache, causal_mask_with_past, generate
 from ..positional import rope_cos_sin, rope_frequencies, rotate_half
-from ._package import ModelPackageError, package_file
+from ..weights._package import ModelPackageError, package_file
+from .gpt import DecoderOutput, KVCache, causal_mask_with_past, generate
 
 __all__ = [
     "LlamaConfig",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from .transformer import TransformerEncoderLayer
+from ..layers import TransformerEncoderLayer
 
 __all__ = [
     "EncoderConfig",
