@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ._checks import positive_int
+
 __all__ = [
     "causal_mask",
     "padding_mask",
@@ -24,27 +26,49 @@ __all__ = [
 ]
 
 
-def causal_mask(L: int, S: int | None = None, *, device: torch.device | str | None = None):
-    """Allowed-mask of a decoder: query ``i`` may attend to keys ``j <= i``.
+def causal_mask(
+    L: int,
+    S: int | None = None,
+    *,
+    past_length: int = 0,
+    window: int | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Allowed-mask of a decoder: each query may attend to its own position and the ones before.
 
-    Aligned top-left, exactly like ``is_causal=True`` in PyTorch: row ``i`` allows keys
-    ``0 .. i`` even when ``S != L``.
+    With ``past_length = 0`` (the default) the mask is aligned top-left, exactly like
+    ``is_causal=True`` in PyTorch: row ``i`` allows keys ``0 .. i`` even when ``S != L``.
+
+    With a KV cache the ``L`` new queries come after ``past_length`` cached positions: query ``i``
+    sits at position ``past_length + i`` and may attend to keys ``0 .. past_length + i``, so the
+    mask is aligned bottom-right and ``S`` defaults to ``past_length + L``. This is the one causal
+    builder in attnlib; every model's mask comes from here.
 
     Args:
         L: number of queries.
-        S: number of keys (defaults to ``L``).
+        S: number of keys (defaults to ``past_length + L``).
+        past_length: positions already in the cache before the first query.
+        window: if given, query at position ``p`` sees only keys ``p - window < j <= p`` (a sliding
+            window, as in Longformer and Mistral); ``None`` sees every earlier key.
         device: where to build the mask.
 
     Returns:
-        A boolean tensor ``(L, S)``, True on and below the diagonal.
+        A boolean tensor ``(L, S)``, True = may attend.
 
-    See chapter 4 (and the masking chapter).
+    See the chapters on self-attention, masking and GPT (the KV cache).
     """
-    S = L if S is None else S
-    for name, n in (("L", L), ("S", S)):
+    for name, n in (("L", L), ("past_length", past_length)):
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"causal_mask: {name} must be a non-negative int, got {n!r}")
-    return torch.ones(L, S, dtype=torch.bool, device=device).tril()  # (L, S)
+    S = past_length + L if S is None else S
+    if not isinstance(S, int) or isinstance(S, bool) or S < 0:
+        raise ValueError(f"causal_mask: S must be a non-negative int, got {S!r}")
+    if window is not None:
+        positive_int(window, "window (a positive int or None)", "causal_mask")
+    mask = torch.ones(L, S, dtype=torch.bool, device=device).tril(diagonal=past_length)  # (L, S)
+    if window is not None:
+        mask = mask.triu(diagonal=past_length - window + 1)  # drop keys at or beyond the window
+    return mask
 
 
 def padding_mask(

@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..attention import scaled_dot_product_attention
+from ..masks import causal_mask
 
 __all__ = [
     "DecoderOutput",
@@ -124,8 +125,7 @@ def causal_mask_with_past(
     Returns:
         A boolean ``(L, past + L)`` tensor, True = may attend.
     """
-    S = past + L
-    return torch.ones(L, S, dtype=torch.bool, device=device).tril(diagonal=past)  # (L, S)
+    return causal_mask(L, past_length=past, device=device)  # (L, past + L)
 
 
 def alibi_slopes(n_heads: int) -> torch.Tensor:
