@@ -26,9 +26,46 @@ from torch import nn
 
 from .multihead import MultiHeadAttention
 
-__all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer"]
+__all__ = ["RMSNorm", "TransformerEncoderLayer", "TransformerDecoderLayer"]
 
 Activation = str | Callable[[torch.Tensor], torch.Tensor]
+
+
+class RMSNorm(nn.Module):
+    r"""Root-mean-square normalisation: :math:`x / \sqrt{\mathrm{mean}(x^2) + \epsilon} \cdot g`.
+
+    Unlike LayerNorm it neither subtracts the mean nor adds a bias: it only rescales each vector
+    to unit root-mean-square, then multiplies by a learned gain ``g`` (Zhang & Sennrich, 2019).
+    T5 and Llama normalise this way, before each sublayer.
+
+    Args:
+        d_model: D, the size of the vectors (the last dimension).
+        eps: added under the square root (T5 uses 1e-6, SmolLM2 1e-5).
+
+    The arithmetic is Hugging Face's (float32, ``rsqrt``, cast back, then the gain), so a loaded
+    checkpoint gives its reference outputs.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        eps: float = 1e-6,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model, device=device, dtype=dtype))  # (D,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(..., D)`` -> ``(..., D)``, computed in float32."""
+        x32 = x.float()
+        rms = torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)  # (..., 1)
+        return self.weight * (x32 * rms).to(x.dtype)  # (..., D)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.numel()}, eps={self.eps}"
 
 
 def _activation(activation: Activation) -> Callable[[torch.Tensor], torch.Tensor]:

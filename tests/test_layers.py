@@ -534,3 +534,43 @@ def test_decoder_bad_input(decoder, kwargs, error, message):
     kwargs = {"tgt": torch.zeros(2, 4, 8), "memory": torch.zeros(2, 5, 8)} | kwargs
     with pytest.raises(error, match=message):
         decoder(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
+# RMSNorm
+# ------------------------------------------------------------------------------------------------
+
+
+def rms_norm_reference(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Hugging Face's LlamaRMSNorm / T5LayerNorm arithmetic, written out: float32, rsqrt, cast."""
+    x32 = x.float()
+    x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * x32.to(x.dtype)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 16), (3, 64), (1, 7, 384)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm_matches_the_reference_arithmetic(shape, dtype):
+    torch.manual_seed(0)
+    norm = attnlib.layers.RMSNorm(shape[-1], eps=1e-5)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(shape[-1]))
+    x = (3 * torch.randn(shape)).to(dtype)
+    out = norm(x)
+    assert out.shape == x.shape
+    assert torch.equal(out, rms_norm_reference(x, norm.weight, 1e-5))
+    # x / sqrt(mean(x^2) + eps) * g, divided instead of multiplied: equal to float32 rounding
+    x32 = x.float()
+    divided = x32 / x32.pow(2).mean(-1, keepdim=True).add(1e-5).sqrt() * norm.weight
+    tol = F32 if dtype == torch.float32 else {"atol": 5e-2, "rtol": 2e-2}
+    torch.testing.assert_close(out.float(), divided, **tol)
+
+
+def test_rms_norm_gives_unit_root_mean_square_and_no_bias():
+    norm = attnlib.layers.RMSNorm(8)
+    assert [name for name, _ in norm.named_parameters()] == ["weight"]
+    assert norm.eps == 1e-6
+    x = torch.randn(4, 8) * 10 + 3  # not centred: RMSNorm does not subtract the mean
+    y = norm(x)
+    torch.testing.assert_close(y.pow(2).mean(-1), torch.ones(4), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(y / y.norm(dim=-1, keepdim=True), x / x.norm(dim=-1, keepdim=True))
