@@ -43,7 +43,7 @@ from . import masks, positional
 from .attention import scaled_dot_product_attention
 from .layers import TransformerDecoderLayer, TransformerEncoderLayer
 from .multihead import MultiHeadAttention
-from .runtime import device, fmt, randn, rounded, seed
+from .runtime import device, fmt, randn, rounded, seed, setup_chapter
 
 __version__ = "0.1.0"
 
@@ -54,6 +54,7 @@ __all__ = [
     "TransformerDecoderLayer",
     "masks",
     "positional",
+    "setup_chapter",
     "device",
     "seed",
     "randn",

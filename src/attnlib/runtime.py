@@ -5,17 +5,20 @@ possible, and this module holds them: pick the device in one place (:func:`devic
 generator (:func:`seed`), and draw random numbers on the CPU before moving them (:func:`randn`),
 because CUDA's generator gives different numbers for the same seed. Print values through
 :func:`rounded` (a tensor) or :func:`fmt` (text) so tiny floating-point differences between kernels
-do not show.
+do not show. Every chapter starts with :func:`setup_chapter`, which applies the first two.
 """
 
 from __future__ import annotations
 
 import random
+import sys
 
 import numpy as np
 import torch
 
-__all__ = ["device", "seed", "randn", "rounded", "fmt"]
+from . import _checks
+
+__all__ = ["setup_chapter", "device", "seed", "randn", "rounded", "fmt"]
 
 
 def device() -> torch.device:
@@ -30,6 +33,47 @@ def seed(n: int = 0) -> None:
     random.seed(n)
     np.random.seed(n)
     torch.manual_seed(n)  # also seeds every CUDA device
+
+
+_seed_all = seed  # for setup_chapter, whose argument is called seed too
+
+
+def setup_chapter(seed: int = 0, *, threads: int | None = None) -> torch.device:
+    """Prepare a chapter's notebook: threads, seeds and figures; return the device to run on.
+
+    The first code cell of every chapter calls ``dev = attnlib.setup_chapter(seed=0)``. It
+
+    * sets how many CPU threads PyTorch uses when ``threads`` is given (``None`` keeps PyTorch's
+      default, one per core). Chapters that train or run tiny models pass ``threads=1``: their
+      many small operations run fastest, and most steadily, on one thread of a machine with few
+      cores, where two threads wait on each other;
+    * seeds Python's, NumPy's and PyTorch's generators (see :func:`seed`), so that every run of the
+      notebook prints the same numbers;
+    * draws matplotlib figures inline when it runs in a Jupyter kernel (what ``%matplotlib inline``
+      does);
+    * returns :func:`device`, the first GPU when there is one, else the CPU. Code that moves its
+      tensors to this device runs unchanged on both, and prints the same results.
+
+    Args:
+        seed: the seed for every random generator, a non-negative int.
+        threads: the number of CPU threads for PyTorch, a positive int, or None to leave it.
+
+    Returns:
+        The ``torch.device`` to run the chapter on.
+    """
+    if threads is not None:
+        torch.set_num_threads(_checks.positive_int(threads, "threads", "setup_chapter"))
+    _seed_all(seed)
+    _inline_figures()
+    return device()
+
+
+def _inline_figures() -> None:
+    """Select matplotlib's inline backend when running in a Jupyter kernel; elsewhere do nothing."""
+    ipython = sys.modules.get("IPython")  # loaded already in a kernel; never imported here
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def randn(
