@@ -17,16 +17,15 @@ the states it renders) and passes it in:
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from string import Template
 
 import pytest
 
-from .helpers import BUILD, ROOT
+from attnlib.widgets._frontend import build_css, build_esm
 
-WIDGET_DIR = ROOT / "src" / "attnlib" / "widgets"
+from .helpers import BUILD
 
 # Token text that must reach the page as text, never as markup: tags that run code when parsed,
 # a closing </script>, entities that must not be decoded, and a leading space that must survive.
@@ -82,15 +81,17 @@ def harness_page(module: str, css: str, title: str, export_as: str) -> str:
 def open_harness(
     open_page, harness_dir: Path, harness_server, name: str, label: str, *, export_as: str = ""
 ):
-    """Copy src/attnlib/widgets/<name>.js and .css into harness_dir beside a harness page
-    <name>.html, open it from harness_server and wait for the module: returns (page, watch).
+    """Write the widget's built front end (build_esm(name) and build_css(name): the shared base
+    and the widget's own view, exactly what the widget sends) into harness_dir as <name>.js and
+    <name>.css beside a harness page <name>.html, open it from harness_server and wait for the
+    module: returns (page, watch).
 
     Takes the conftest fixtures open_page, harness_dir and harness_server; label names the widget
     (the page's title); the module's exports become window.<export_as> (default: name).
     """
     module, css = f"{name}.js", f"{name}.css"
-    for file in (module, css):
-        shutil.copy(WIDGET_DIR / file, harness_dir / file)
+    (harness_dir / module).write_text(build_esm(name), encoding="utf-8")
+    (harness_dir / css).write_text(build_css(name), encoding="utf-8")
     html = harness_page(module, css, f"{label} harness", export_as or name)
     (harness_dir / f"{name}.html").write_text(html, encoding="utf-8")
     page, watch = open_page(harness_server.url(f"{name}.html"), (harness_server.base,))

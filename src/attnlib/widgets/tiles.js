@@ -1,10 +1,14 @@
 // OnlineSoftmaxTiles: the browser half of attnlib.widgets.tiles.OnlineSoftmaxTiles.
 //
 // Python runs the tiled online softmax once and sends every step (the tile, its scores, and the
-// running maximum m, running sum l and running output of every query after it). This module
-// only displays those steps, so the widget keeps working in the static book, without a kernel.
-//
-// Security: tokens are data, never markup. Text goes in through textContent or createTextNode.
+// running maximum m, running sum l and running output of every query after it). This view only
+// displays those steps, so the widget keeps working in the static book, without a kernel.
+
+const TILE_HELP =
+  "Each step computes one tile of scores (outlined), folds it into every query's running " +
+  "maximum m, running sum l and running output, and then forgets it. Step with the buttons, " +
+  "the slider or the arrow keys.";
+const CELL_STATES = ["current", "done", "todo", "skipped"];
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers (exported for the browser tests)
@@ -38,14 +42,6 @@ export function lastSteps(steps, L) {
   return last;
 }
 
-/** A number as the widget prints it; null stands for -infinity (a masked score, or m before a
- * query's first tile). */
-export function fmt(v, digits = 3) {
-  if (v === null || v === undefined) return "\u2212\u221e";
-  const text = Number(v).toFixed(digits);
-  return /^-0\.?0*$/.test(text) ? text.slice(1) : text.replace("-", "\u2212");
-}
-
 /** Largest |running output - exact output| over the queries that are finished at step k. */
 export function finishedError(steps, exact, last, k) {
   let worst = 0;
@@ -61,212 +57,168 @@ export function finishedError(steps, exact, last, k) {
   return { worst, count };
 }
 
+/** What the step did to the running maxima, in a sentence. */
+export function tileStory(step, tokens) {
+  const [i0, i1] = step.rows;
+  const grew = [];
+  let first = 0;
+  for (let i = i0; i < i1; i++) {
+    const factor = step.rescale[i - i0];
+    if (factor === 0) first += 1;
+    else if (factor !== null && factor < 1) grew.push(`${shown(tokens[i])} \u00d7${fmt(factor)}`);
+  }
+  if (first === i1 - i0) {
+    return "The first tile of these queries: m starts at each row's largest score here.";
+  }
+  if (grew.length) return `The maximum rose, so the old sums were rescaled: ${grew.join(", ")}.`;
+  return "No running maximum rose: the old sums keep their scale (factor 1).";
+}
+
 // ---------------------------------------------------------------------------------------------
-
-function h(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function shown(token) {
-  return token === "" ? "\u2205" : String(token);
-}
+// The view
 
 function vector(values) {
   return "[" + values.map((v) => fmt(v, 2)).join(", ") + "]";
 }
 
-function render({ model, el }) {
-  const tokens = model.get("tokens");
-  const keyTokens = model.get("key_tokens");
-  const steps = model.get("steps");
-  const exact = model.get("exact");
-  const [blockQ, blockK] = model.get("block");
-  const L = tokens.length;
+/** The score grid, cut into tiles: {wrap, cells (L x S)}. */
+function scoreGrid(tokens, keyTokens, [blockQ, blockK]) {
   const S = keyTokens.length;
-  const K = steps.length;
-  const owner = tileOwners(steps, L, S);
-  const last = lastSteps(steps, L);
-
-  const root = h("div", "tl-root");
-  root.tabIndex = 0;
-  root.setAttribute("role", "group");
-  root.setAttribute("aria-label", model.get("title") || "Online softmax, tile by tile");
-  const title = model.get("title");
-  if (title) root.appendChild(h("div", "tl-title", title));
-  root.appendChild(
-    h(
-      "p",
-      "tl-help",
-      "Each step computes one tile of scores (outlined), folds it into every query's running " +
-        "maximum m, running sum l and running output, and then forgets it. Step with the buttons, " +
-        "the slider or the arrow keys.",
+  const edges = (i, j) =>
+    [j % blockK === 0 && j > 0 ? "tl-edge-left" : "", i % blockQ === 0 && i > 0 ? "tl-edge-top" : ""]
+      .filter(Boolean)
+      .join(" ");
+  const grid = el("div", {
+    class: "attn-grid tl-grid",
+    role: "grid",
+    "aria-label": "Scores: one row per query, one column per key",
+    style: { gridTemplateColumns: `max-content repeat(${S}, minmax(3.2em, 1fr))` },
+  });
+  grid.appendChild(el("div", { class: "attn-corner tl-corner", text: "q \u2193 k \u2192" }));
+  keyTokens.forEach((token, j) => {
+    const cls = `attn-key tl-key ${edges(-1, j)}`;
+    grid.appendChild(el("div", { class: cls, text: shown(token), title: `key ${j}: ${token}` }));
+  });
+  const cells = tokens.map((token, i) => {
+    const cls = `attn-label tl-query ${edges(i, -1)}`;
+    grid.appendChild(el("div", { class: cls, text: shown(token), title: `query ${i}: ${token}` }));
+    return keyTokens.map((_, j) => {
+      const cell = el("div", {
+        class: `attn-cell tl-cell ${edges(i, j)}`,
+        role: "gridcell",
+        dataset: { i: String(i), j: String(j) },
+      });
+      grid.appendChild(cell);
+      return cell;
+    });
+  });
+  const legend = el(
+    "div",
+    { class: "tl-legend" },
+    [
+      ["tl-current", "this tile: scores computed now"],
+      ["tl-done", "folded into m, l and the output; the scores are gone"],
+      ["tl-todo", "still to come"],
+    ].map(([cls, text]) =>
+      el("span", { class: "tl-legend-item" }, [el("span", { class: `tl-swatch ${cls}` }), text]),
     ),
   );
+  return { wrap: el("div", { class: "tl-gridwrap" }, [grid, legend]), cells };
+}
 
-  // --- controls ------------------------------------------------------------------------------
-  const controls = h("div", "tl-controls");
-  const prev = h("button", "tl-prev", "\u25c0 previous");
-  prev.type = "button";
-  const slider = document.createElement("input");
-  slider.type = "range";
-  slider.min = "0";
-  slider.max = String(Math.max(0, K - 1));
-  slider.step = "1";
-  slider.setAttribute("aria-label", "Step");
-  const next = h("button", "tl-next", "next \u25b6");
-  next.type = "button";
-  const counter = h("output", "tl-counter");
-  counter.setAttribute("aria-live", "polite");
-  controls.append(prev, slider, next, counter);
-  root.appendChild(controls);
-  const caption = h("p", "tl-caption");
-  root.appendChild(caption);
-
-  // --- the score grid ------------------------------------------------------------------------
-  const body = h("div", "tl-body");
-  const wrap = h("div", "tl-gridwrap");
-  const grid = h("div", "tl-grid");
-  grid.setAttribute("role", "grid");
-  grid.setAttribute("aria-label", "Scores: one row per query, one column per key");
-  grid.style.gridTemplateColumns = `max-content repeat(${S}, minmax(3.2em, 1fr))`;
-  grid.appendChild(h("div", "tl-corner", "q \u2193 k \u2192"));
-  keyTokens.forEach((token, j) => {
-    const cell = h("div", "tl-key", shown(token));
-    cell.title = `key ${j}: ${token}`;
-    if (j % blockK === 0 && j > 0) cell.classList.add("tl-edge-left");
-    grid.appendChild(cell);
+/** The running state, one row per query: {table, rows: [{tr, m, l, r, out}]}. */
+function stateTable(tokens, exact) {
+  const names = ["query", "m", "l", "rescale", "running output", "exact output"];
+  const head = el("tr", {}, names.map((name) => el("th", { scope: "col", text: name })));
+  const rows = tokens.map((token, i) => {
+    const cell = (cls) => el("td", { class: cls });
+    const [m, l, r, out] = ["tl-m", "tl-l", "tl-rescale", "tl-out"].map(cell);
+    const th = el("th", { class: "attn-label tl-state-token", scope: "row", text: shown(token) });
+    const ex = el("td", { class: "tl-exact", text: vector(exact[i]) });
+    return { tr: el("tr", { dataset: { i: String(i) } }, [th, m, l, r, out, ex]), m, l, r, out };
   });
-  const cells = [];
-  tokens.forEach((token, i) => {
-    const head = h("div", "tl-query", shown(token));
-    head.title = `query ${i}: ${token}`;
-    if (i % blockQ === 0 && i > 0) head.classList.add("tl-edge-top");
-    grid.appendChild(head);
-    const row = [];
-    for (let j = 0; j < S; j++) {
-      const cell = h("div", "tl-cell");
-      cell.setAttribute("role", "gridcell");
-      cell.dataset.i = String(i);
-      cell.dataset.j = String(j);
-      if (j % blockK === 0 && j > 0) cell.classList.add("tl-edge-left");
-      if (i % blockQ === 0 && i > 0) cell.classList.add("tl-edge-top");
-      grid.appendChild(cell);
-      row.push(cell);
-    }
-    cells.push(row);
-  });
-  wrap.appendChild(grid);
-  const legend = h("div", "tl-legend");
-  for (const [cls, text] of [
-    ["tl-current", "this tile: scores computed now"],
-    ["tl-done", "folded into m, l and the output; the scores are gone"],
-    ["tl-todo", "still to come"],
-  ]) {
-    const item = h("span", "tl-legend-item");
-    item.append(h("span", `tl-swatch ${cls}`), document.createTextNode(text));
-    legend.appendChild(item);
-  }
-  wrap.appendChild(legend);
-  body.appendChild(wrap);
+  const table = el("table", { class: "tl-state" }, [
+    el("thead", {}, [head]),
+    el("tbody", {}, rows.map((row) => row.tr)),
+  ]);
+  return { table, rows };
+}
 
-  // --- the running state, one row per query ---------------------------------------------------
-  const table = h("table", "tl-state");
-  const thead = h("thead");
-  const headRow = h("tr");
-  for (const name of ["query", "m", "l", "rescale", "running output", "exact output"]) {
-    const th = h("th", "", name);
-    th.scope = "col";
-    headRow.appendChild(th);
-  }
-  thead.appendChild(headRow);
-  table.appendChild(thead);
-  const tbody = h("tbody");
-  const stateRows = tokens.map((token, i) => {
-    const tr = h("tr");
-    tr.dataset.i = String(i);
-    const th = h("th", "tl-state-token", shown(token));
-    th.scope = "row";
-    const m = h("td", "tl-m");
-    const l = h("td", "tl-l");
-    const r = h("td", "tl-rescale");
-    const out = h("td", "tl-out");
-    const ex = h("td", "tl-exact", vector(exact[i]));
-    tr.append(th, m, l, r, out, ex);
-    tbody.appendChild(tr);
-    return { tr, m, l, r, out };
-  });
-  table.appendChild(tbody);
-  body.appendChild(table);
-  root.appendChild(body);
-  const footer = h("p", "tl-footer");
-  footer.setAttribute("aria-live", "polite");
-  root.appendChild(footer);
-  el.appendChild(root);
-
-  // --- state -> view -------------------------------------------------------------------------
-  function update() {
-    const k = Math.min(Math.max(0, model.get("step") | 0), Math.max(0, K - 1));
-    if (K === 0) return;
-    const step = steps[k];
-    const [i0, i1] = step.rows;
-    const [j0, j1] = step.cols;
-    slider.value = String(k);
-    counter.textContent = `step ${k + 1} of ${K}`;
-    prev.disabled = k === 0;
-    next.disabled = k === K - 1;
-    root.dataset.step = String(k);
-
-    const grew = [];
-    let first = 0;
-    for (let i = i0; i < i1; i++) {
-      const factor = step.rescale[i - i0];
-      if (factor === 0) first += 1;
-      else if (factor !== null && factor < 1) grew.push(`${shown(tokens[i])} \u00d7${fmt(factor)}`);
-    }
-    let story;
-    if (first === i1 - i0) {
-      story = "The first tile of these queries: m starts at each row's largest score here.";
-    } else if (grew.length) {
-      story = `The maximum rose, so the old sums were rescaled: ${grew.join(", ")}.`;
-    } else {
-      story = "No running maximum rose: the old sums keep their scale (factor 1).";
-    }
-    caption.textContent = `Tile ${k + 1}: queries ${i0}\u2013${i1 - 1} \u00d7 keys ` +
-      `${j0}\u2013${j1 - 1}. ${story}`;
-
-    for (let i = 0; i < L; i++) {
-      for (let j = 0; j < S; j++) {
-        const state = cellState(owner, i, j, k);
-        const cell = cells[i][j];
-        cell.classList.remove("tl-current", "tl-done", "tl-todo", "tl-skipped", "tl-masked");
-        cell.classList.add(`tl-${state}`);
-        if (state === "current") {
-          const s = step.scores[i - i0][j - j0];
-          if (s === null) cell.classList.add("tl-masked");
-          cell.textContent = fmt(s, 2);
-          cell.dataset.score = s === null ? "-inf" : String(s);
-        } else {
-          cell.textContent = state === "skipped" ? "\u00b7" : "";
-          delete cell.dataset.score;
-        }
+/** Show step k's tile in the grid: its scores, and what came before and after. */
+function showTile(cells, owner, step, k) {
+  const [i0] = step.rows;
+  const [j0] = step.cols;
+  cells.forEach((row, i) =>
+    row.forEach((cell, j) => {
+      const state = cellState(owner, i, j, k);
+      cell.classList.remove(...CELL_STATES.map((s) => `tl-${s}`), "tl-masked");
+      cell.classList.add(`tl-${state}`);
+      if (state === "current") {
+        const s = step.scores[i - i0][j - j0];
+        cell.classList.toggle("tl-masked", s === null);
+        cell.textContent = fmt(s, 2);
+        cell.dataset.score = s === null ? "-inf" : String(s);
+      } else {
+        cell.textContent = state === "skipped" ? "\u00b7" : "";
+        delete cell.dataset.score;
       }
-    }
+    }),
+  );
+}
 
-    stateRows.forEach(({ tr, m, l, r, out }, i) => {
-      const touched = i >= i0 && i < i1;
-      const started = step.l[i] > 0;
-      tr.classList.toggle("tl-updated", touched);
-      tr.classList.toggle("tl-finished", last[i] <= k);
-      m.textContent = fmt(step.m[i]);
-      l.textContent = fmt(step.l[i]);
-      const factor = touched ? step.rescale[i - i0] : null;
-      r.textContent = !touched ? "" : factor === 0 ? "first" : `\u00d7${fmt(factor)}`;
-      out.textContent = started ? vector(step.out[i]) : "\u2014";
-    });
+/** Show every query's m, l, rescale factor and running output after step k. */
+function showState(rows, last, step, k) {
+  const [i0, i1] = step.rows;
+  rows.forEach(({ tr, m, l, r, out }, i) => {
+    const touched = i >= i0 && i < i1;
+    const factor = touched ? step.rescale[i - i0] : null;
+    tr.classList.toggle("tl-updated", touched);
+    tr.classList.toggle("tl-finished", last[i] <= k);
+    m.textContent = fmt(step.m[i]);
+    l.textContent = fmt(step.l[i]);
+    r.textContent = !touched ? "" : factor === 0 ? "first" : `\u00d7${fmt(factor)}`;
+    out.textContent = step.l[i] > 0 ? vector(step.out[i]) : "\u2014";
+  });
+}
 
+function render({ model, el: host }) {
+  const tokens = model.get("tokens");
+  const steps = model.get("steps");
+  const exact = model.get("exact");
+  const L = tokens.length;
+  const K = steps.length;
+  const owner = tileOwners(steps, L, model.get("key_tokens").length);
+  const last = lastSteps(steps, L);
+
+  const label = "Online softmax, tile by tile";
+  const { root } = widgetRoot("tl", model, label, TILE_HELP, { focusable: true });
+  const get = () => model.get("step") | 0;
+  const go = (k) => setState(model, { step: clampIndex(k, K) });
+  const stepper = stepControls("tl", { what: "tile", counterClass: "tl-counter", get, go });
+  const grid = scoreGrid(tokens, model.get("key_tokens"), model.get("block"));
+  const state = stateTable(tokens, exact);
+  const caption = el("p", { class: "tl-caption" });
+  const footer = el("p", { class: "tl-footer", "aria-live": "polite" });
+  root.append(
+    controlBar("tl", [stepper.prev, stepper.slider, stepper.next, stepper.counter]),
+    caption,
+    el("div", { class: "tl-body" }, [grid.wrap, state.table]),
+    footer,
+  );
+  host.appendChild(root);
+
+  function update() {
+    if (K === 0) return;
+    const k = clampIndex(model.get("step"), K);
+    const step = steps[k];
+    const [[i0, i1], [j0, j1]] = [step.rows, step.cols];
+    stepper.show(k, K);
+    root.dataset.step = String(k);
+    caption.textContent =
+      `Tile ${k + 1}: queries ${i0}\u2013${i1 - 1} \u00d7 keys ${j0}\u2013${j1 - 1}. ` +
+      tileStory(step, tokens);
+    showTile(grid.cells, owner, step, k);
+    showState(state.rows, last, step, k);
     const { worst, count } = finishedError(steps, exact, last, k);
     footer.textContent =
       count === 0
@@ -275,29 +227,10 @@ function render({ model, el }) {
           `the exact output (largest difference ${worst.toFixed(4)}).`;
   }
 
-  // --- view -> state -------------------------------------------------------------------------
-  function go(k) {
-    const clamped = Math.min(Math.max(0, k), Math.max(0, K - 1));
-    model.set("step", clamped);
-    model.save_changes();
-  }
-  prev.addEventListener("click", () => go((model.get("step") | 0) - 1));
-  next.addEventListener("click", () => go((model.get("step") | 0) + 1));
-  slider.addEventListener("input", () => go(Number(slider.value)));
-  root.addEventListener("keydown", (event) => {
-    if (event.target === slider) return; // the slider handles its own arrow keys
-    if (event.key === "ArrowRight" || event.key === "ArrowDown") {
-      go((model.get("step") | 0) + 1);
-      event.preventDefault();
-    } else if (event.key === "ArrowLeft" || event.key === "ArrowUp") {
-      go((model.get("step") | 0) - 1);
-      event.preventDefault();
-    }
-  });
-
-  model.on("change:step", update);
+  stepKeys(root, (delta) => go(get() + delta), { vertical: true });
+  const stop = listen(model, ["step"], update);
   update();
-  return () => model.off("change:step", update);
+  return stop;
 }
 
 export default { render };

@@ -10,63 +10,32 @@ static book without a kernel. Buttons, a slider and the arrow keys move through 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import anywidget
-import numpy as np
 import torch
 import traitlets
 
+from . import _base
+from ._frontend import build_css, build_esm
+
 __all__ = ["OnlineSoftmaxTiles"]
 
-_HERE = Path(__file__).parent
-_DECIMALS = 4  # data travels rounded: small, stable notebook metadata
+_WHERE = "OnlineSoftmaxTiles"
 _MAX_SIZE = 24  # queries or keys: beyond this the grid stops being readable
 
 
-def _lists(x) -> list:
-    """Nested lists of floats rounded to 4 decimals (-0.0 -> 0.0); -inf becomes None."""
-    arr = torch.as_tensor(x).detach().to("cpu", torch.float64).numpy()
-
-    def clean(v):
-        if isinstance(v, list):
-            return [clean(u) for u in v]
-        return None if v == float("-inf") else v
-
-    return clean((np.round(arr, _DECIMALS) + 0.0).tolist())
-
-
 def _matrix(x, name: str, shape: str) -> torch.Tensor:
-    if hasattr(x, "detach"):
-        t = x.detach().to("cpu", torch.float64)
-    else:
-        try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError) as err:
-            raise ValueError(
-                f"OnlineSoftmaxTiles: {name} must be numeric {shape}, got {type(x).__name__}"
-            ) from err
-    if t.dim() != 2:
-        raise ValueError(
-            f"OnlineSoftmaxTiles: {name} must be 2-D {shape} (one head), got shape "
-            f"{tuple(t.shape)}"
-        )
-    if not torch.isfinite(t).all():
-        raise ValueError(f"OnlineSoftmaxTiles: {name} contains NaN or infinite values")
-    return t
+    """One head's ``(rows, columns)`` matrix as a float64 tensor, checked."""
+    arr = _base.numeric(x, name, _WHERE, shape)
+    _base.ndim(arr, 2, name, _WHERE, f"2-D {shape} (one head)")
+    return torch.from_numpy(_base.finite(arr, name, _WHERE))
 
 
 def _tokens(tokens, n: int, name: str, what: str) -> list[str]:
     if tokens is None:
         return [str(i) for i in range(n)]
-    if isinstance(tokens, str):
-        raise ValueError(f"OnlineSoftmaxTiles: {name} must be a list of strings, not one string")
-    out = [str(t) for t in tokens]
-    if len(out) != n:
-        raise ValueError(
-            f"OnlineSoftmaxTiles: {name} has {len(out)} entries but there are {n} {what}"
-        )
-    return out
+    out = _base.labels(tokens, name, _WHERE)
+    return _base.count(out, n, name, _WHERE, f"there are {n} {what}")
 
 
 class OnlineSoftmaxTiles(anywidget.AnyWidget):
@@ -95,8 +64,8 @@ class OnlineSoftmaxTiles(anywidget.AnyWidget):
     See chapter 12, "Exact and fast: tiles and an online softmax".
     """
 
-    _esm = _HERE / "tiles.js"
-    _css = _HERE / "tiles.css"
+    _esm = build_esm("tiles")
+    _css = build_css("tiles")
 
     title = traitlets.Unicode("").tag(sync=True)
     tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -149,7 +118,7 @@ class OnlineSoftmaxTiles(anywidget.AnyWidget):
             block=[block_q, block_k],
             causal=bool(is_causal),
             steps=[self._step_state(s) for s in trace],
-            exact=_lists(exact),
+            exact=_base.rounded(exact),
         )
 
     @staticmethod
@@ -157,19 +126,16 @@ class OnlineSoftmaxTiles(anywidget.AnyWidget):
         return {
             "rows": list(s.query_block),
             "cols": list(s.key_block),
-            "scores": _lists(s.scores),  # -inf (masked) travels as null
-            "m": _lists(s.m),
-            "l": _lists(s.l),
-            "out": _lists(s.output),
-            "rescale": _lists(s.rescale),
+            "scores": _base.rounded(s.scores),  # -inf (masked) travels as null
+            "m": _base.rounded(s.m),
+            "l": _base.rounded(s.l),
+            "out": _base.rounded(s.output),
+            "rescale": _base.rounded(s.rescale),
         }
 
     @traitlets.validate("step")
     def _valid_step(self, proposal):
-        i, n = proposal["value"], len(self.steps)
-        if not 0 <= i < max(n, 1):
-            raise ValueError(f"OnlineSoftmaxTiles: step must be in [0, {n}), got {i}")
-        return i
+        return _base.index(proposal["value"], len(self.steps), "step", _WHERE)
 
     @property
     def num_steps(self) -> int:

@@ -1,0 +1,283 @@
+// The shared base of attnlib's widgets. Each widget's front end is this file followed by the
+// widget's own view (decoding.js, explorer.js, ...), joined into one ES module by
+// attnlib.widgets._frontend; so a view uses these helpers without importing them and must not
+// declare a name of its own that this file already declares.
+//
+// Security: reader text (tokens, prompts, titles, labels) is data, never markup. It goes in
+// through textContent, createTextNode or a plain attribute only; nothing here parses HTML.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const HEAT_FLOOR = 0.04; // the lightest shade a cell takes (weight 0), so empty cells stay visible
+
+// ---------------------------------------------------------------------------------------------
+// The DOM: el() and svgEl() build every node of every widget.
+
+function setStyle(node, style) {
+  for (const [name, value] of Object.entries(style)) {
+    if (name.startsWith("--")) node.style.setProperty(name, String(value));
+    else node.style[name] = value;
+  }
+}
+
+function fill(node, attrs, children, svg) {
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null) continue;
+    if (name === "class") node.setAttribute("class", value);
+    else if (name === "text") node.textContent = String(value);
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name === "style") setStyle(node, value);
+    else if (name === "on") {
+      for (const [event, handler] of Object.entries(value)) node.addEventListener(event, handler);
+    } else if (svg || name === "role" || name.includes("-") || !(name in node)) {
+      node.setAttribute(name, String(value));
+    } else node[name] = value;
+  }
+  // Strings become text nodes: append() never parses them.
+  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
+/**
+ * A new HTML element. attrs: `class`, `text` (its text content), `dataset`, `style` (names that
+ * start with -- are custom properties), `on` ({event: handler}); a name with a dash (aria-label,
+ * data-x) or `role` becomes an attribute; any other name is set as a property (type, min, value,
+ * htmlFor, tabIndex, disabled, title, ...). children: nodes, or strings shown as text.
+ */
+export function el(tag, attrs = {}, children = []) {
+  return fill(document.createElement(tag), attrs, children, false);
+}
+
+/** A new SVG element; every entry of attrs but class/text/dataset/style/on is an attribute. */
+export function svgEl(tag, attrs = {}, children = []) {
+  return fill(document.createElementNS(SVG_NS, tag), attrs, children, true);
+}
+
+/** An id no other widget on the page has (labels and outputs point at inputs by id). */
+export function uniqueId(prefix) {
+  return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text and numbers
+
+/**
+ * A token as a reader should see it: an empty token as an empty-set sign, line breaks and tabs
+ * made visible, and a token made of spaces only drawn as open boxes (a leading space stays a
+ * space: " Paris").
+ */
+export function shown(token) {
+  if (token === "" || token === null || token === undefined) return "\u2205";
+  const text = String(token).replace(/\n/g, "\u21b5").replace(/\t/g, "\u21e5");
+  return /^ +$/.test(text) ? "\u2423".repeat(text.length) : text;
+}
+
+/** A number with `digits` decimals and a real minus sign; null stands for -infinity. */
+export function fmt(v, digits = 3) {
+  if (v === null || v === undefined) return "\u2212\u221e";
+  const text = Number(v).toFixed(digits);
+  return /^-0\.?0*$/.test(text) ? text.slice(1) : text.replace("-", "\u2212");
+}
+
+/** An index clamped into [0, n - 1] (0 for anything that is not a number). */
+export function clampIndex(value, n) {
+  const i = Math.trunc(Number(value)) || 0;
+  return Math.min(Math.max(0, i), Math.max(0, n - 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The mathematics (exported for the browser tests)
+
+/**
+ * Softmax of one row of scores into `out`, numerically stable (the row maximum is subtracted
+ * first). A key scored -Infinity is masked and gets weight 0; a row whose keys are all masked
+ * gets zeros, never NaN (0 / 0), as attnlib.scaled_dot_product_attention does.
+ */
+export function softmaxRow(scores, out = new Array(scores.length)) {
+  let max = -Infinity;
+  for (const s of scores) if (s > max) max = s;
+  if (max === -Infinity) return out.fill(0);
+  let total = 0;
+  for (let j = 0; j < scores.length; j++) {
+    out[j] = scores[j] === -Infinity ? 0 : Math.exp(scores[j] - max);
+    total += out[j];
+  }
+  for (let j = 0; j < scores.length; j++) out[j] /= total;
+  return out;
+}
+
+/** Softmax over each row of `scores` where `allowed` is true (true = may attend). */
+export function maskedSoftmax(scores, allowed) {
+  return scores.map((row, i) => softmaxRow(row.map((s, j) => (allowed[i][j] ? s : -Infinity))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The colour scale: a weight in [0, 1] becomes the opacity of the accent colour.
+
+/** The accent as RGB, for a canvas (which cannot read CSS variables); --attn-accent in CSS. */
+export const ACCENT_RGB = [30, 79, 168];
+
+/** The opacity that shows weight w. */
+export function heat(w) {
+  return HEAT_FLOOR + (1 - HEAT_FLOOR) * w;
+}
+
+/** Shade a node of class attn-heat by weight w; `strong` (white text) from `threshold` on. */
+export function setHeat(node, w, threshold = 0.6) {
+  node.style.setProperty("--attn-w", String(heat(w)));
+  node.classList.toggle("attn-strong", w >= threshold);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks of a widget: its root, controls, bars, stepping
+
+/**
+ * The root of a widget (class attn-root and <prefix>-root), with its title (hidden while empty)
+ * and a line of help. Returns {root, title}.
+ */
+export function widgetRoot(prefix, model, label, help, { focusable = false } = {}) {
+  const text = model.get("title") || "";
+  const title = el("div", { class: `attn-title ${prefix}-title`, text, hidden: !text });
+  const root = el("div", { class: `attn-root ${prefix}-root`, role: "group" }, [
+    title,
+    el("p", { class: `attn-help ${prefix}-help`, text: help }),
+  ]);
+  root.setAttribute("aria-label", text || label);
+  if (focusable) root.tabIndex = 0;
+  return { root, title };
+}
+
+/** A row of controls. */
+export function controlBar(prefix, children) {
+  return el("div", { class: `attn-controls ${prefix}-controls` }, children);
+}
+
+/** A labelled control: <label class="attn-control <prefix>-control <prefix>-<name>">. */
+export function control(prefix, name, labelText, children) {
+  const caption = el("span", { class: `attn-control-name ${prefix}-control-name`, text: labelText });
+  return el("label", { class: `attn-control ${prefix}-control ${prefix}-${name}` }, [
+    labelText === null ? null : caption,
+    ...children,
+  ]);
+}
+
+/** A live output that shows a control's value. */
+export function output(className) {
+  return el("output", { class: `attn-value ${className}`, "aria-live": "polite" });
+}
+
+/** A button. */
+export function button(className, text, attrs = {}) {
+  return el("button", { type: "button", class: `attn-button ${className}`, text, ...attrs });
+}
+
+/** An integer slider from min to max. */
+export function rangeInput(min, max, attrs = {}) {
+  return el("input", { type: "range", min: String(min), max: String(max), step: "1", ...attrs });
+}
+
+/**
+ * A labelled slider with a live value: {label, input, value}. options: ariaLabel (default the
+ * label text), valueClass (the output's own class, default <prefix>-value).
+ */
+export function sliderControl(prefix, name, labelText, min, max, options = {}) {
+  const id = uniqueId(`${prefix}-${name}`);
+  const input = rangeInput(min, max, { id, "aria-label": options.ariaLabel || labelText });
+  const value = output(options.valueClass || `${prefix}-value`);
+  value.htmlFor = id;
+  return { label: control(prefix, name, labelText, [input, value]), input, value };
+}
+
+/** Replace the options of a select with `names` (values "0", "1", ...). */
+export function fillOptions(select, names) {
+  select.replaceChildren(
+    ...names.map((name, index) => el("option", { value: String(index), text: name })),
+  );
+}
+
+/** A labelled select of `names`: {label, select}. */
+export function selectControl(prefix, name, labelText, names = [], ariaLabel = labelText) {
+  const select = el("select", { "aria-label": ariaLabel });
+  fillOptions(select, names);
+  return { label: control(prefix, name, labelText, [select]), select };
+}
+
+/** A labelled checkbox: {label, input}. */
+export function checkboxControl(prefix, name, text, ariaLabel) {
+  const input = el("input", { type: "checkbox", "aria-label": ariaLabel });
+  return { label: control(prefix, name, null, [input, ` ${text}`]), input };
+}
+
+/** One row of a bar chart (a label, a track with its fill, a value): {row, label, fill, value}. */
+export function barRow(prefix, labelText, extraClass = "") {
+  const label = el("span", { class: `attn-bar-label ${prefix}-bar-label`, text: labelText });
+  const fill = el("span", { class: `attn-bar-fill ${prefix}-bar-fill` });
+  const value = el("span", { class: `attn-bar-value ${prefix}-bar-value` });
+  const track = el("span", { class: `attn-bar-track ${prefix}-bar-track` }, [fill]);
+  const row = el("div", { class: `attn-bar-row ${prefix}-bar-row ${extraClass}`.trim() }, [
+    label,
+    track,
+    value,
+  ]);
+  return { row, label, fill, value };
+}
+
+/** Show probability p as a bar: the fill's width and the row's data-* value. */
+export function setBar({ fill }, p) {
+  fill.style.width = `${(100 * p).toFixed(2)}%`;
+}
+
+/**
+ * Previous / slider / next / "step k of K": {prev, slider, next, counter, show(k, K)}.
+ * get() reads the current step, go(k) asks for step k (the caller clamps and saves it).
+ */
+export function stepControls(prefix, { what, counterClass, get, go }) {
+  const prev = button(`${prefix}-prev`, "\u25c0 previous", { "aria-label": `Previous ${what}` });
+  const next = button(`${prefix}-next`, "next \u25b6", { "aria-label": `Next ${what}` });
+  const slider = rangeInput(0, 0, { class: `${prefix}-slider`, "aria-label": `Which ${what}` });
+  const counter = output(counterClass);
+  prev.addEventListener("click", () => go(get() - 1));
+  next.addEventListener("click", () => go(get() + 1));
+  slider.addEventListener("input", () => go(Number(slider.value)));
+  function show(k, K) {
+    const text = `step ${k + 1} of ${K}`;
+    slider.max = String(Math.max(0, K - 1));
+    slider.value = String(k);
+    slider.setAttribute("aria-valuetext", text);
+    counter.textContent = text;
+    prev.disabled = k === 0;
+    next.disabled = k === K - 1;
+  }
+  return { prev, slider, next, counter, show };
+}
+
+/**
+ * Arrow keys on `root` step back and forth: move(-1) or move(+1). Left/Right always, Up/Down
+ * too with `vertical`; a focused input or select keeps its own keys.
+ */
+export function stepKeys(root, move, { vertical = false } = {}) {
+  const back = vertical ? ["ArrowLeft", "ArrowUp"] : ["ArrowLeft"];
+  const forward = vertical ? ["ArrowRight", "ArrowDown"] : ["ArrowRight"];
+  root.addEventListener("keydown", (event) => {
+    const tag = event.target.tagName;
+    if (tag === "INPUT" || tag === "SELECT") return;
+    const delta = back.includes(event.key) ? -1 : forward.includes(event.key) ? 1 : 0;
+    if (!delta) return;
+    move(delta);
+    event.preventDefault();
+  });
+}
+
+/** model.set() every entry of `changes`, then one save_changes(). */
+export function setState(model, changes) {
+  for (const [name, value] of Object.entries(changes)) model.set(name, value);
+  model.save_changes();
+}
+
+/** Listen to change:<name> for each name; returns the function that stops listening. */
+export function listen(model, names, handler) {
+  const events = names.map((name) => `change:${name}`);
+  for (const event of events) model.on(event, handler);
+  return () => {
+    for (const event of events) model.off(event, handler);
+  };
+}

@@ -1,0 +1,133 @@
+"""What the widgets' Python halves share: the checks of what a learner passes in, and the compact
+forms the data travels in to the browser.
+
+Every check names the widget (``where``, e.g. ``"MaskExplorer"``) and the argument at fault, as
+:mod:`attnlib._checks` does for the library's functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .._checks import prefix, shape
+
+__all__ = [
+    "SCALE",
+    "rounded",
+    "numeric",
+    "ndim",
+    "finite",
+    "non_negative",
+    "labels",
+    "count",
+    "index",
+    "positive_number",
+    "pack_thousandths",
+    "unpack_thousandths",
+]
+
+DECIMALS = 4  # data travels rounded: small, stable notebook metadata
+SCALE = 1000  # weights travel as integers in thousandths (3 decimals), in one string
+
+
+def rounded(x, decimals: int = DECIMALS) -> list:
+    """Nested lists of floats rounded to ``decimals`` (-0.0 becomes 0.0, -inf becomes None)."""
+    if hasattr(x, "detach"):  # a torch.Tensor, wherever it lives
+        x = x.detach().to("cpu").double().numpy()
+    arr = np.round(np.asarray(x, dtype=np.float64), decimals) + 0.0
+
+    def clean(v):
+        if isinstance(v, list):
+            return [clean(u) for u in v]
+        return None if v == -math.inf else v
+
+    return clean(arr.tolist())
+
+
+def numeric(x, name: str, where: str, expected: str = "") -> np.ndarray:
+    """A float64 NumPy copy of a tensor (on any device), an array or nested lists.
+
+    Raises a ``ValueError`` naming ``name`` (and the ``expected`` shape) if ``x`` is not numeric.
+    """
+    if hasattr(x, "detach"):  # a torch.Tensor, wherever it lives
+        x = x.detach().to("cpu").double().numpy()
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        what = f"numeric {expected}" if expected else "numeric"
+        raise ValueError(f"{prefix(where)}{name} must be {what}, got {type(x).__name__}") from err
+
+
+def ndim(arr: np.ndarray, dims: int | tuple[int, ...], name: str, where: str, expected: str):
+    """``arr`` if it has ``dims`` dimensions (or one of them), else a ``ValueError`` that shows
+    the ``expected`` shape, e.g. ``"2-D (L, S)"``, and the shape it got."""
+    if arr.ndim not in ((dims,) if isinstance(dims, int) else dims):
+        raise ValueError(f"{prefix(where)}{name} must be {expected}, got shape {shape(arr)}")
+    return arr
+
+
+def finite(arr: np.ndarray, name: str, where: str, note: str = "") -> np.ndarray:
+    """``arr`` if every entry is finite, else a ``ValueError`` (``note`` says what to do)."""
+    if not np.isfinite(arr).all():
+        what = f"must be finite; {note}" if note else "contains NaN or infinite values"
+        raise ValueError(f"{prefix(where)}{name} {what}")
+    return arr
+
+
+def non_negative(arr: np.ndarray, name: str, where: str, why: str) -> np.ndarray:
+    """``arr`` if no entry is negative, else a ``ValueError`` with ``why`` and the smallest."""
+    if arr.size and (arr < 0).any():
+        raise ValueError(
+            f"{prefix(where)}{name} must be non-negative {why}; the smallest is {arr.min():.4g}"
+        )
+    return arr
+
+
+def labels(items: Sequence[str], name: str, where: str) -> list[str]:
+    """``items`` as a list of strings; one string is refused (it would be split into letters)."""
+    if isinstance(items, str):
+        raise ValueError(f"{prefix(where)}{name} must be a list of strings, not one string")
+    return [str(item) for item in items]
+
+
+def count(items: Sequence, n: int, name: str, where: str, what: str, unit: str = "entries"):
+    """``items`` if it has ``n`` entries, else ``"<name> has 2 entries but <what>"``."""
+    if len(items) != n:
+        raise ValueError(f"{prefix(where)}{name} has {len(items)} {unit} but {what}")
+    return items
+
+
+def index(value: int, n: int, name: str, where: str, what: str = "") -> int:
+    """``value`` if it is in ``[0, n)`` (0 is always allowed), else a ``ValueError``.
+
+    ``what`` describes the index, e.g. ``"a query row "``.
+    """
+    if not 0 <= value < max(n, 1):
+        raise ValueError(f"{prefix(where)}{name} must be {what}in [0, {n}), got {value}")
+    return value
+
+
+def positive_number(value, name: str, where: str) -> float:
+    """``value`` as a float if it is a finite number > 0 (not a bool), else a ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{prefix(where)}{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{prefix(where)}{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def pack_thousandths(arr: np.ndarray) -> str:
+    """Weights in [0, 1] as one comma-separated string of integer thousandths, row-major.
+
+    A notebook stores nested JSON lists one number per indented line, which would make the
+    stored widget state several times larger.
+    """
+    return ",".join(map(str, np.rint(arr * SCALE).astype(np.int64).ravel().tolist()))
+
+
+def unpack_thousandths(text: str, dims: Sequence[int]) -> np.ndarray:
+    """The weights :func:`pack_thousandths` packed, as float64 of shape ``dims``."""
+    return np.array([int(v) for v in text.split(",")], dtype=np.float64).reshape(dims) / SCALE
