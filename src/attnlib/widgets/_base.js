@@ -221,7 +221,7 @@ export function barRow(prefix, labelText, extraClass = "") {
   return { row, label, fill, value };
 }
 
-/** Show probability p as a bar: the fill's width and the row's data-* value. */
+/** Show p in [0, 1] as the width of a bar row's fill. */
 export function setBar({ fill }, p) {
   fill.style.width = `${(100 * p).toFixed(2)}%`;
 }

@@ -86,8 +86,11 @@ def non_negative(arr: np.ndarray, name: str, where: str, why: str) -> np.ndarray
     return arr
 
 
-def labels(items: Sequence[str], name: str, where: str) -> list[str]:
-    """``items`` as a list of strings; one string is refused (it would be split into letters)."""
+def labels(items: Sequence[str] | None, name: str, where: str, default=None) -> list[str]:
+    """``items`` as a list of strings (``default`` when None); one string is refused (it would
+    be split into letters)."""
+    if items is None and default is not None:
+        return default
     if isinstance(items, str):
         raise ValueError(f"{prefix(where)}{name} must be a list of strings, not one string")
     return [str(item) for item in items]

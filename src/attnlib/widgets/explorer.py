@@ -8,45 +8,71 @@ kernel is needed for that, so the published pages stay interactive.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import anywidget
-import numpy as np
 import traitlets
+
+from .._checks import resolve_scale
+from . import _base
+from ._frontend import build_css, build_esm
 
 __all__ = ["AttentionExplorer"]
 
-_HERE = Path(__file__).parent
-_DECIMALS = 4  # data is sent rounded: small, stable notebook metadata
+_WHERE = "AttentionExplorer"
 
 
-def _as_array(x, name: str) -> np.ndarray:
-    """A float64 NumPy copy of a tensor (any device), an array or nested lists."""
-    if hasattr(x, "detach"):  # a torch.Tensor, wherever it lives
-        x = x.detach().to("cpu").double().numpy()
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as err:
+def _temperature(value) -> float:
+    return _base.positive_number(value, "temperature", _WHERE)
+
+
+def _query_key(query, key, scale) -> dict:
+    """The traits of the ``"qk"`` mode, checked; with the shapes for the messages."""
+    if query is None or key is None:
+        missing = "key" if key is None else "query"
+        raise ValueError(f"AttentionExplorer: query and key go together; {missing} is missing")
+    q = _base.finite(_base.numeric(query, "query", _WHERE), "query", _WHERE)  # (L, E)
+    k = _base.finite(_base.numeric(key, "key", _WHERE), "key", _WHERE)  # (S, E)
+    _base.ndim(q, 2, "query", _WHERE, "2-D (L, E)")
+    _base.ndim(k, 2, "key", _WHERE, "2-D (S, E)")
+    if q.shape[1] != k.shape[1]:
         raise ValueError(
-            f"AttentionExplorer: {name} must be numeric, got {type(x).__name__}"
-        ) from err
-    if not np.isfinite(arr).all():
-        raise ValueError(f"AttentionExplorer: {name} contains NaN or infinite values")
-    return arr
+            f"AttentionExplorer: query {q.shape} and key {k.shape} must share their last "
+            f"size E (dot-product scores need q and k of the same length)"
+        )
+    return {
+        "mode": "qk",
+        "query": _base.rounded(q),
+        "key": _base.rounded(k),
+        "weights": [],
+        "scale": resolve_scale(scale, q.shape[1], _WHERE),
+        "shape": (1, q.shape[0], k.shape[0]),
+        "shapes": f"query {q.shape}",
+        "key_shapes": f"key {k.shape}",
+    }
 
 
-def _to_lists(arr: np.ndarray) -> list:
-    """Nested lists of floats rounded to 4 decimals, with -0.0 turned into 0.0."""
-    return (np.round(arr, _DECIMALS) + 0.0).tolist()
-
-
-def _check_temperature(value: float, name: str = "temperature") -> float:
-    t = float(value)
-    if not math.isfinite(t) or t <= 0:
-        raise ValueError(f"AttentionExplorer: {name} must be a positive number, got {value!r}")
-    return t
+def _weight_stack(weights, scale) -> dict:
+    """The traits of the ``"weights"`` mode, checked: an ``(H, L, S)`` stack of weights."""
+    if scale is not None:
+        raise ValueError(
+            "AttentionExplorer: scale applies to query and key; weights are used as given"
+        )
+    w = _base.finite(_base.numeric(weights, "weights", _WHERE), "weights", _WHERE)
+    _base.ndim(w, (2, 3), "weights", _WHERE, "2-D (L, S) or 3-D (H, L, S)")
+    _base.non_negative(w, "weights", _WHERE, "(they are used as probabilities)")
+    shapes = f"weights {tuple(weights.shape) if hasattr(weights, 'shape') else w.shape}"
+    stack = w[None] if w.ndim == 2 else w  # (H, L, S)
+    return {
+        "mode": "weights",
+        "query": [],
+        "key": [],
+        "weights": _base.rounded(stack),
+        "scale": 1.0,
+        "shape": stack.shape,
+        "shapes": shapes,
+        "key_shapes": shapes,
+    }
 
 
 class AttentionExplorer(anywidget.AnyWidget):
@@ -77,8 +103,8 @@ class AttentionExplorer(anywidget.AnyWidget):
     See chapters 2 (temperature) and 3 (the causal mask).
     """
 
-    _esm = _HERE / "explorer.js"
-    _css = _HERE / "explorer.css"
+    _esm = build_esm("explorer")
+    _css = build_css("explorer")
 
     title = traitlets.Unicode("").tag(sync=True)
     tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -109,11 +135,9 @@ class AttentionExplorer(anywidget.AnyWidget):
         layer_labels: Sequence[str] | None = None,
         title: str = "",
     ) -> None:
-        if isinstance(tokens, str):
-            raise ValueError("AttentionExplorer: tokens must be a list of strings, not one string")
-        tokens = [str(t) for t in tokens]
-        key_tokens = tokens if key_tokens is None else [str(t) for t in key_tokens]
-        temperature = _check_temperature(temperature)
+        tokens = _base.labels(tokens, "tokens", _WHERE)
+        key_tokens = _base.labels(key_tokens, "key_tokens", _WHERE, default=tokens)
+        temperature = _temperature(temperature)
         have_qk = query is not None or key is not None
         if have_qk and weights is not None:
             raise ValueError("AttentionExplorer: give either query and key, or weights, not both")
@@ -122,111 +146,39 @@ class AttentionExplorer(anywidget.AnyWidget):
                 "AttentionExplorer: give either query (L, E) and key (S, E), or weights (L, S) "
                 "or (H, L, S)"
             )
-
-        if have_qk:
-            if query is None or key is None:
-                missing = "key" if key is None else "query"
-                raise ValueError(
-                    f"AttentionExplorer: query and key go together; {missing} is missing"
-                )
-            q, k = _as_array(query, "query"), _as_array(key, "key")
-            for name, arr, shape in (("query", q, "(L, E)"), ("key", k, "(S, E)")):
-                if arr.ndim != 2:
-                    raise ValueError(
-                        f"AttentionExplorer: {name} must be 2-D {shape}, got shape {arr.shape}"
-                    )
-            if q.shape[1] != k.shape[1]:
-                raise ValueError(
-                    f"AttentionExplorer: query {q.shape} and key {k.shape} must share their last "
-                    f"size E (dot-product scores need q and k of the same length)"
-                )
-            L, S = q.shape[0], k.shape[0]
-            if scale is None:
-                scale = 1.0 / math.sqrt(q.shape[1]) if q.shape[1] else 1.0
-            elif not math.isfinite(float(scale)):
-                raise ValueError(f"AttentionExplorer: scale must be a finite number, got {scale!r}")
-            stack = None
-            n_matrices = 1
-            shapes = f"query {q.shape}"
-        else:
-            if scale is not None:
-                raise ValueError(
-                    "AttentionExplorer: scale applies to query and key; weights are used as given"
-                )
-            w = _as_array(weights, "weights")
-            if w.ndim == 2:
-                w = w[None]
-            elif w.ndim != 3:
-                raise ValueError(
-                    f"AttentionExplorer: weights must be 2-D (L, S) or 3-D (H, L, S), got shape "
-                    f"{w.shape}"
-                )
-            if (w < 0).any():
-                raise ValueError(
-                    f"AttentionExplorer: weights must be non-negative (they are used as "
-                    f"probabilities); the smallest is {w.min():.4g}"
-                )
-            n_matrices, L, S = w.shape
-            stack = w
-            scale = 1.0
-            shapes = f"weights {tuple(weights.shape) if hasattr(weights, 'shape') else w.shape}"
-
-        if len(tokens) != L:
-            raise ValueError(
-                f"AttentionExplorer: tokens has {len(tokens)} entries but {shapes} has L = {L} "
-                f"queries"
-            )
-        if len(key_tokens) != S:
-            raise ValueError(
-                f"AttentionExplorer: key_tokens has {len(key_tokens)} entries but there are "
-                f"S = {S} keys ({'key ' + str(k.shape) if stack is None else shapes})"
-            )
+        data = _query_key(query, key, scale) if have_qk else _weight_stack(weights, scale)
+        (n_matrices, L, S), shapes = data.pop("shape"), data.pop("shapes")
+        _base.count(tokens, L, "tokens", _WHERE, f"{shapes} has L = {L} queries")
+        _base.count(key_tokens, S, "key_tokens", _WHERE,
+                    f"there are S = {S} keys ({data.pop('key_shapes')})")
         if layer_labels is None:
             labels = [f"matrix {h}" for h in range(n_matrices)]
         else:
-            if isinstance(layer_labels, str):
-                raise ValueError("AttentionExplorer: layer_labels must be a list of strings")
-            labels = [str(name) for name in layer_labels]
-            if len(labels) != n_matrices:
-                raise ValueError(
-                    f"AttentionExplorer: layer_labels has {len(labels)} names but there are "
-                    f"{n_matrices} matrices ({shapes})"
-                )
-
+            labels = _base.labels(layer_labels, "layer_labels", _WHERE)
+            _base.count(labels, n_matrices, "layer_labels", _WHERE,
+                        f"there are {n_matrices} matrices ({shapes})", unit="names")
         super().__init__(
             title=str(title),
             tokens=tokens,
             key_tokens=key_tokens,
-            mode="qk" if stack is None else "weights",
-            query=_to_lists(q) if stack is None else [],
-            key=_to_lists(k) if stack is None else [],
-            weights=[] if stack is None else _to_lists(stack),
-            scale=float(scale),
             layer_labels=labels,
             temperature=temperature,
             causal=bool(causal),
+            **data,
         )
 
     # -- validation of the synced traits (the browser may set them too) --------------------------
     @traitlets.validate("temperature")
     def _valid_temperature(self, proposal):
-        return _check_temperature(proposal["value"])
+        return _temperature(proposal["value"])
 
     @traitlets.validate("selected")
     def _valid_selected(self, proposal):
-        i, L = proposal["value"], len(self.tokens)
-        if not 0 <= i < max(L, 1):
-            raise ValueError(
-                f"AttentionExplorer: selected must be a query row in [0, {L}), got {i}"
-            )
-        return i
+        return _base.index(proposal["value"], len(self.tokens), "selected", _WHERE, "a query row ")
 
     @traitlets.validate("layer")
     def _valid_layer(self, proposal):
-        h, n = proposal["value"], max(len(self.layer_labels), 1)
-        if not 0 <= h < n:
-            raise ValueError(f"AttentionExplorer: layer must be in [0, {n}), got {h}")
-        return h
+        return _base.index(proposal["value"], len(self.layer_labels), "layer", _WHERE)
 
     @property
     def shape(self) -> tuple[int, int, int]:
