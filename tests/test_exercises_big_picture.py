@@ -1,4 +1,4 @@
-"""The self-checks of chapter 1: reference solutions pass, typical wrong answers are explained."""
+"""The big-picture chapter's self-checks: the references pass, wrong answers are explained."""
 
 from __future__ import annotations
 
@@ -7,39 +7,11 @@ import torch
 
 from attnlib.exercises import ExerciseError, big_picture
 
-# --- reference solutions (the ones folded in notebooks/01_big_picture.ipynb) --------------------
-
-SHAPES = {
-    "sentiment analysis": "encoder",
-    "spam detection": "encoder",
-    "part-of-speech tagging": "encoder",
-    "named-entity recognition": "encoder",
-    "story continuation": "decoder",
-    "code completion": "decoder",
-    "machine translation": "encoder-decoder",
-    "summarisation": "encoder-decoder",
-}
-
-
-def model_shape(task: str) -> str:
-    return SHAPES[task]
-
-
-def masked_max_pool(token_vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    filled = token_vectors.masked_fill(~mask.unsqueeze(-1), float("-inf"))  # (N, L, D)
-    return filled.max(dim=1).values  # (N, D)
-
-
-def greedy_decode(step, start_id: int, end_id: int, max_len: int) -> list[int]:
-    generated: list[int] = []
-    token, state = start_id, None
-    for _ in range(max_len):
-        logits, state = step(token, state)
-        token = int(logits.argmax())
-        generated.append(token)
-        if token == end_id:
-            break
-    return generated
+# The reference solutions live in attnlib.exercises.big_picture; the chapter shows their source.
+model_shape = big_picture.solution_model_shape
+masked_max_pool = big_picture.solution_masked_max_pool
+greedy_decode = big_picture.solution_greedy_decode
+SHAPES = {task: model_shape(task) for task in big_picture.TASK_NAMES}
 
 
 # --- exercise 1: which shape of model -------------------------------------------------------------
@@ -51,8 +23,8 @@ def test_model_shape_reference_passes(capsys):
 
 
 def test_task_names_cover_every_shape():
-    assert set(SHAPES) == set(big_picture.TASK_NAMES)
-    assert set(SHAPES.values()) == set(big_picture.MODEL_SHAPES)
+    assert len(set(big_picture.TASK_NAMES)) == 8  # eight different tasks
+    assert set(SHAPES.values()) == set(big_picture.MODEL_SHAPES)  # every shape is an answer
 
 
 def test_model_shape_wrong_answer_names_task_and_hint():

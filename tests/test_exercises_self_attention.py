@@ -1,4 +1,4 @@
-"""The chapter 3 self-checks accept the reference solutions and name the classic mistakes."""
+"""The self-attention chapter's self-checks accept the references and name the classic mistakes."""
 
 from __future__ import annotations
 
@@ -11,28 +11,10 @@ import attnlib
 from attnlib.exercises import ExerciseError
 from attnlib.exercises import self_attention as ex
 
-# ------------------------------------------------------------------------------------------------
-# Reference solutions (the ones the chapter folds under "hide-input")
-# ------------------------------------------------------------------------------------------------
-
-
-def stable_softmax(scores: torch.Tensor) -> torch.Tensor:
-    shifted = scores - scores.max(dim=-1, keepdim=True).values  # (..., S), max 0 per row
-    e = shifted.exp()  # (..., S), in (0, 1]
-    return e / e.sum(dim=-1, keepdim=True)  # (..., S)
-
-
-def attention(query, key, value, mask=None):
-    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))  # (..., L, S)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))  # (..., L, S)
-    weights = torch.softmax(scores, dim=-1)  # (..., L, S)
-    return weights @ value, weights  # (..., L, Ev), (..., L, S)
-
-
-def self_attention_head(x, w_q, w_k, w_v, mask=None):
-    q, k, v = x @ w_q, x @ w_k, x @ w_v  # (N, L, E), (N, L, E), (N, L, Ev)
-    return attention(q, k, v, mask)
+# The reference solutions live in attnlib.exercises; the chapter shows their source.
+stable_softmax = ex.solution_softmax
+attention = ex.solution_attention
+self_attention_head = ex.solution_self_attention
 
 
 def test_reference_solutions_pass(capsys):

@@ -1,10 +1,13 @@
 """Self-checks for chapter 1, "The big picture: encoders, decoders, and why attention".
 
-Three exercises, one check each:
+Three exercises, each with a reference solution and a check:
 
-- :func:`check_model_shape`: which shape of model (encoder, decoder, encoder-decoder) a task needs;
-- :func:`check_masked_max_pool`: pool token vectors into one sentence vector, ignoring padding;
-- :func:`check_greedy_decode`: the greedy decoding loop of an autoregressive decoder.
+- :func:`solution_model_shape`, :func:`check_model_shape`: which shape of model (encoder,
+  decoder, encoder-decoder) a task needs;
+- :func:`solution_masked_max_pool`, :func:`check_masked_max_pool`: pool token vectors into one
+  sentence vector, ignoring padding;
+- :func:`solution_greedy_decode`, :func:`check_greedy_decode`: the greedy decoding loop of an
+  autoregressive decoder.
 
 Each check runs the learner's function on a few fixed cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back.
@@ -22,27 +25,52 @@ from . import ExerciseError, expect_close, passed
 __all__ = [
     "MODEL_SHAPES",
     "TASK_NAMES",
+    "solution_model_shape",
     "check_model_shape",
+    "solution_masked_max_pool",
     "check_masked_max_pool",
+    "solution_greedy_decode",
     "check_greedy_decode",
 ]
 
 MODEL_SHAPES: tuple[str, ...] = ("encoder", "decoder", "encoder-decoder")
 """The three answers :func:`check_model_shape` accepts."""
 
-_ANSWERS: dict[str, str] = {
-    "sentiment analysis": "encoder",
-    "spam detection": "encoder",
-    "part-of-speech tagging": "encoder",
-    "named-entity recognition": "encoder",
-    "story continuation": "decoder",
-    "code completion": "decoder",
-    "machine translation": "encoder-decoder",
-    "summarisation": "encoder-decoder",
-}
-
-TASK_NAMES: tuple[str, ...] = tuple(_ANSWERS)
+TASK_NAMES: tuple[str, ...] = (
+    "sentiment analysis",
+    "spam detection",
+    "part-of-speech tagging",
+    "named-entity recognition",
+    "story continuation",
+    "code completion",
+    "machine translation",
+    "summarisation",
+)
 """The tasks :func:`check_model_shape` asks about, in the order it asks."""
+
+
+def solution_model_shape(task: str) -> str:
+    """Exercise 1's reference solution: the shape of model designed for ``task``.
+
+    Args:
+        task: one of :data:`TASK_NAMES`.
+
+    Returns:
+        ``"encoder"`` for a task that labels the text it is given, ``"decoder"`` for one that
+        continues a prompt, ``"encoder-decoder"`` for one that reads a text and writes another.
+    """
+    shapes = {
+        "sentiment analysis": "encoder",  # one label per text
+        "spam detection": "encoder",
+        "part-of-speech tagging": "encoder",  # one label per token
+        "named-entity recognition": "encoder",
+        "story continuation": "decoder",  # continue a prompt, token by token
+        "code completion": "decoder",
+        "machine translation": "encoder-decoder",  # read one text, write another
+        "summarisation": "encoder-decoder",
+    }
+    return shapes[task]
+
 
 _HINTS: dict[tuple[str, str], str] = {
     ("part-of-speech tagging", "decoder"): (
@@ -88,7 +116,8 @@ def check_model_shape(model_shape: Callable[[str], str]) -> None:
 
     See chapter 1, exercise 1.
     """
-    for task, expected in _ANSWERS.items():
+    for task in TASK_NAMES:
+        expected = solution_model_shape(task)
         try:
             got = model_shape(task)
         except Exception as err:  # the learner's code: report any failure as a wrong answer
@@ -112,16 +141,25 @@ def check_model_shape(model_shape: Callable[[str], str]) -> None:
             raise ExerciseError(
                 f"model_shape({task!r}): expected {expected!r}, got {got!r} ({hint})"
             )
-    passed(f"all {len(_ANSWERS)} tasks matched to the right shape of model")
+    passed(f"all {len(TASK_NAMES)} tasks matched to the right shape of model")
 
 
 def _rounded_list(row: torch.Tensor) -> list[float]:
     return [round(v, 3) + 0.0 for v in row.tolist()]
 
 
-def _max_pool_reference(token_vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    filled = token_vectors.masked_fill(~mask[..., None], float("-inf"))  # (N, L, D)
-    return filled.amax(dim=1)  # (N, D)
+def solution_masked_max_pool(token_vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Exercise 2's reference solution: each sentence's largest value per feature, padding ignored.
+
+    Args:
+        token_vectors: ``(N, L, D)``.
+        mask: boolean ``(N, L)``, True for a real token; every sentence has at least one.
+
+    Returns:
+        ``(N, D)``. Padded positions are filled with ``-inf``, which can never be the maximum.
+    """
+    filled = token_vectors.masked_fill(~mask.unsqueeze(-1), float("-inf"))  # (N, L, D)
+    return filled.max(dim=1).values  # (N, D)
 
 
 def _max_pool_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -162,7 +200,7 @@ def check_masked_max_pool(
     """
     for what, x, mask in _max_pool_cases():
         got = masked_max_pool(x.clone(), mask.clone())
-        expected = _max_pool_reference(x, mask)
+        expected = solution_masked_max_pool(x, mask)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             got_f = got.detach().float().cpu()
             if not torch.allclose(got_f, expected, atol=1e-5):
@@ -200,7 +238,7 @@ class _TinyDecoder:
 
     def __init__(self, stop_at: int, seed: int) -> None:
         g = torch.Generator().manual_seed(seed)
-        self.table = torch.randn(8, self.vocab_size, self.vocab_size, generator=g)  # (T, V, V)
+        self.table = torch.randn(8, self.vocab_size, self.vocab_size, generator=g)  # (steps, 6, 6)
         self.table[..., 0] = float("-inf")  # the start token is never generated
         self.table[..., 1] = float("-inf")  # the end token only at step stop_at ...
         if stop_at < 8:
@@ -210,20 +248,31 @@ class _TinyDecoder:
     def step(self, token: int, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         self.calls += 1
         t = 0 if state is None else int(state.item())
-        logits = self.table[min(t, 7), int(token)].clone()  # (V,)
+        logits = self.table[min(t, 7), int(token)].clone()  # (vocab_size,)
         return logits, torch.tensor([t + 1])
 
 
-def _greedy_reference(step: Callable, start_id: int, end_id: int, max_len: int) -> list[int]:
-    out: list[int] = []
-    token, state = start_id, None
+def solution_greedy_decode(step: Callable, start_id: int, end_id: int, max_len: int) -> list[int]:
+    """Exercise 3's reference solution: greedy decoding, one token at a time.
+
+    Args:
+        step: ``step(token, state) -> (logits, state)``, one decoder step; ``logits`` has shape
+            ``(vocab_size,)`` and the first call gets ``state=None``.
+        start_id: the token the decoder starts from (not part of the result).
+        end_id: the token that ends the output (part of the result).
+        max_len: the most ids to generate.
+
+    Returns:
+        The generated ids, up to and including ``end_id``, at most ``max_len`` of them.
+    """
+    generated, token, state = [], start_id, None
     for _ in range(max_len):
         logits, state = step(token, state)
         token = int(logits.argmax())
-        out.append(token)
+        generated.append(token)
         if token == end_id:
             break
-    return out
+    return generated
 
 
 def check_greedy_decode(greedy_decode: Callable[[Callable, int, int, int], Any]) -> None:
@@ -232,7 +281,7 @@ def check_greedy_decode(greedy_decode: Callable[[Callable, int, int, int], Any])
     Args:
         greedy_decode: called as ``greedy_decode(step, start_id, end_id, max_len)``, where
             ``step(token, state) -> (logits, state)`` runs the decoder one step (``logits`` has
-            shape ``(V,)``; the first call gets ``state=None``, later calls the state the
+            shape ``(vocab_size,)``; the first call gets ``state=None``, later calls the state the
             previous call returned). It must return the list of generated token ids: without
             the start token, up to and including the end token, and at most ``max_len`` ids.
 
@@ -246,7 +295,7 @@ def check_greedy_decode(greedy_decode: Callable[[Callable, int, int, int], Any])
         ("a decoder that would end at its 7th token, cut at max_len=4", 6, 1, 4),
     ]
     for what, stop_at, seed, max_len in cases:
-        expected = _greedy_reference(_TinyDecoder(stop_at, seed).step, 0, 1, max_len)
+        expected = solution_greedy_decode(_TinyDecoder(stop_at, seed).step, 0, 1, max_len)
         model = _TinyDecoder(stop_at, seed)
         got = greedy_decode(model.step, 0, 1, max_len)
         if isinstance(got, torch.Tensor):

@@ -1,11 +1,13 @@
-"""Self-checks for chapter 4, "Self-attention and scaled dot-product attention".
+"""Self-checks for the chapter "Self-attention and scaled dot-product attention".
 
-Three exercises, three checks:
+Three exercises, each with a reference solution and a check:
 
-* :func:`check_softmax` -- a numerically stable softmax over the last dimension;
-* :func:`check_attention` -- scaled dot-product attention returning ``(output, weights)``;
-* :func:`check_self_attention` -- one self-attention head: project a sequence into queries, keys
-  and values with three matrices, then attend.
+* :func:`solution_softmax`, :func:`check_softmax` -- a numerically stable softmax over the last
+  dimension;
+* :func:`solution_attention`, :func:`check_attention` -- scaled dot-product attention returning
+  ``(output, weights)``;
+* :func:`solution_self_attention`, :func:`check_self_attention` -- one self-attention head:
+  project a sequence into queries, keys and values with three matrices, then attend.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
@@ -13,59 +15,49 @@ then values). When a wrong answer matches a classic mistake (no scale, a scale b
 length, the softmax over the wrong dimension, an inverted mask, keys used as values...), the
 message names that mistake.
 
-Shape legend (see book/notation.md): N batch, H heads, L query length, S key length,
+Shape legend (see the notation page): N batch, H heads, L query length, S key length,
 E query/key size, Ev value size, D model size.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 
-from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+from .. import _checks
+from . import ExerciseError, call_answer, cases_generator, diagnose, expect_close, passed, unpack
 
-__all__ = ["check_softmax", "check_attention", "check_self_attention"]
-
-
-def _shape(t: torch.Tensor | Sequence[int]) -> str:
-    dims = t.shape if isinstance(t, torch.Tensor) else t
-    return str(tuple(int(d) for d in dims))
-
-
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether a learner's tensor equals a candidate (same shape, close values, no NaN)."""
-    if not isinstance(a, torch.Tensor) or a.shape != b.shape:
-        return False
-    a, b = a.detach().double().cpu(), b.detach().double().cpu()
-    return bool(torch.allclose(a, b, atol=1e-4, rtol=1e-4))
-
-
-def _diagnose(got: torch.Tensor, mistakes: Sequence[tuple[torch.Tensor, str]], what: str) -> None:
-    """Raise ExerciseError naming the first known mistake whose result ``got`` reproduces."""
-    for result, message in mistakes:
-        if _close(got, result):
-            raise ExerciseError(f"{what}: {message}")
-
-
-def _unpack_pair(result, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        got = (
-            f"a {type(result).__name__} of length {len(result)}"
-            if isinstance(result, (tuple, list))
-            else f"a {type(result).__name__}"
-        )
-        raise ExerciseError(
-            f"{what}: expected a pair (output, weights), got {got}; end with "
-            "`return output, weights`"
-        )
-    return result[0], result[1]
-
+__all__ = [
+    "solution_softmax",
+    "check_softmax",
+    "solution_attention",
+    "check_attention",
+    "solution_self_attention",
+    "check_self_attention",
+]
 
 # ------------------------------------------------------------------------------------------------
 # Exercise 1: a softmax that does not overflow
 # ------------------------------------------------------------------------------------------------
+
+
+def solution_softmax(scores: torch.Tensor) -> torch.Tensor:
+    """Exercise 1's reference solution: a softmax over the last dimension that cannot overflow.
+
+    Subtracting each row's maximum changes no weight (a softmax ignores a constant added to a
+    row) and keeps every ``exp`` in ``[0, 1]``; a masked score of ``-inf`` still gets weight 0.
+
+    Args:
+        scores: ``(..., S)``; every row has at least one finite entry.
+
+    Returns:
+        ``(..., S)``: each row's softmax; every row sums to 1.
+    """
+    shifted = scores - scores.max(dim=-1, keepdim=True).values  # (..., S), largest entry 0
+    e = shifted.exp()  # (..., S), every entry in [0, 1], at least one equal to 1
+    return e / e.sum(dim=-1, keepdim=True)  # (..., S), each row sums to 1
 
 
 def check_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
@@ -97,7 +89,7 @@ def check_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     ]
     for what, scores in cases:
         got = call_answer(fn, what, scores)
-        expected = torch.softmax(scores.double(), dim=-1).float()
+        expected = solution_softmax(scores)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             if not torch.isfinite(got).all():
                 bad = "NaN" if torch.isnan(got).any() else "inf"
@@ -120,7 +112,7 @@ def check_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
                         "last dimension (sum(dim=-1, keepdim=True))",
                     ),
                 ]
-            _diagnose(got, mistakes, what)
+            diagnose(got, mistakes, what, expected=expected)
         expect_close(got, expected, what=what)
     passed(
         f"the softmax matches on {len(cases)} cases, including [1000, 1001, 1002] and "
@@ -133,13 +125,36 @@ def check_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _reference_weights(
+def solution_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exercise 2's reference solution: scaled dot-product attention, with its weights.
+
+    Args:
+        query: ``(..., L, E)``.
+        key: ``(..., S, E)``.
+        value: ``(..., S, Ev)``.
+        mask: optional boolean, broadcastable to ``(..., L, S)``, True = may attend.
+
+    Returns:
+        ``(output, weights)``: ``(..., L, Ev)`` and ``(..., L, S)``, the weights being
+        ``softmax(query @ key^T / sqrt(E))`` over the keys, 0 where the mask is False.
+    """
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))  # (..., L, S)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # (..., L, S)
+    weights = torch.softmax(scores, dim=-1)  # (..., L, S)
+    return weights @ value, weights  # (..., L, Ev), (..., L, S)
+
+
+def _weights(
     query: torch.Tensor,
     key: torch.Tensor,
     mask: torch.Tensor | None,
     scale: float,
     dim: int = -1,
 ) -> torch.Tensor:
+    """Softmax weights at any ``scale`` and over any ``dim``: what the classic mistakes give."""
     scores = (query.double() @ key.double().transpose(-2, -1)) * scale  # (..., L, S)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -154,34 +169,34 @@ def _attention_mistakes(
     right = 1.0 / math.sqrt(E)
     mistakes = [
         (
-            _reference_weights(query, key, mask, 1.0),
+            _weights(query, key, mask, 1.0),
             f"the weights match softmax(q . k) without the scale: multiply the scores by "
             f"1/sqrt(E) = 1/sqrt({E}), E being the size of the query and key vectors",
         ),
         (
-            _reference_weights(query, key, mask, 1.0 / math.sqrt(S)),
+            _weights(query, key, mask, 1.0 / math.sqrt(S)),
             f"the weights match a scale of 1/sqrt(S) = 1/sqrt({S}), S being the number of "
             f"keys (the sequence length n): the scale is 1/sqrt(E) = 1/sqrt({E}), the key size, "
             "because Var(q . k) grows with E, not with the length",
         ),
         (
-            _reference_weights(query, key, mask, 1.0 / E),
+            _weights(query, key, mask, 1.0 / E),
             f"the weights match a scale of 1/E = 1/{E}: divide by sqrt(E), not by E",
         ),
         (
-            _reference_weights(query, key, mask, right, dim=-2),
+            _weights(query, key, mask, right, dim=-2),
             "the softmax ran over the queries (dim=-2), so each column sums to 1: run it over "
             "the keys (dim=-1), so that each query's row is a distribution over the keys",
         ),
     ]
     if L != S:
         mistakes.append((
-            _reference_weights(query, key, mask, 1.0 / math.sqrt(L)),
+            _weights(query, key, mask, 1.0 / math.sqrt(L)),
             f"the weights match a scale of 1/sqrt(L) = 1/sqrt({L}), L being the number of "
             f"queries (a sequence length): the scale is 1/sqrt(E) = 1/sqrt({E}), the key size",
         ))
     if mask is not None:
-        unmasked = _reference_weights(query, key, None, right)
+        unmasked = _weights(query, key, None, right)
         mistakes += [
             (
                 unmasked,
@@ -196,7 +211,7 @@ def _attention_mistakes(
         ]
         if (~mask).any(dim=-1).all():  # every row has a False, so the inverse mask is usable
             mistakes.append((
-                _reference_weights(query, key, ~mask, right),
+                _weights(query, key, ~mask, right),
                 "the mask's polarity is inverted: True means the query MAY attend to that key "
                 "(as in torch.nn.functional.scaled_dot_product_attention); fill with -inf where "
                 "the mask is False, e.g. scores.masked_fill(~mask, float('-inf'))",
@@ -219,7 +234,7 @@ def _check_pair(
     ):
         if not isinstance(got, torch.Tensor):
             raise ExerciseError(
-                f"{what}, {name}: expected a torch.Tensor of shape {_shape(exp)}, "
+                f"{what}, {name}: expected a torch.Tensor of shape {_checks.shape(exp)}, "
                 f"got {type(got).__name__}"
             )
         if got.shape != exp.shape:
@@ -237,11 +252,12 @@ def _check_pair(
                     f"Ev = {exp.size(-1)}; the output is weights @ value"
                 )
             raise ExerciseError(
-                f"{what}, {name}: expected shape {_shape(exp)}, got shape {_shape(got)}{hint}"
+                f"{what}, {name}: expected shape {_checks.shape(exp)}, "
+                f"got shape {_checks.shape(got)}{hint}"
             )
-    _diagnose(weights, weight_mistakes, f"{what}, weights")
+    diagnose(weights, weight_mistakes, f"{what}, weights", expected=expected_weights)
     expect_close(weights, expected_weights, what=f"{what}, weights")
-    _diagnose(output, output_mistakes, f"{what}, output")
+    diagnose(output, output_mistakes, f"{what}, output", expected=expected_output)
     expect_close(output, expected_output, what=f"{what}, output")
 
 
@@ -307,9 +323,8 @@ def check_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Non
     ]
     for what, query, key, value, m in cases:
         args = (query, key, value) if m is None else (query, key, value, m)
-        output, weights = _unpack_pair(call_answer(fn, what, *args), what)
-        expected_weights = _reference_weights(query, key, m, 1.0 / math.sqrt(E))
-        expected_output = (expected_weights.double() @ value.double()).float()
+        output, weights = unpack(call_answer(fn, what, *args), ("output", "weights"), what)
+        expected_output, expected_weights = solution_attention(query, key, value, m)
         output_mistakes = []
         if key.shape == value.shape and not torch.equal(key, value):
             output_mistakes.append((
@@ -329,6 +344,30 @@ def check_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Non
 # ------------------------------------------------------------------------------------------------
 # Exercise 3: one self-attention head
 # ------------------------------------------------------------------------------------------------
+
+
+def solution_self_attention(
+    x: torch.Tensor,
+    w_q: torch.Tensor,
+    w_k: torch.Tensor,
+    w_v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exercise 3's reference solution: one self-attention head.
+
+    Args:
+        x: ``(N, L, D)``.
+        w_q: ``(D, E)``, applied as ``x @ w_q`` (``nn.Linear`` stores the transpose).
+        w_k: ``(D, E)``.
+        w_v: ``(D, Ev)``.
+        mask: optional boolean ``(L, L)``, True = may attend.
+
+    Returns:
+        ``(output, weights)``: ``(N, L, Ev)`` and ``(N, L, L)``, scaled by ``1/sqrt(E)``, the
+        size of the projected keys, not of ``x``.
+    """
+    q, k, v = x @ w_q, x @ w_k, x @ w_v  # (N, L, E), (N, L, E), (N, L, Ev)
+    return solution_attention(q, k, v, mask)  # scaled by 1/sqrt(E), the size of the keys
 
 
 def check_self_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -365,36 +404,36 @@ def check_self_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -
     ]
     for what, wv, m in cases:
         args = (x, w_q, w_k, wv) if m is None else (x, w_q, w_k, wv, m)
-        output, weights = _unpack_pair(call_answer(fn, what, *args), what)
-        q, k, v = x @ w_q, x @ w_k, x @ wv  # (N, L, E), (N, L, E), (N, L, Ev)
-        expected_weights = _reference_weights(q, k, m, 1.0 / math.sqrt(E))
-        expected_output = (expected_weights.double() @ v.double()).float()
+        output, weights = unpack(call_answer(fn, what, *args), ("output", "weights"), what)
+        q, k = x @ w_q, x @ w_k  # (N, L, E), (N, L, E)
+        expected_output, expected_weights = solution_self_attention(x, w_q, w_k, wv, m)
         if isinstance(output, torch.Tensor) and output.shape != expected_output.shape:
             if output.shape[-1] == D and wv.size(-1) != D:
                 raise ExerciseError(
-                    f"{what}, output: expected shape {_shape(expected_output)}, got shape "
-                    f"{_shape(output)}: the last dimension is D = {D}, so the values were not "
-                    f"projected; use value = x @ w_v, shape (N, L, Ev) = (2, 6, {wv.size(-1)})"
+                    f"{what}, output: expected shape {_checks.shape(expected_output)}, got "
+                    f"shape {_checks.shape(output)}: the last dimension is D = {D}, so the "
+                    f"values were not projected; use value = x @ w_v, shape (N, L, Ev) = "
+                    f"(2, 6, {wv.size(-1)})"
                 )
             if output.shape[-1] == E and wv.size(-1) != E:
                 raise ExerciseError(
-                    f"{what}, output: expected shape {_shape(expected_output)}, got shape "
-                    f"{_shape(output)}: the last dimension is E = {E}, the key size; were the "
-                    f"values projected with w_k? Use value = x @ w_v, Ev = {wv.size(-1)}"
+                    f"{what}, output: expected shape {_checks.shape(expected_output)}, got "
+                    f"shape {_checks.shape(output)}: the last dimension is E = {E}, the key size; "
+                    f"were the values projected with w_k? Use value = x @ w_v, Ev = {wv.size(-1)}"
                 )
         weight_mistakes = [
             (
-                _reference_weights(q, k, m, 1.0 / math.sqrt(D)),
+                _weights(q, k, m, 1.0 / math.sqrt(D)),
                 f"the weights match a scale of 1/sqrt(D) = 1/sqrt({D}), the model size: scale "
                 f"by 1/sqrt(E) = 1/sqrt({E}), the size of the projected keys",
             ),
             (
-                _reference_weights(k, q, m, 1.0 / math.sqrt(E)),
+                _weights(k, q, m, 1.0 / math.sqrt(E)),
                 "the weights match softmax(K Q^T): queries and keys are swapped; queries are "
                 "x @ w_q (the rows), keys x @ w_k (the columns)",
             ),
             (
-                _reference_weights(x, x, m, 1.0 / math.sqrt(D)),
+                _weights(x, x, m, 1.0 / math.sqrt(D)),
                 "the weights match attention on x itself: project the queries with w_q and "
                 "the keys with w_k first",
             ),

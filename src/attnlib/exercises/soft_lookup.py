@@ -1,17 +1,19 @@
-"""Self-checks for chapter 2, "Attention as a soft lookup: queries, keys and values".
+"""Self-checks for the chapter "Attention as a soft lookup: queries, keys and values".
 
-Three exercises, three checks:
+Three exercises, each with a reference solution and a check:
 
-* :func:`check_cosine` -- a matrix of cosine similarities between queries and keys;
-* :func:`check_soft_lookup` -- one query looks up a weighted average of values, at a temperature;
-* :func:`check_temperature` -- the largest temperature at which one key still takes 90 % of the
-  weight.
+* :func:`solution_cosine`, :func:`check_cosine` -- a matrix of cosine similarities between
+  queries and keys;
+* :func:`solution_soft_lookup`, :func:`check_soft_lookup` -- one query looks up a weighted
+  average of values, at a temperature;
+* :func:`solution_temperature`, :func:`check_temperature` -- the largest temperature at which one
+  key still takes 90 % of the weight.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
 then values).
 
-Shape legend (see book/notation.md): L query length, S key length, E query/key size, Ev value size.
+Shape legend (see the notation page): L query length, S key length, E query/key size, Ev value size.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ import torch
 from . import ExerciseError, call_answer, cases_generator, expect_close, passed
 
 __all__ = [
+    "solution_cosine",
     "check_cosine",
+    "solution_soft_lookup",
     "check_soft_lookup",
+    "solution_temperature",
     "check_temperature",
     "top_weight",
     "TEMPERATURE_SCORES",
@@ -38,10 +43,19 @@ TEMPERATURE_SCORES: tuple[float, ...] = (2.0, 1.0, 0.5, 0.0)
 TARGET_WEIGHT: float = 0.9
 
 
-def _reference_cosine(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    q = queries / queries.norm(dim=-1, keepdim=True)  # (L, E), unit rows
-    k = keys / keys.norm(dim=-1, keepdim=True)  # (S, E), unit rows
-    return q @ k.T  # (L, S)
+def solution_cosine(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Exercise 1's reference solution: the cosine similarity of every query with every key.
+
+    Args:
+        queries: ``(L, E)``, no zero row.
+        keys: ``(S, E)``, no zero row.
+
+    Returns:
+        ``(L, S)``: the dot products of the rows scaled to length 1, in one matrix product.
+    """
+    q_unit = queries / queries.norm(dim=-1, keepdim=True)  # (L, E), every row of length 1
+    k_unit = keys / keys.norm(dim=-1, keepdim=True)  # (S, E), every row of length 1
+    return q_unit @ k_unit.T  # (L, S)
 
 
 def check_cosine(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -81,19 +95,31 @@ def check_cosine(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> No
     ]
     for what, queries, keys in cases:
         got = call_answer(fn, f"cosine of {what}", queries, keys)
-        expect_close(got, _reference_cosine(queries, keys), what=f"cosine of {what}")
+        expect_close(got, solution_cosine(queries, keys), what=f"cosine of {what}")
     passed(
         f"cosine similarities match on {len(cases)} cases, "
         "including vectors of very different lengths."
     )
 
 
-def _reference_soft_lookup(
-    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, temperature: float
+def solution_soft_lookup(
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, temperature: float = 1.0
 ) -> torch.Tensor:
-    scores = keys.double() @ query.double() / temperature  # (S,)
-    weights = torch.softmax(scores, dim=-1)  # (S,)
-    return (weights @ values.double()).to(values.dtype)  # (Ev,)
+    """Exercise 2's reference solution: a soft lookup of one query at a temperature.
+
+    Args:
+        query: ``(E,)``.
+        keys: ``(S, E)``.
+        values: ``(S, Ev)``.
+        temperature: a positive float; the scores are divided by it before the softmax.
+
+    Returns:
+        ``(Ev,)``: ``softmax(keys @ query / temperature) @ values``. ``torch.softmax`` subtracts
+        the largest score before ``exp``, so a very low temperature does not overflow.
+    """
+    scores = keys @ query / temperature  # (S,)
+    weights = torch.softmax(scores, dim=-1)  # (S,); subtracts the largest score before exp
+    return weights @ values  # (Ev,)
 
 
 def check_soft_lookup(
@@ -128,7 +154,7 @@ def check_soft_lookup(
     ]
     for what, q, temperature in cases:
         got = call_answer(fn, what, q, keys, values, temperature=temperature)
-        expected = _reference_soft_lookup(q, keys, values, temperature)
+        expected = solution_soft_lookup(q, keys, values, temperature)
         expect_close(got, expected, what=what)
     passed(
         f"the soft lookup matches on {len(cases)} cases, from temperature 10 (nearly an average) "
@@ -150,9 +176,20 @@ def top_weight(temperature: float, scores: tuple[float, ...] = TEMPERATURE_SCORE
     return float(torch.softmax(s, dim=-1).max())
 
 
-def _largest_temperature(target: float = TARGET_WEIGHT) -> float:
-    lo, hi = 1e-3, 1e3  # top_weight(lo) ~ 1 > target > top_weight(hi) ~ 1 / S
-    for _ in range(200):  # bisection on a log scale; top_weight falls as the temperature rises
+def solution_temperature(target: float = TARGET_WEIGHT) -> float:
+    """Exercise 3's reference solution: the largest temperature that keeps ``target`` weight.
+
+    The best key's weight only falls as the temperature rises, so a bisection finds the
+    temperature at which it crosses ``target``, on a log scale because temperatures span decades.
+
+    Args:
+        target: the weight the best key must keep, in ``(1/S, 1)``.
+
+    Returns:
+        The largest temperature at which :func:`top_weight` is at least ``target``.
+    """
+    lo, hi = 0.01, 100.0  # top_weight(lo) is above the target, top_weight(hi) below
+    for _ in range(60):  # bisection on a log scale
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if top_weight(mid) >= target else (lo, mid)
     return lo
