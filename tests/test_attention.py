@@ -255,7 +255,7 @@ def test_error_non_floating_dtype(bad):
 
 def test_error_integer_mask():
     q, k, v = _qkv(2)
-    with pytest.raises(TypeError, match="attn_mask must be boolean .* or floating"):
+    with pytest.raises(TypeError, match="attn_mask must be a boolean mask .* or a float mask"):
         sdpa(q, k, v, attn_mask=torch.ones(4, 5, dtype=torch.int64))
 
 

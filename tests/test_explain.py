@@ -23,11 +23,11 @@ class _Output:
 
 
 class TinyEncoder(nn.Module):
-    def __init__(self, vocab: int = 20, d_model: int = 16, nhead: int = 4, layers: int = 3):
+    def __init__(self, vocab: int = 20, d_model: int = 16, num_heads: int = 4, layers: int = 3):
         super().__init__()
         self.embeddings = nn.Embedding(vocab, d_model)
         self.layers = nn.ModuleList(
-            attnlib.TransformerEncoderLayer(d_model, nhead, 32, dropout=0.0, activation="gelu")
+            attnlib.TransformerEncoderLayer(d_model, num_heads, 32, dropout=0.0, activation="gelu")
             for _ in range(layers)
         )
 
@@ -35,7 +35,7 @@ class TinyEncoder(nn.Module):
         x = self.embeddings(input_ids)  # (N, L, D)
         attentions = []
         for layer in self.layers:
-            x, w = layer(x, src_key_padding_mask=attention_mask, need_weights=True)
+            x, w = layer(x, src_token_mask=attention_mask, need_weights=True)
             attentions.append(w)
         return _Output(x, tuple(attentions))
 
@@ -196,7 +196,7 @@ def test_gradient_saliency_matches_autograd_by_hand(tiny):
     x = model.embeddings(ids).detach().requires_grad_(True)  # (N, L, D)
     h = x
     for layer in model.layers:
-        h = layer(h, src_key_padding_mask=mask)
+        h = layer(h, src_token_mask=mask)
     y = mean_readout(_Output(h, ()), mask)
     (g,) = torch.autograd.grad(y.sum(), x)
     torch.testing.assert_close(sal, (g * x).norm(dim=-1) * mask)

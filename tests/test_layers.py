@@ -1,10 +1,12 @@
-"""attnlib.TransformerEncoderLayer and TransformerDecoderLayer equal PyTorch's; their properties.
+"""attnlib's Transformer layers and RMSNorm: equal to PyTorch's (and Hugging Face's); properties.
 
 Equivalence: with weights copied by ``from_torch`` (batch_first=True, post-norm and pre-norm, ReLU
 and GELU, with biases or without), both layers give PyTorch's output in eval mode to float32
-rounding, over many shapes, masks and seeds. Masks are converted at the boundary: PyTorch's
-boolean ``attn_mask``/``src_mask``/``tgt_mask``/``memory_mask`` and its key padding masks mean
-True = *ignore*; attnlib's mean True = *may attend*.
+rounding, over many shapes, masks and seeds, at every position (padded ones too). Every PyTorch
+call is run twice on attnlib's layer: unchanged (PyTorch's names ``src_mask``,
+``src_key_padding_mask``, ``tgt_mask``, ``memory_mask``, ``*_key_padding_mask`` keep PyTorch's
+polarity, True = *ignore*), and with attnlib's names (``*_attend_mask``: True = may attend;
+``*_token_mask``: True = a real token) holding the converted masks.
 
 Properties: without positions a whole encoder layer is permutation-equivariant; with positions it
 is not; a causal decoder stack's output at position t does not depend on later target tokens (by
@@ -44,11 +46,11 @@ def pytorch_slow_path():
         torch.backends.mha.set_fastpath_enabled(before)
 
 
-def torch_layer(kind: str, d_model, nhead, ff, *, norm_first, activation, seed, bias=True,
+def torch_layer(kind: str, d_model, num_heads, ff, *, norm_first, activation, seed, bias=True,
                 eps=1e-5, dtype=torch.float32):
     torch.manual_seed(seed)
     cls = nn.TransformerEncoderLayer if kind == "encoder" else nn.TransformerDecoderLayer
-    layer = cls(d_model, nhead, ff, dropout=0.1, activation=activation, layer_norm_eps=eps,
+    layer = cls(d_model, num_heads, ff, dropout=0.1, activation=activation, layer_norm_eps=eps,
                 batch_first=True, norm_first=norm_first, bias=bias, dtype=dtype)
     with torch.no_grad():  # non-trivial LayerNorm affine parameters, so copying them is tested
         for name, p in layer.named_parameters():
@@ -90,16 +92,16 @@ def encoder_masks(kind: str, g: torch.Generator, N: int, H: int, L: int):
         return {}, {}
     if kind == "bool":
         m = ignore_mask(g, L, L)
-        return {"src_mask": m}, {"src_mask": from_mha_attn_mask(m)}
+        return {"src_mask": m}, {"src_attend_mask": from_mha_attn_mask(m)}
     if kind == "per-head":  # PyTorch's (N * H, L, L) layout; attnlib's (N, H, L, L)
         m = ignore_mask(g, N * H, L, L)
-        return {"src_mask": m}, {"src_mask": ~m.view(N, H, L, L)}
+        return {"src_mask": m}, {"src_attend_mask": ~m.view(N, H, L, L)}
     if kind == "float":
         m = float_mask(g, L, L)
-        return {"src_mask": m}, {"src_mask": m}
+        return {"src_mask": m}, {"src_attend_mask": m}
     if kind == "padding":
         p = padding(g, N, L)
-        return {"src_key_padding_mask": p}, {"src_key_padding_mask": ~p}
+        return {"src_key_padding_mask": p}, {"src_token_mask": ~p}
     if kind == "causal":
         m = nn.Transformer.generate_square_subsequent_mask(L)  # float, -inf above the diagonal
         return {"src_mask": m, "is_causal": True}, {"is_causal": True}
@@ -108,14 +110,14 @@ def encoder_masks(kind: str, g: torch.Generator, N: int, H: int, L: int):
         m = ~causal_mask(L)  # PyTorch's polarity
         return (
             {"src_mask": m, "src_key_padding_mask": p, "is_causal": True},
-            {"is_causal": True, "src_key_padding_mask": ~p},
+            {"is_causal": True, "src_token_mask": ~p},
         )
     if kind == "per-head+padding":
         m, p = ignore_mask(g, N * H, L, L), padding(g, N, L)
         m[..., 0] = False
         return (
             {"src_mask": m, "src_key_padding_mask": p},
-            {"src_mask": ~m, "src_key_padding_mask": ~p},  # the (N * H, L, L) layout, as PyTorch
+            {"src_attend_mask": ~m.view(N, H, L, L), "src_token_mask": ~p},
         )
     if kind == "bool+padding":
         m, p = ignore_mask(g, L, L), padding(g, N, L)
@@ -123,7 +125,7 @@ def encoder_masks(kind: str, g: torch.Generator, N: int, H: int, L: int):
         m[:, 0] = False
         return (
             {"src_mask": m, "src_key_padding_mask": p},
-            {"src_mask": ~m, "src_key_padding_mask": ~p},
+            {"src_attend_mask": ~m, "src_token_mask": ~p},
         )
     raise AssertionError(kind)
 
@@ -165,7 +167,9 @@ def check_encoder(c: dict, mask_kind: str, *, dtype=torch.float32, tol=F32) -> N
         got = ours(x, **ours_kw)
         with pytorch_slow_path():
             expected = ref(x, **theirs_kw)
-        torch.testing.assert_close(got, expected, **tol)
+        torch.testing.assert_close(got, expected, **tol)  # every position, padded ones too
+        # PyTorch's call, unchanged, on attnlib's layer: PyTorch's names keep PyTorch's polarity.
+        torch.testing.assert_close(ours(x, **theirs_kw), expected, **tol)
         if mask_kind != "float":  # PyTorch's fused kernel too (see pytorch_slow_path)
             torch.testing.assert_close(got, ref(x, **theirs_kw), **tol)
 
@@ -197,7 +201,10 @@ def test_bert_sized_layer_equals_pytorch():
     p = torch.tensor([[False] * 11, [False] * 6 + [True] * 5])
     with torch.no_grad():
         torch.testing.assert_close(
-            ours(x, src_key_padding_mask=~p), ref(x, src_key_padding_mask=p), **F32
+            ours(x, src_token_mask=~p), ref(x, src_key_padding_mask=p), **F32
+        )
+        torch.testing.assert_close(
+            ours(x, src_key_padding_mask=p), ref(x, src_key_padding_mask=p), **F32
         )
 
 
@@ -208,7 +215,7 @@ def test_encoder_attention_weights_are_pytorchs_per_head():
     x = torch.randn(2, 6, 16, generator=g)
     p = torch.tensor([[False] * 6, [False] * 4 + [True] * 2])  # PyTorch's: True = padding
     with torch.no_grad():
-        out, weights = ours(x, src_key_padding_mask=~p, need_weights=True)
+        out, weights = ours(x, src_token_mask=~p, need_weights=True)
         _, expected = ref.self_attn(ref.norm1(x), ref.norm1(x), ref.norm1(x), key_padding_mask=p,
                                     need_weights=True, average_attn_weights=False)
     assert weights.shape == (2, 4, 6, 6)
@@ -216,7 +223,7 @@ def test_encoder_attention_weights_are_pytorchs_per_head():
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 6))
     assert torch.equal(weights[1, ..., 4:], torch.zeros(4, 6, 2))  # padded keys: exactly 0
     with torch.no_grad():
-        torch.testing.assert_close(out, ours(x, src_key_padding_mask=~p))
+        torch.testing.assert_close(out, ours(x, src_token_mask=~p))
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -268,22 +275,22 @@ def decoder_masks(kind: str, g: torch.Generator, N: int, H: int, L: int, S: int)
         ours |= {"tgt_is_causal": True}
     if kind == "causal-bool":  # a boolean causal mask passed as a mask, no flag
         theirs |= {"tgt_mask": ~causal_mask(L)}
-        ours |= {"tgt_mask": causal_mask(L)}
+        ours |= {"tgt_attend_mask": causal_mask(L)}
     if kind in ("memory", "all"):
         m = ignore_mask(g, L, S)
         theirs |= {"memory_mask": m}
-        ours |= {"memory_mask": ~m}
+        ours |= {"memory_attend_mask": ~m}
     if kind in ("padding", "all"):
         pt, pm = padding(g, N, L), padding(g, N, S)
         if kind == "all":
             theirs["memory_mask"][:, 0] = False  # the first source token is real: keep it
-            ours["memory_mask"][:, 0] = True
+            ours["memory_attend_mask"][:, 0] = True
         theirs |= {"tgt_key_padding_mask": pt, "memory_key_padding_mask": pm}
-        ours |= {"tgt_key_padding_mask": ~pt, "memory_key_padding_mask": ~pm}
+        ours |= {"tgt_token_mask": ~pt, "memory_token_mask": ~pm}
     if kind == "float":
         mt, mm = float_mask(g, L, L), float_mask(g, L, S)
         theirs |= {"tgt_mask": mt, "memory_mask": mm}
-        ours |= {"tgt_mask": mt, "memory_mask": mm}
+        ours |= {"tgt_attend_mask": mt, "memory_attend_mask": mm}
     return theirs, ours
 
 
@@ -300,8 +307,10 @@ def test_decoder_layer_equals_pytorch(c, mask_kind):
     memory = torch.randn(N, S, D, generator=g)
     theirs_kw, ours_kw = decoder_masks(mask_kind, g, N, H, L, S)
     with torch.no_grad():
-        torch.testing.assert_close(ours(tgt, memory, **ours_kw), ref(tgt, memory, **theirs_kw),
-                                   **F32)
+        expected = ref(tgt, memory, **theirs_kw)
+        torch.testing.assert_close(ours(tgt, memory, **ours_kw), expected, **F32)
+        # PyTorch's call, unchanged, on attnlib's layer: PyTorch's names keep PyTorch's polarity.
+        torch.testing.assert_close(ours(tgt, memory, **theirs_kw), expected, **F32)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -319,7 +328,7 @@ def test_decoder_stack_equals_pytorchs_transformer_decoder(norm_first, activatio
                        tgt_is_causal=True, memory_key_padding_mask=pm)
         x = tgt
         for m in ours:
-            x = m(x, memory, tgt_is_causal=True, memory_key_padding_mask=~pm)
+            x = m(x, memory, tgt_is_causal=True, memory_token_mask=~pm)
     torch.testing.assert_close(x, expected, **F32)
 
 
@@ -332,14 +341,14 @@ def test_decoder_weights():
     real = ~torch.tensor([[False] * 7, [False] * 3 + [True] * 4])  # attnlib's: True = real
     with torch.no_grad():
         out, (self_w, cross_w) = ours(tgt, memory, tgt_is_causal=True,
-                                      memory_key_padding_mask=real, need_weights=True)
+                                      memory_token_mask=real, need_weights=True)
     assert self_w.shape == (2, 4, 5, 5) and cross_w.shape == (2, 4, 5, 7)
     assert torch.equal(self_w.triu(1), torch.zeros_like(self_w))  # nothing from the future
     assert torch.equal(cross_w[1, ..., 3:], torch.zeros(4, 5, 4))  # nothing from padding
     torch.testing.assert_close(cross_w.sum(-1), torch.ones(2, 4, 5))
     with torch.no_grad():
         torch.testing.assert_close(
-            out, ours(tgt, memory, tgt_is_causal=True, memory_key_padding_mask=real)
+            out, ours(tgt, memory, tgt_is_causal=True, memory_token_mask=real)
         )
 
 
@@ -452,8 +461,8 @@ def test_encoder_padding_does_not_leak():
     junk = x.clone()
     junk[1, 4:] = 100.0
     with torch.no_grad():
-        a = layer(x, src_key_padding_mask=real)
-        b = layer(junk, src_key_padding_mask=real)
+        a = layer(x, src_token_mask=real)
+        b = layer(junk, src_token_mask=real)
     torch.testing.assert_close(a[1, :4], b[1, :4])
     torch.testing.assert_close(a[0], b[0])
 
@@ -497,19 +506,34 @@ def decoder():
         ({"src": torch.zeros(2, 3, 6)}, ValueError,
          r"d_model=8\) \(batch-first\), got \(2, 3, 6\)"),
         ({"src": [[0.0] * 8]}, TypeError, "src must be a torch.Tensor, got list"),
-        ({"src_key_padding_mask": torch.ones(2, 4)}, TypeError,
-         "key_padding_mask must be a boolean tensor"),
-        ({"src_key_padding_mask": torch.ones(2, 4, dtype=torch.long)}, TypeError,
+        ({"src_token_mask": torch.ones(2, 4)}, TypeError,
+         "token_mask must be a boolean tensor"),
+        ({"src_token_mask": torch.ones(2, 4, dtype=torch.long)}, TypeError,
          "True = a real token"),
+        ({"src_token_mask": torch.ones(2, 5, dtype=torch.bool)}, ValueError,
+         r"token_mask must have shape \(N, S\) = \(2, 4\), got \(2, 5\)"),
         ({"src_key_padding_mask": torch.ones(2, 5, dtype=torch.bool)}, ValueError,
-         r"key_padding_mask must have shape \(N, S\) = \(2, 4\), got \(2, 5\)"),
+         r"key_padding_mask \(PyTorch's polarity: True = padding\) must have shape \(N, S\) = "
+         r"\(2, 4\), got \(2, 5\)"),
+        ({"src_attend_mask": torch.ones(4, 5, dtype=torch.bool)}, ValueError,
+         r"attend_mask of shape \(4, 5\) does not broadcast to the scores' shape \(N, H, L, S\) "
+         r"= \(2, 2, 4, 4\)"),
         ({"src_mask": torch.ones(4, 5, dtype=torch.bool)}, ValueError,
-         r"attn_mask of shape \(4, 5\) does not broadcast to \(N, H, L, S\) = \(2, 2, 4, 4\)"),
+         r"attn_mask \(PyTorch's polarity\) must be \(L, S\) = \(4, 4\)"),
+        ({"src_attend_mask": torch.ones(4, 4, dtype=torch.long)}, TypeError,
+         "attend_mask must be a boolean mask"),
         ({"src_mask": torch.ones(4, 4, dtype=torch.long)}, TypeError,
          "attn_mask must be boolean"),
+        ({"src_mask": torch.ones(4, 4, dtype=torch.bool),
+          "src_attend_mask": torch.ones(4, 4, dtype=torch.bool)}, TypeError,
+         r"TransformerEncoderLayer: got both src_attend_mask .* and src_mask .*from_mha_attn_mask"),
+        ({"src_key_padding_mask": torch.zeros(2, 4, dtype=torch.bool),
+          "src_token_mask": torch.ones(2, 4, dtype=torch.bool)}, TypeError,
+         r"got both src_token_mask .* and src_key_padding_mask .*from_key_padding_mask"),
     ],
-    ids=["2-D", "wrong-D", "list", "float-padding", "long-padding", "padding-shape",
-         "mask-shape", "mask-dtype"],
+    ids=["2-D", "wrong-D", "list", "float-token", "long-token", "token-shape", "padding-shape",
+         "attend-shape", "mask-shape", "attend-dtype", "mask-dtype", "both-masks",
+         "both-paddings"],
 )
 def test_encoder_bad_input(encoder, kwargs, error, message):
     kwargs = {"src": torch.zeros(2, 4, 8)} | kwargs
@@ -522,13 +546,24 @@ def test_encoder_bad_input(encoder, kwargs, error, message):
     [
         ({"memory": torch.zeros(3, 5, 8)}, ValueError, "tgt and memory must share the batch"),
         ({"memory": torch.zeros(2, 5, 4)}, ValueError, r"memory must have shape"),
+        ({"memory_token_mask": torch.ones(2, 4, dtype=torch.bool)}, ValueError,
+         r"\(N, S\) = \(2, 5\), got \(2, 4\)"),
         ({"memory_key_padding_mask": torch.ones(2, 4, dtype=torch.bool)}, ValueError,
          r"\(N, S\) = \(2, 5\), got \(2, 4\)"),
-        ({"tgt_key_padding_mask": torch.zeros(2, 4)}, TypeError, "must be a boolean tensor"),
+        ({"tgt_token_mask": torch.zeros(2, 4)}, TypeError, "must be a boolean tensor"),
+        ({"memory_attend_mask": torch.ones(4, 4, dtype=torch.bool)}, ValueError,
+         r"does not broadcast to the scores' shape \(N, H, L, S\) = \(2, 2, 4, 5\)"),
         ({"memory_mask": torch.ones(4, 4, dtype=torch.bool)}, ValueError,
-         r"does not broadcast to \(N, H, L, S\) = \(2, 2, 4, 5\)"),
+         r"must be \(L, S\) = \(4, 5\) or \(N\*H, L, S\) = \(4, 4, 5\)"),
+        ({"tgt_mask": torch.ones(4, 4, dtype=torch.bool),
+          "tgt_attend_mask": torch.ones(4, 4, dtype=torch.bool)}, TypeError,
+         r"TransformerDecoderLayer: got both tgt_attend_mask .* and tgt_mask"),
+        ({"memory_key_padding_mask": torch.zeros(2, 5, dtype=torch.bool),
+          "memory_token_mask": torch.ones(2, 5, dtype=torch.bool)}, TypeError,
+         r"got both memory_token_mask .* and memory_key_padding_mask"),
     ],
-    ids=["batch", "memory-D", "memory-padding-shape", "float-padding", "memory-mask-shape"],
+    ids=["batch", "memory-D", "memory-token-shape", "memory-padding-shape", "float-token",
+         "memory-attend-shape", "memory-mask-shape", "both-tgt-masks", "both-memory-paddings"],
 )
 def test_decoder_bad_input(decoder, kwargs, error, message):
     kwargs = {"tgt": torch.zeros(2, 4, 8), "memory": torch.zeros(2, 5, 8)} | kwargs

@@ -13,6 +13,8 @@ from attnlib.masks import (
     from_key_padding_mask,
     from_mha_attn_mask,
     padding_mask,
+    to_key_padding_mask,
+    to_mha_attn_mask,
 )
 
 
@@ -119,9 +121,41 @@ def test_combine_causal_and_padding():
     m = combine(causal_mask(3), padding_mask([3, 2], S=3))
     assert m.shape == (2, 1, 3, 3)
     assert m[1, 0].tolist() == [[True, False, False], [True, True, False], [True, True, False]]
-    with pytest.raises(TypeError, match="combine: mask 1 must be a boolean tensor"):
-        combine(causal_mask(3), torch.zeros(3, 3))
+    with pytest.raises(TypeError, match=r"combine: mask 1 must be a boolean \(True = may attend\) "
+                                        r"or floating tensor, got torch.int64"):
+        combine(causal_mask(3), torch.zeros(3, 3, dtype=torch.int64))
     with pytest.raises(ValueError, match="do not broadcast"):
         combine(causal_mask(3), causal_mask(4))
     with pytest.raises(ValueError, match="at least one mask"):
         combine()
+
+
+def test_combine_a_float_bias_with_boolean_masks():
+    bias = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0], [0.25, 0.75, 1.5]])  # (L, S)
+    pad = padding_mask([3, 2], S=3)  # (N, 1, 1, S)
+    m = combine(bias, causal_mask(3), pad)  # (N, 1, L, S)
+    assert m.dtype == torch.float32 and m.shape == (2, 1, 3, 3)
+    allowed = combine(causal_mask(3), pad)
+    assert torch.equal(torch.isneginf(m), ~allowed)
+    assert torch.equal(m[allowed], bias.expand(2, 1, 3, 3)[allowed])
+    # softmax of the combined mask is softmax of the bias over the allowed keys only
+    expected = torch.softmax(bias.masked_fill(~allowed, float("-inf")), dim=-1)
+    torch.testing.assert_close(torch.softmax(m, dim=-1), expected)
+
+
+def test_to_functions_undo_the_from_functions():
+    g = torch.Generator().manual_seed(0)
+    padding = torch.rand(3, 5, generator=g) < 0.5  # (N, S), PyTorch: True = padding
+    token_mask = from_key_padding_mask(padding)[:, 0, 0]  # (N, S), True = a real token
+    assert torch.equal(token_mask, ~padding)
+    assert torch.equal(to_key_padding_mask(token_mask), padding)
+    ignore = torch.rand(4, 5, generator=g) < 0.5  # (L, S), PyTorch MHA: True = not allowed
+    assert torch.equal(to_mha_attn_mask(from_mha_attn_mask(ignore)), ignore)
+    bias = torch.randn(4, 5, generator=g)
+    assert to_mha_attn_mask(bias) is bias
+    with pytest.raises(TypeError, match=r"to_key_padding_mask: token_mask must be boolean"):
+        to_key_padding_mask(torch.ones(3, 5))
+    with pytest.raises(ValueError, match=r"token_mask must be a 2-D tensor \(N, S\)"):
+        to_key_padding_mask(torch.ones(3, 1, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"attend_mask must be a tensor \(L, S\) or \(N\*H"):
+        to_mha_attn_mask(torch.ones(5, dtype=torch.bool))

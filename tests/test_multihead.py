@@ -3,13 +3,19 @@
 PyTorch's module and ours differ in three conventions, and every test here crosses them on
 purpose:
 
-- mask polarity: PyTorch's ``key_padding_mask`` and boolean ``attn_mask`` say True = *ignore*;
-  attnlib says True = *may attend* (converted with attnlib.masks.from_key_padding_mask and
-  from_mha_attn_mask, or by ``~``);
+- mask names and polarity: PyTorch's ``key_padding_mask`` and boolean ``attn_mask`` say True =
+  *ignore*. attnlib accepts those names with that meaning (so a call copied from PyTorch gives
+  PyTorch's output: ``compare`` runs every PyTorch call on attnlib's module as it is), and has its
+  own names for its own polarity, ``attend_mask`` (True = may attend) and ``token_mask`` (True =
+  a real token), converted with attnlib.masks.from_key_padding_mask and from_mha_attn_mask or by
+  ``~``. Both names of one mask at once are a TypeError;
 - weights: PyTorch averages them over heads unless ``average_attn_weights=False``; attnlib always
   returns ``(N, H, L, S)``;
 - a query with no allowed key: PyTorch returns NaN, attnlib zero weights (so the heads' output is
   0 and the layer's output is the output projection's bias).
+
+Grouped-query attention (``num_kv_heads``), which PyTorch's module lacks, is checked against
+``F.scaled_dot_product_attention(enable_gqa=True)`` and against repeating the key/value heads.
 """
 
 from __future__ import annotations
@@ -55,6 +61,10 @@ def compare(ref, ours, query, key, value, torch_kwargs, our_kwargs):
                      **torch_kwargs)  # (N, L, D), (N, H, L, S)
     out_a, w_a = ours(query, key, value, need_weights=True, **our_kwargs)
     assert out_a.shape == out_t.shape and w_a.shape == w_t.shape
+    # The PyTorch call itself, unchanged, on attnlib's module: PyTorch's names, PyTorch's polarity.
+    out_p, w_p = ours(query, key, value, need_weights=True, **torch_kwargs)
+    torch.testing.assert_close(out_p, out_a)
+    torch.testing.assert_close(w_p, w_a)
     assert torch.isfinite(out_a).all() and torch.isfinite(w_a).all()
 
     dead = torch.isnan(w_t).any(dim=-1)  # (N, H, L): rows PyTorch could not normalise
@@ -113,8 +123,8 @@ def test_bool_attn_mask_matches_after_conversion():
     q, k, v = inputs(2, 5, 6, 8, 8, 8, seed=4)
     ignore = random_bool((5, 6), 0.4, seed=4)  # (L, S), PyTorch's polarity
     compare(ref, ours, q, k, v, {"attn_mask": ignore},
-            {"attn_mask": masks.from_mha_attn_mask(ignore)})
-    compare(ref, ours, q, k, v, {"attn_mask": ignore}, {"attn_mask": ~ignore})
+            {"attend_mask": masks.from_mha_attn_mask(ignore)})
+    compare(ref, ours, q, k, v, {"attn_mask": ignore}, {"attend_mask": ~ignore})
 
 
 def test_per_head_bool_mask_matches():
@@ -122,11 +132,11 @@ def test_per_head_bool_mask_matches():
     ref, ours = make_pair(8, H, seed=5)
     q, k, v = inputs(N, L, S, 8, 8, 8, seed=5)
     ignore = random_bool((N * H, L, S), 0.5, seed=5)  # (N*H, L, S), PyTorch's layout
+    # attnlib's attend_mask takes attnlib's layout for the same mask: (N, H, L, S).
     compare(ref, ours, q, k, v, {"attn_mask": ignore},
-            {"attn_mask": masks.from_mha_attn_mask(ignore)})
-    # attnlib's own layout for the same mask: (N, H, L, S).
+            {"attend_mask": masks.from_mha_attn_mask(ignore).view(N, H, L, S)})
     compare(ref, ours, q, k, v, {"attn_mask": ignore},
-            {"attn_mask": ~ignore.view(N, H, L, S)})
+            {"attend_mask": ~ignore.view(N, H, L, S)})
 
 
 def test_float_attn_mask_matches():
@@ -135,7 +145,7 @@ def test_float_attn_mask_matches():
     g = torch.Generator().manual_seed(6)
     bias = torch.randn(4, 4, generator=g)  # (L, S): an additive bias, like ALiBi or T5's
     bias[0, 1:] = float("-inf")
-    compare(ref, ours, q, k, v, {"attn_mask": bias}, {"attn_mask": bias})
+    compare(ref, ours, q, k, v, {"attn_mask": bias}, {"attend_mask": bias})
     # from_mha_attn_mask leaves a float mask as it is.
     assert masks.from_mha_attn_mask(bias) is bias
 
@@ -147,15 +157,15 @@ def test_key_padding_mask_matches_both_ways():
     padding = torch.arange(6)[None, :] >= lengths[:, None]  # (N, S), True = padding (PyTorch)
     torch_kwargs = {"key_padding_mask": padding}
     # 1. attnlib's key_padding_mask argument, in attnlib's polarity (True = real token).
-    compare(ref, ours, q, k, v, torch_kwargs, {"key_padding_mask": ~padding})
+    compare(ref, ours, q, k, v, torch_kwargs, {"token_mask": ~padding})
     # 2. converted at the boundary into an attn_mask (N, 1, 1, S).
     converted = masks.from_key_padding_mask(padding)
     assert converted.shape == (3, 1, 1, 6)
-    compare(ref, ours, q, k, v, torch_kwargs, {"attn_mask": converted})
+    compare(ref, ours, q, k, v, torch_kwargs, {"attend_mask": converted})
     # 3. the same mask built from the lengths.
-    compare(ref, ours, q, k, v, torch_kwargs, {"attn_mask": masks.padding_mask(lengths, 6)})
+    compare(ref, ours, q, k, v, torch_kwargs, {"attend_mask": masks.padding_mask(lengths, 6)})
     # Padded keys get exactly zero weight.
-    _, w = ours(q, k, v, key_padding_mask=~padding)
+    _, w = ours(q, k, v, token_mask=~padding)
     assert torch.all(w.masked_select(padding[:, None, None, :].expand_as(w)) == 0)
 
 
@@ -166,7 +176,7 @@ def test_float_key_padding_mask_converts_to_an_attn_mask():
     additive[0, 3:] = float("-inf")
     additive[1, 0] = -2.0
     compare(ref, ours, q, k, v, {"key_padding_mask": additive},
-            {"attn_mask": masks.from_key_padding_mask(additive)})
+            {"attend_mask": masks.from_key_padding_mask(additive)})
 
 
 def test_attn_mask_and_key_padding_mask_together():
@@ -175,9 +185,9 @@ def test_attn_mask_and_key_padding_mask_together():
     future = torch.ones(5, 5, dtype=torch.bool).triu(1)  # (L, S), True = not allowed (PyTorch)
     padding = torch.tensor([[False] * 5, [False, False, False, True, True]])  # (N, S)
     compare(ref, ours, q, k, v, {"attn_mask": future, "key_padding_mask": padding},
-            {"attn_mask": ~future, "key_padding_mask": ~padding})
+            {"attend_mask": ~future, "token_mask": ~padding})
     compare(ref, ours, q, k, v, {"attn_mask": future, "key_padding_mask": padding},
-            {"is_causal": True, "key_padding_mask": ~padding})
+            {"is_causal": True, "token_mask": ~padding})
 
 
 def test_float_attn_mask_with_bool_key_padding_mask():
@@ -187,7 +197,7 @@ def test_float_attn_mask_with_bool_key_padding_mask():
     padding = torch.tensor([[False] * 4, [False, False, True, True]])
     compare(ref, ours, q, k, v, {"attn_mask": additive, "key_padding_mask": padding.float()
                                  .masked_fill(padding, -math.inf)},
-            {"attn_mask": additive, "key_padding_mask": ~padding})
+            {"attend_mask": additive, "token_mask": ~padding})
 
 
 def test_is_causal_equals_pytorch_with_its_causal_mask():
@@ -197,9 +207,9 @@ def test_is_causal_equals_pytorch_with_its_causal_mask():
     out, w = compare(ref, ours, q, k, v, {"attn_mask": torch_mask, "is_causal": True},
                      {"is_causal": True})
     assert torch.all(w.triu(1) == 0)
-    compare(ref, ours, q, k, v, {"attn_mask": torch_mask}, {"attn_mask": torch_mask})
+    compare(ref, ours, q, k, v, {"attn_mask": torch_mask}, {"attend_mask": torch_mask})
     compare(ref, ours, q, k, v, {"attn_mask": torch_mask},
-            {"attn_mask": masks.causal_mask(6)})
+            {"attend_mask": masks.causal_mask(6)})
 
 
 def test_fully_masked_rows_are_zero_not_nan():
@@ -208,10 +218,10 @@ def test_fully_masked_rows_are_zero_not_nan():
     padding = torch.tensor([[False] * 4, [True] * 4])  # the second sequence has no real key
     out_t, _ = ref(q, k, v, key_padding_mask=padding)
     assert torch.isnan(out_t[1]).all()  # PyTorch: NaN
-    out_a, w_a = ours(q, k, v, key_padding_mask=~padding)
+    out_a, w_a = ours(q, k, v, token_mask=~padding)
     assert torch.all(w_a[1] == 0)
     torch.testing.assert_close(out_a[1], ours.out_proj.bias.detach().expand(3, 8))
-    compare(ref, ours, q, k, v, {"key_padding_mask": padding}, {"key_padding_mask": ~padding})
+    compare(ref, ours, q, k, v, {"key_padding_mask": padding}, {"token_mask": ~padding})
 
 
 def test_gradients_match_pytorch():
@@ -221,7 +231,7 @@ def test_gradients_match_pytorch():
     ignore[:, 0] = False  # every query keeps a key
     qa, qt = q.clone().requires_grad_(), q.clone().requires_grad_()
     out_t, _ = ref(qt, k, v, attn_mask=ignore)
-    out_a, _ = ours(qa, k, v, attn_mask=~ignore)
+    out_a, _ = ours(qa, k, v, attend_mask=~ignore)
     g = torch.Generator().manual_seed(0)
     upstream = torch.randn(out_t.shape, generator=g)
     (out_t * upstream).sum().backward()
@@ -302,7 +312,7 @@ def test_per_head_mask_with_key_padding_mask():
     ignore = random_bool((N * H, L, S), 0.3, seed=19)
     padding = torch.tensor([[False] * 4, [False, False, True, True]])
     compare(ref, ours, q, k, v, {"attn_mask": ignore, "key_padding_mask": padding},
-            {"attn_mask": ~ignore, "key_padding_mask": ~padding})
+            {"attend_mask": ~ignore.view(N, H, L, S), "token_mask": ~padding})
 
 
 # --- hypothesis: many shapes, masks and seeds ----------------------------------------------------
@@ -331,25 +341,25 @@ def test_matches_pytorch_property(N, H, E, L, S, kdim, vdim, bias, kind, seed):
     torch_kwargs, our_kwargs = {}, {}
     if kind == "bool":
         ignore = torch.rand(L, S, generator=g) < 0.4
-        torch_kwargs, our_kwargs = {"attn_mask": ignore}, {"attn_mask": ~ignore}
+        torch_kwargs, our_kwargs = {"attn_mask": ignore}, {"attend_mask": ~ignore}
     elif kind == "float":
         additive = torch.randn(L, S, generator=g)
         additive[torch.rand(L, S, generator=g) < 0.3] = float("-inf")
-        torch_kwargs = our_kwargs = {"attn_mask": additive}
+        torch_kwargs, our_kwargs = {"attn_mask": additive}, {"attend_mask": additive}
     elif kind == "per_head" and N * H > 1:
         ignore = torch.rand(N * H, L, S, generator=g) < 0.4
         torch_kwargs = {"attn_mask": ignore}
-        our_kwargs = {"attn_mask": masks.from_mha_attn_mask(ignore)}
+        our_kwargs = {"attend_mask": masks.from_mha_attn_mask(ignore).view(N, H, L, S)}
     elif kind == "padding":
         lengths = torch.randint(0, S + 1, (N,), generator=g)
         padding = torch.arange(S)[None, :] >= lengths[:, None]  # (N, S), True = padding
-        torch_kwargs, our_kwargs = {"key_padding_mask": padding}, {"key_padding_mask": ~padding}
+        torch_kwargs, our_kwargs = {"key_padding_mask": padding}, {"token_mask": ~padding}
     elif kind == "padding+bool":
         padding = torch.rand(N, S, generator=g) < 0.3
         ignore = torch.rand(L, S, generator=g) < 0.3
         torch_kwargs = {"key_padding_mask": padding, "attn_mask": ignore}
         our_kwargs = {
-            "attn_mask": masks.combine(masks.from_key_padding_mask(padding),
+            "attend_mask": masks.combine(masks.from_key_padding_mask(padding),
                                        masks.from_mha_attn_mask(ignore)),
         }
     elif kind == "causal":
@@ -370,44 +380,87 @@ def test_embed_dim_not_divisible_by_num_heads(D, H):
 
 @pytest.mark.parametrize(("D", "H"), [(0, 1), (8, 0), (-4, 2)])
 def test_sizes_must_be_positive(D, H):
-    with pytest.raises(ValueError, match="must be positive"):
+    with pytest.raises(ValueError, match=r"MultiHeadAttention: (embed_dim|num_heads) must be a "
+                                         r"positive int"):
         MultiHeadAttention(D, H)
 
 
-def test_attn_mask_of_the_wrong_shape():
+def test_attend_mask_of_the_wrong_shape():
     mha = MultiHeadAttention(8, 2)
     x = torch.randn(2, 4, 8)
-    with pytest.raises(ValueError, match=r"attn_mask of shape \(5, 4\) does not broadcast to "
-                                         r"\(N, H, L, S\) = \(2, 2, 4, 4\)"):
-        mha(x, x, x, attn_mask=torch.ones(5, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"attend_mask of shape \(5, 4\) does not broadcast to "
+                                         r"the scores' shape \(N, H, L, S\) = \(2, 2, 4, 4\)"):
+        mha(x, x, x, attend_mask=torch.ones(5, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"\(N, H, L, S\) = \(2, 2, 4, 4\)"):
-        mha(x, x, x, attn_mask=torch.zeros(3, 4, 4))  # neither (H, L, S) nor (N*H, L, S)
+        mha(x, x, x, attend_mask=torch.zeros(3, 4, 4))  # not (H, L, S)
+    with pytest.raises(ValueError, match=r"\(N, H, L, S\) = \(2, 2, 4, 4\)"):
+        mha(x, x, x, attend_mask=torch.zeros(3, 2, 2, 4, 4))  # would grow the scores
 
 
-def test_attn_mask_of_the_wrong_dtype():
+def test_pytorch_attn_mask_of_the_wrong_shape():
+    mha = MultiHeadAttention(8, 2)
+    x = torch.randn(2, 4, 8)
+    with pytest.raises(ValueError, match=r"attn_mask \(PyTorch's polarity\) must be \(L, S\) = "
+                                         r"\(4, 4\) or \(N\*H, L, S\) = \(4, 4, 4\).*attend_mask"):
+        mha(x, x, x, attn_mask=torch.ones(2, 2, 4, 4, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("name", ["attend_mask", "attn_mask"])
+def test_mask_of_the_wrong_dtype(name):
     mha = MultiHeadAttention(8, 2)
     x = torch.randn(1, 3, 8)
-    with pytest.raises(TypeError, match=r"attn_mask must be boolean \(True = may attend\) or "
-                                        r"floating .* got dtype torch.int64"):
-        mha(x, x, x, attn_mask=torch.ones(3, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"must be a? ?boolean .* or .*float.* got dtype "
+                                        r"torch.int64"):
+        mha(x, x, x, **{name: torch.ones(3, 3, dtype=torch.long)})
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.uint8])
-def test_key_padding_mask_of_the_wrong_dtype(dtype):
+def test_token_mask_of_the_wrong_dtype(dtype):
     mha = MultiHeadAttention(8, 2)
     x = torch.randn(2, 3, 8)
-    with pytest.raises(TypeError, match=r"key_padding_mask must be a boolean tensor \(N, S\) "
-                                        r"with True = a real token .*from_key_padding_mask"):
-        mha(x, x, x, key_padding_mask=torch.ones(2, 3, dtype=dtype))
+    with pytest.raises(TypeError, match=r"token_mask must be a boolean tensor \(N, S\) with True "
+                                        r"= a real token .*key_padding_mask"):
+        mha(x, x, x, token_mask=torch.ones(2, 3, dtype=dtype))
 
 
 @pytest.mark.parametrize("shape", [(3, 2), (2,), (2, 3, 1), (1, 3)])
-def test_key_padding_mask_of_the_wrong_shape(shape):
+@pytest.mark.parametrize("name", ["token_mask", "key_padding_mask"])
+def test_token_mask_of_the_wrong_shape(shape, name):
     mha = MultiHeadAttention(8, 2)
     x = torch.randn(2, 3, 8)
-    with pytest.raises(ValueError, match=r"key_padding_mask must have shape \(N, S\) = \(2, 3\), "
-                                         rf"got {__import__('re').escape(str(shape))}"):
-        mha(x, x, x, key_padding_mask=torch.ones(shape, dtype=torch.bool))
+    with pytest.raises(ValueError, match=rf"{name}( \(PyTorch's polarity: True = padding\))? must "
+                                         rf"have shape \(N, S\) = \(2, 3\), got "
+                                         rf"{__import__('re').escape(str(shape))}"):
+        mha(x, x, x, **{name: torch.ones(shape, dtype=torch.bool)})
+
+
+@pytest.mark.parametrize(("ours", "theirs", "convert"), [
+    ("attend_mask", "attn_mask", "from_mha_attn_mask"),
+    ("token_mask", "key_padding_mask", "from_key_padding_mask"),
+])
+def test_both_names_of_one_mask_is_a_type_error(ours, theirs, convert):
+    mha = MultiHeadAttention(8, 2)
+    x = torch.randn(2, 3, 8)
+    shape = (3, 3) if ours == "attend_mask" else (2, 3)
+    m = torch.ones(shape, dtype=torch.bool)
+    with pytest.raises(TypeError, match=rf"got both {ours} .*and {theirs} .*PyTorch's polarity.*"
+                                        rf"attnlib.masks.{convert}"):
+        mha(x, x, x, **{ours: m, theirs: ~m})
+
+
+def test_pytorch_names_mean_the_opposite_of_attnlib_names():
+    """The trap, spelled out: the same boolean tensor under the two names selects opposite keys."""
+    _, ours = make_pair(8, 2, seed=20)
+    x = inputs(2, 4, 4, 8, 8, 8, seed=20)[0]
+    real = torch.tensor([[True, True, True, True], [True, True, False, False]])  # (N, S)
+    _, w_token = ours(x, x, x, token_mask=real)
+    _, w_padding = ours(x, x, x, key_padding_mask=real)  # PyTorch: True = padding
+    assert torch.all(w_token[1, :, :, 2:] == 0) and torch.all(w_token[1, :, :, :2] > 0)
+    assert torch.all(w_padding[1, :, :, :2] == 0) and torch.all(w_padding[1, :, :, 2:] > 0)
+    causal = masks.causal_mask(4)  # True = may attend
+    _, w_attend = ours(x, x, x, attend_mask=causal)
+    _, w_attn = ours(x, x, x, attn_mask=causal)  # PyTorch: True = not allowed
+    assert torch.all(w_attend.triu(1) == 0) and torch.all(w_attn.tril() == 0)
 
 
 def test_inputs_of_the_wrong_shape():

@@ -21,6 +21,7 @@ __all__ = [
     "floating_tensor",
     "broadcastable_mask",
     "resolve_scale",
+    "mask_for_scores",
 ]
 
 
@@ -110,3 +111,21 @@ def resolve_scale(scale, E: int, where: str | None = None) -> float:
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
         raise ValueError(f"{prefix(where)}scale must be a finite number (or None), got {scale!r}")
     return float(scale)
+
+
+def mask_for_scores(
+    mask, target: Sequence[int], name: str, where: str | None = None, *, target_text: str = ""
+) -> torch.Tensor:
+    """:func:`broadcastable_mask`, and the broadcast must not grow ``target``.
+
+    A mask ``(3, 2, 4, 5)`` broadcasts *with* scores ``(2, 4, 5)`` but would add a dimension; this
+    check refuses it, with the same message as a mask that does not broadcast at all.
+    """
+    broadcastable_mask(mask, target, name, where, target_text=target_text)
+    if torch.broadcast_shapes(mask.shape, tuple(target)) != torch.Size(target):
+        letters = f" {target_text}" if target_text else ""
+        raise ValueError(
+            f"{prefix(where)}{name} of shape {shape(mask)} does not broadcast to the scores' "
+            f"shape{letters} = {shape(tuple(target))}"
+        )
+    return mask

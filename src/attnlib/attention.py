@@ -10,18 +10,19 @@ E query/key size, Ev value size.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
+from . import _checks
+from ._checks import shape
 from .masks import causal_mask
 
-__all__ = ["scaled_dot_product_attention", "masked_softmax", "check_attention_inputs"]
-
-
-def _shape(t: torch.Tensor) -> str:
-    return str(tuple(t.shape))
+__all__ = [
+    "scaled_dot_product_attention",
+    "masked_softmax",
+    "check_attention_inputs",
+    "repeat_kv_heads",
+]
 
 
 def check_attention_inputs(
@@ -31,6 +32,9 @@ def check_attention_inputs(
     attn_mask: torch.Tensor | None = None,
     dropout_p: float = 0.0,
     is_causal: bool = False,
+    *,
+    enable_gqa: bool = False,
+    where: str | None = None,
 ) -> tuple[int, ...]:
     """Validate the inputs of :func:`scaled_dot_product_attention`.
 
@@ -38,66 +42,87 @@ def check_attention_inputs(
     what went wrong without reading this file.
 
     Returns:
-        The shape of the score matrix, ``(N, ..., L, S)``.
+        The shape of the score matrix, ``(N, ..., L, S)`` (with the query's H heads when
+        ``enable_gqa`` lets the key and value have fewer).
     """
     for name, t in (("query", query), ("key", key), ("value", value)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+        _checks.floating_tensor(t, name, where)
         if t.dim() < 2:
             raise ValueError(
-                f"{name} must have at least 2 dimensions (..., length, features), "
-                f"got shape {_shape(t)}"
+                f"{_checks.prefix(where)}{name} must have at least 2 dimensions "
+                f"(..., length, features), got shape {shape(t)}"
             )
     if not (query.dtype == key.dtype == value.dtype):
         raise TypeError(
-            f"query, key and value must share one dtype, got {query.dtype}, {key.dtype}, "
-            f"{value.dtype}"
+            f"{_checks.prefix(where)}query, key and value must share one dtype, got "
+            f"{query.dtype}, {key.dtype}, {value.dtype}"
         )
     if query.size(-1) != key.size(-1):
         raise ValueError(
-            f"query and key must have the same last dimension E (dot-product scores need "
-            f"d_q = d_k), got query {_shape(query)} and key {_shape(key)}"
+            f"{_checks.prefix(where)}query and key must have the same last dimension E "
+            f"(dot-product scores need d_q = d_k), got query {shape(query)} and key {shape(key)}"
         )
     if key.size(-2) != value.size(-2):
         raise ValueError(
-            f"key and value must have the same length S (one value per key), got key "
-            f"{_shape(key)} and value {_shape(value)}"
+            f"{_checks.prefix(where)}key and value must have the same length S (one value per "
+            f"key), got key {shape(key)} and value {shape(value)}"
         )
+    if enable_gqa:
+        _check_groups(query, key, value, where)
+    lead = [query.shape[:-2], key.shape[:-2], value.shape[:-2]]
+    if enable_gqa:  # key and value count H_kv heads; the scores have the query's H
+        lead[1] = lead[2] = (*key.shape[:-3], query.size(-3))
     try:
-        batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+        batch = torch.broadcast_shapes(*lead)
     except RuntimeError:
         raise ValueError(
-            f"the leading (batch, head) dimensions of query {_shape(query)}, key {_shape(key)} "
-            f"and value {_shape(value)} do not broadcast together"
+            f"{_checks.prefix(where)}the leading (batch, head) dimensions of query "
+            f"{shape(query)}, key {shape(key)} and value {shape(value)} do not broadcast together"
         ) from None
     score_shape = (*batch, query.size(-2), key.size(-2))
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    _checks.probability(dropout_p, "dropout_p", where)
     if attn_mask is not None:
         if is_causal:
             raise ValueError(
-                "pass either attn_mask or is_causal=True, not both (as in PyTorch); to combine a "
-                "causal mask with another, use attnlib.masks.combine(causal_mask(L, S), mask)"
+                f"{_checks.prefix(where)}pass either attn_mask or is_causal=True, not both (as in "
+                f"PyTorch); to combine a causal mask with another, use "
+                f"attnlib.masks.combine(causal_mask(L, S), mask)"
             )
-        if not isinstance(attn_mask, torch.Tensor):
-            raise TypeError(f"attn_mask must be a torch.Tensor, got {type(attn_mask).__name__}")
-        if attn_mask.dtype != torch.bool and not attn_mask.is_floating_point():
-            raise TypeError(
-                f"attn_mask must be boolean (True = may attend) or floating (added to the "
-                f"scores), got dtype {attn_mask.dtype}"
-            )
-        try:
-            ok = torch.broadcast_shapes(attn_mask.shape, score_shape) == torch.Size(score_shape)
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(
-                f"attn_mask of shape {_shape(attn_mask)} does not broadcast to the scores' shape "
-                f"(N, ..., L, S) = {score_shape} of query {_shape(query)} and key {_shape(key)}"
-            )
+        _checks.mask_for_scores(
+            attn_mask, score_shape, "attn_mask", where,
+            target_text=f"(N, ..., L, S) of query {shape(query)} and key {shape(key)}",
+        )
     return score_shape
+
+
+def _check_groups(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, where) -> None:
+    """With ``enable_gqa``: heads in dimension -3, and H a multiple of H_kv."""
+    if min(query.dim(), key.dim(), value.dim()) < 3:
+        raise ValueError(
+            f"{_checks.prefix(where)}enable_gqa=True needs heads in dimension -3: query "
+            f"(..., H, L, E), key and value (..., H_kv, S, E); got query {shape(query)}, key "
+            f"{shape(key)}, value {shape(value)}"
+        )
+    H, H_kv = query.size(-3), key.size(-3)
+    if value.size(-3) != H_kv or H % H_kv:
+        raise ValueError(
+            f"{_checks.prefix(where)}enable_gqa=True needs key and value with the same number "
+            f"of heads H_kv, and H_kv dividing the query's H; got H={H}, key {shape(key)}, value "
+            f"{shape(value)}"
+        )
+
+
+def repeat_kv_heads(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """``(..., H_kv, S, E) -> (..., H_kv * groups, S, E)``: each key/value head serves ``groups``
+    consecutive query heads (grouped-query attention; ``groups = H`` is multi-query attention).
+
+    The same as ``x.repeat_interleave(groups, dim=-3)``, written as a broadcast view.
+    """
+    if groups == 1:
+        return x
+    *lead, H_kv, S, E = x.shape
+    x = x.unsqueeze(-3).expand(*lead, H_kv, groups, S, E)  # (..., H_kv, groups, S, E)
+    return x.reshape(*lead, H_kv * groups, S, E)  # (..., H, S, E)
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -114,48 +139,35 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> to
         exactly 0, and a row with no allowed key is all zeros (not NaN). Computed in at least
         float32 and returned in the scores' dtype.
     """
-    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
-        raise TypeError(
-            f"masked_softmax: scores must be a floating-point tensor, got "
-            f"{getattr(scores, 'dtype', type(scores).__name__)}"
-        )
+    _checks.floating_tensor(scores, "scores", "masked_softmax")
     if scores.dim() < 2:
-        raise ValueError(f"masked_softmax: scores must be (..., L, S), got shape {_shape(scores)}")
+        raise ValueError(f"masked_softmax: scores must be (..., L, S), got shape {shape(scores)}")
     acc = torch.promote_types(scores.dtype, torch.float32)
     s = scores.to(acc)
     if mask is not None:
-        if not isinstance(mask, torch.Tensor):
-            raise TypeError(
-                f"masked_softmax: mask must be a torch.Tensor, got {type(mask).__name__}"
-            )
-        try:
-            ok = torch.broadcast_shapes(mask.shape, s.shape) == s.shape
-        except RuntimeError:
-            ok = False
-        if not ok:
-            hint = ""
-            if mask.dim() == 4 and mask.shape[1:3] == (1, 1):
-                hint = (
-                    "; a padding_mask (N, 1, 1, S) is shaped for (N, H, L, S) scores: take "
-                    "mask[:, 0] for scores (N, L, S)"
-                )
-            raise ValueError(
-                f"masked_softmax: mask of shape {_shape(mask)} does not broadcast to the scores' "
-                f"shape {_shape(scores)}{hint}"
-            )
+        _check_softmax_mask(mask, scores)
         if mask.dtype == torch.bool:
             s = s.masked_fill(~mask, float("-inf"))  # (..., L, S)
-        elif mask.is_floating_point():
-            s = s + mask.to(acc)  # (..., L, S)
         else:
-            raise TypeError(
-                f"masked_softmax: mask must be boolean (True = may attend) or floating, got dtype "
-                f"{mask.dtype}"
-            )
+            s = s + mask.to(acc)  # (..., L, S)
     # A row whose every score is -inf has no key to attend to: zeros, not NaN.
     dead = torch.isneginf(s).all(dim=-1, keepdim=True)  # (..., L, 1)
     weights = torch.softmax(s.masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)
     return weights.to(scores.dtype)  # (..., L, S)
+
+
+def _check_softmax_mask(mask, scores: torch.Tensor) -> None:
+    """A mask for :func:`masked_softmax`, with a hint for the commonest mix-up of shapes."""
+    _checks.tensor(mask, "mask", "masked_softmax")
+    try:
+        _checks.mask_for_scores(mask, scores.shape, "mask", "masked_softmax")
+    except ValueError as err:
+        if mask.dim() == 4 and mask.shape[1:3] == (1, 1):
+            raise ValueError(
+                f"{err}; a padding_mask (N, 1, 1, S) is shaped for (N, H, L, S) scores: take "
+                f"mask[:, 0] for scores (N, L, S)"
+            ) from None
+        raise
 
 
 def scaled_dot_product_attention(
@@ -167,18 +179,21 @@ def scaled_dot_product_attention(
     is_causal: bool = False,
     *,
     scale: float | None = None,
+    enable_gqa: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Scaled dot-product attention that also returns its weights.
 
     .. math:: \mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{E}}
               + M\right) V
 
-    Same semantics as :func:`torch.nn.functional.scaled_dot_product_attention`.
+    Same semantics as :func:`torch.nn.functional.scaled_dot_product_attention`, including the
+    mask: here, as in that function, a boolean ``attn_mask`` says True = **may attend**.
 
     Args:
-        query: ``(N, ..., L, E)``.
+        query: ``(N, ..., L, E)``; ``(N, H, L, E)`` with ``enable_gqa``.
         key: ``(N, ..., S, E)``; the leading dimensions broadcast with the query's.
-        value: ``(N, ..., S, Ev)``.
+            ``(N, H_kv, S, E)`` with ``enable_gqa``.
+        value: ``(N, ..., S, Ev)``; ``(N, H_kv, S, Ev)`` with ``enable_gqa``.
         attn_mask: boolean, True where a query **may** attend to a key; or floating, added to the
             scores (use ``-inf`` to forbid). Must broadcast to ``(N, ..., L, S)``.
         dropout_p: probability of zeroing an attention weight (training only; 0.0 keeps results
@@ -187,20 +202,29 @@ def scaled_dot_product_attention(
             aligned top-left as in PyTorch). Not together with ``attn_mask``.
         scale: multiplies the scores; defaults to ``1 / sqrt(E)``. Note: E, the key size,
             not the sequence length.
+        enable_gqa: grouped-query attention: key and value have ``H_kv`` heads in dimension -3,
+            ``H_kv`` divides the query's ``H``, and each group of ``H / H_kv`` consecutive query
+            heads shares one key/value head (see the GPT chapter's KV cache).
 
     Returns:
-        ``(output, weights)``: output ``(N, ..., L, Ev)`` and weights ``(N, ..., L, S)``. The
-        weights are the softmax probabilities *before* dropout (the distribution you plot); a
-        query row with no allowed key gets all-zero weights and a zero output, never NaN.
-        Softmax runs in at least float32 and the weights are cast back to the
+        ``(output, weights)``: output ``(N, ..., L, Ev)`` and weights ``(N, ..., L, S)`` (with
+        the query's H heads). The weights are the softmax probabilities *before* dropout (the
+        distribution you plot); a query row with no allowed key gets all-zero weights and a zero
+        output, never NaN. Softmax runs in at least float32 and the weights are cast back to the
         input dtype.
 
-    See chapter 4, "Self-attention and scaled dot-product attention".
+    See the chapter "Self-attention and scaled dot-product attention".
     """
-    score_shape = check_attention_inputs(query, key, value, attn_mask, dropout_p, is_causal)
+    where = "scaled_dot_product_attention"
+    score_shape = check_attention_inputs(
+        query, key, value, attn_mask, dropout_p, is_causal, enable_gqa=enable_gqa, where=where
+    )
     L, S = score_shape[-2], score_shape[-1]
-    if scale is None:
-        scale = 1.0 / math.sqrt(query.size(-1))
+    scale = _checks.resolve_scale(scale, query.size(-1), where)
+    if enable_gqa:
+        groups = query.size(-3) // key.size(-3)
+        key = repeat_kv_heads(key, groups)  # (N, H, S, E)
+        value = repeat_kv_heads(value, groups)  # (N, H, S, Ev)
 
     acc = torch.promote_types(query.dtype, torch.float32)  # float16/bfloat16 -> float32
     scores = (query @ key.transpose(-2, -1)).to(acc) * scale  # (N, ..., L, S)

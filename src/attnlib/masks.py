@@ -1,10 +1,18 @@
 """Attention masks. Polarity everywhere in attnlib: **True = this query may attend to this key**.
 
 That is the convention of :func:`torch.nn.functional.scaled_dot_product_attention`. PyTorch's
-:class:`torch.nn.MultiheadAttention` uses the opposite one (True = *ignore* this key) for its
-``key_padding_mask`` and boolean ``attn_mask``; convert those once, at the boundary, with
-:func:`from_key_padding_mask` and :func:`from_mha_attn_mask`. Mixing the two polarities is the most
-common masking bug there is, so every function here says its polarity in its name or docstring.
+:class:`torch.nn.MultiheadAttention` and its Transformer layers use the opposite one (True =
+*ignore* this key) for ``key_padding_mask`` and a boolean ``attn_mask`` / ``src_mask`` /
+``tgt_mask`` / ``memory_mask``. Mixing the two polarities is the most common masking bug there is,
+so attnlib's modules name their own masks after what True means:
+
+- ``attend_mask``: boolean True = may attend (or a float mask added to the scores);
+- ``token_mask``: ``(N, S)`` boolean, True = a real token (not padding).
+
+The modules still accept PyTorch's names, with PyTorch's meaning, and convert them once at the
+boundary with the functions here: :func:`from_key_padding_mask`, :func:`from_mha_attn_mask`, and
+back with :func:`to_key_padding_mask` and :func:`to_mha_attn_mask`. Every function here says its
+polarity in its name or docstring.
 
 Shapes (see book/notation.md): N batch, L query length, S key length.
 """
@@ -15,13 +23,15 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import positive_int
+from ._checks import positive_int, shape, tensor
 
 __all__ = [
     "causal_mask",
     "padding_mask",
     "from_key_padding_mask",
+    "to_key_padding_mask",
     "from_mha_attn_mask",
+    "to_mha_attn_mask",
     "combine",
 ]
 
@@ -109,30 +119,55 @@ def padding_mask(
 
 
 def from_key_padding_mask(key_padding_mask: torch.Tensor) -> torch.Tensor:
-    """Convert ``nn.MultiheadAttention``'s ``key_padding_mask`` to attnlib's convention.
+    """Convert PyTorch's ``key_padding_mask`` (True = padding) to an attnlib ``attend_mask``.
 
     Args:
-        key_padding_mask: ``(N, S)``; boolean with True = *padding, ignore this key* (PyTorch's
-            polarity), or floating and added to the scores.
+        key_padding_mask: ``(N, S)``; boolean with True = *padding, ignore this key* (the polarity
+            of ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer``), or floating and
+            added to the scores.
 
     Returns:
-        ``(N, 1, 1, S)``: boolean with True = may attend, or the float mask reshaped.
+        ``(N, 1, 1, S)``: boolean with True = may attend, or the float mask reshaped; it
+        broadcasts against scores ``(N, H, L, S)``. (``~key_padding_mask`` is the ``(N, S)``
+        ``token_mask`` of the same batch.)
     """
-    if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dim() != 2:
-        shape = tuple(getattr(key_padding_mask, "shape", ()))
-        raise ValueError(f"key_padding_mask must be a 2-D tensor (N, S), got shape {shape}")
+    _two_dimensional(key_padding_mask, "key_padding_mask", "from_key_padding_mask", "(N, S)")
     if key_padding_mask.dtype == torch.bool:
         return ~key_padding_mask[:, None, None, :]  # (N, 1, 1, S)
     if key_padding_mask.is_floating_point():
         return key_padding_mask[:, None, None, :]  # (N, 1, 1, S)
     raise TypeError(
-        f"key_padding_mask must be boolean (True = padding) or floating, got dtype "
-        f"{key_padding_mask.dtype}"
+        f"from_key_padding_mask: key_padding_mask must be boolean (True = padding) or floating, "
+        f"got dtype {key_padding_mask.dtype}"
     )
 
 
+def to_key_padding_mask(token_mask: torch.Tensor) -> torch.Tensor:
+    """Convert an attnlib ``token_mask`` (True = a real token) to PyTorch's ``key_padding_mask``.
+
+    Args:
+        token_mask: ``(N, S)`` boolean, True = a real token.
+
+    Returns:
+        ``(N, S)`` boolean, True = padding: what ``nn.MultiheadAttention`` and PyTorch's
+        Transformer layers expect.
+    """
+    _two_dimensional(token_mask, "token_mask", "to_key_padding_mask", "(N, S)")
+    if token_mask.dtype != torch.bool:
+        raise TypeError(
+            f"to_key_padding_mask: token_mask must be boolean (True = a real token), got dtype "
+            f"{token_mask.dtype}"
+        )
+    return ~token_mask  # (N, S)
+
+
 def from_mha_attn_mask(attn_mask: torch.Tensor) -> torch.Tensor:
-    """Convert ``nn.MultiheadAttention``'s ``attn_mask`` (boolean True = *not allowed*) to ours.
+    """Convert PyTorch's MHA ``attn_mask`` (boolean True = *not allowed*) to an ``attend_mask``.
+
+    This is the polarity of ``nn.MultiheadAttention``'s ``attn_mask`` and of the Transformer
+    layers' ``src_mask``, ``tgt_mask`` and ``memory_mask`` (not of
+    ``F.scaled_dot_product_attention``, whose boolean ``attn_mask`` already says True = may
+    attend).
 
     Args:
         attn_mask: ``(L, S)`` or ``(N * H, L, S)``; boolean in PyTorch's MHA polarity, or floating.
@@ -140,36 +175,87 @@ def from_mha_attn_mask(attn_mask: torch.Tensor) -> torch.Tensor:
     Returns:
         The same shape, boolean True = may attend (floating masks are returned unchanged).
     """
-    if not isinstance(attn_mask, torch.Tensor) or attn_mask.dim() not in (2, 3):
-        shape = tuple(getattr(attn_mask, "shape", ()))
-        raise ValueError(f"attn_mask must be a tensor (L, S) or (N*H, L, S), got shape {shape}")
+    _mha_layout(attn_mask, "attn_mask", "from_mha_attn_mask")
     if attn_mask.dtype == torch.bool:
         return ~attn_mask
     if attn_mask.is_floating_point():
         return attn_mask
-    raise TypeError(f"attn_mask must be boolean or floating, got dtype {attn_mask.dtype}")
+    raise TypeError(
+        f"from_mha_attn_mask: attn_mask must be boolean (True = not allowed, PyTorch's MHA "
+        f"polarity) or floating (added to the scores), got dtype {attn_mask.dtype}"
+    )
+
+
+def to_mha_attn_mask(attend_mask: torch.Tensor) -> torch.Tensor:
+    """Convert an attnlib ``attend_mask`` (True = may attend) to PyTorch's MHA ``attn_mask``.
+
+    Args:
+        attend_mask: ``(L, S)`` or ``(N * H, L, S)``; boolean True = may attend, or floating.
+
+    Returns:
+        The same shape, boolean True = *not allowed* (floating masks are returned unchanged).
+    """
+    _mha_layout(attend_mask, "attend_mask", "to_mha_attn_mask")
+    if attend_mask.dtype == torch.bool:
+        return ~attend_mask
+    if attend_mask.is_floating_point():
+        return attend_mask
+    raise TypeError(
+        f"to_mha_attn_mask: attend_mask must be boolean (True = may attend) or floating (added "
+        f"to the scores), got dtype {attend_mask.dtype}"
+    )
 
 
 def combine(*masks: torch.Tensor) -> torch.Tensor:
-    """AND together boolean allowed-masks, broadcasting them (e.g. causal and padding).
+    """Put several masks together into one, broadcasting them (e.g. causal and padding).
+
+    Boolean allowed-masks (True = may attend) are ANDed. If any mask is floating (a bias added to
+    the scores, such as T5's or ALiBi's), each boolean mask becomes ``0`` where it allows and
+    ``-inf`` where it forbids, and all of them are added up.
 
     Returns:
-        A boolean mask, True where every input allows attending.
+        A boolean mask, True where every input allows attending; or, when any input is floating,
+        the float sum (in the floating inputs' promoted dtype).
     """
     if not masks:
         raise ValueError("combine: give at least one mask")
     for i, m in enumerate(masks):
-        if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
+        if not isinstance(m, torch.Tensor) or not (m.dtype == torch.bool or m.is_floating_point()):
             raise TypeError(
-                f"combine: mask {i} must be a boolean tensor, got "
-                f"{getattr(m, 'dtype', type(m).__name__)}"
+                f"combine: mask {i} must be a boolean (True = may attend) or floating tensor, "
+                f"got {getattr(m, 'dtype', type(m).__name__)}"
             )
     try:
         torch.broadcast_shapes(*(m.shape for m in masks))
     except RuntimeError:
-        shapes = ", ".join(str(tuple(m.shape)) for m in masks)
+        shapes = ", ".join(shape(m) for m in masks)
         raise ValueError(f"combine: mask shapes {shapes} do not broadcast together") from None
-    out = masks[0]
-    for m in masks[1:]:
-        out = out & m
+    floats = [m for m in masks if m.dtype != torch.bool]
+    if not floats:
+        out = masks[0]
+        for m in masks[1:]:
+            out = out & m
+        return out
+    dtype = floats[0].dtype
+    for m in floats[1:]:
+        dtype = torch.promote_types(dtype, m.dtype)
+    out = None
+    for m in masks:
+        if m.dtype == torch.bool:
+            m = torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(~m, float("-inf"))
+        out = m if out is None else out + m
     return out
+
+
+def _two_dimensional(mask, name: str, where: str, letters: str) -> None:
+    tensor(mask, name, where)
+    if mask.dim() != 2:
+        raise ValueError(f"{where}: {name} must be a 2-D tensor {letters}, got shape {shape(mask)}")
+
+
+def _mha_layout(mask, name: str, where: str) -> None:
+    tensor(mask, name, where)
+    if mask.dim() not in (2, 3):
+        raise ValueError(
+            f"{where}: {name} must be a tensor (L, S) or (N*H, L, S), got shape {shape(mask)}"
+        )

@@ -1,20 +1,24 @@
-"""Multi-head attention, batch-first, with readable projections (chapter 5).
+"""Multi-head attention, batch-first, with readable projections (see "Multi-head attention").
 
 :class:`MultiHeadAttention` is :class:`torch.nn.MultiheadAttention` written out: four linear maps
 and one call to :func:`attnlib.scaled_dot_product_attention`. It differs from PyTorch's module in
-three deliberate ways, all for teaching:
+four deliberate ways, all for teaching:
 
-- masks follow attnlib's polarity everywhere: boolean True = **may attend** (PyTorch's
-  ``nn.MultiheadAttention`` uses True = *ignore*; convert with :mod:`attnlib.masks`);
+- its own masks say their polarity in their names: ``attend_mask`` (boolean True = **may
+  attend**) and ``token_mask`` (``(N, S)``, True = **a real token**). PyTorch's names
+  ``attn_mask`` and ``key_padding_mask`` are accepted too and mean what they mean in PyTorch
+  (boolean True = *masked out* / *padding*), so a call copied from PyTorch gives PyTorch's output;
 - the weights come back per head, ``(N, H, L, S)``, never averaged over heads;
 - the query, key and value projections are three :class:`~torch.nn.Linear` layers, not one packed
-  ``in_proj_weight``, so each can be printed and inspected.
+  ``in_proj_weight``, so each can be printed and inspected;
+- ``num_kv_heads`` below ``num_heads`` gives grouped-query attention (Llama's), which PyTorch's
+  module does not have.
 
 :meth:`MultiHeadAttention.from_torch` copies a PyTorch module's weights; with copied weights both
 give the same output to float32 rounding (tests/test_multihead.py).
 
-Shape legend: N batch, H heads, L query length, S key length, E size per head, D model size
-(D = H * E).
+Shape legend: N batch, H heads, H_kv key/value heads, L query length, S key length, E size per
+head, D model size (D = H * E).
 """
 
 from __future__ import annotations
@@ -22,78 +26,84 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import _checks
+from ._checks import shape
 from .attention import scaled_dot_product_attention
-from .masks import causal_mask
+from .masks import causal_mask, combine, from_key_padding_mask, from_mha_attn_mask
 
-__all__ = ["MultiHeadAttention", "merge_masks"]
-
-
-def _shape(t: torch.Tensor) -> str:
-    return str(tuple(t.shape))
+__all__ = ["MultiHeadAttention", "merge_masks", "pick_mask"]
 
 
 def merge_masks(
-    attn_mask: torch.Tensor | None,
-    key_padding_mask: torch.Tensor | None,
+    attend_mask: torch.Tensor | None,
+    token_mask: torch.Tensor | None,
     is_causal: bool,
     *,
     N: int,
     L: int,
     S: int,
     device: torch.device,
+    where: str = "merge_masks",
 ) -> torch.Tensor | None:
-    """Merge a causal flag, an ``attn_mask`` and a ``key_padding_mask`` into one mask.
+    """Merge a causal flag, an ``attend_mask`` and a ``token_mask`` into one mask.
 
     Boolean masks (True = may attend) are ANDed; if any mask is floating, boolean ones become
-    ``0`` / ``-inf`` and everything is added.
+    ``0`` / ``-inf`` and everything is added (:func:`attnlib.masks.combine`).
 
     Args:
-        attn_mask: boolean or floating, broadcastable to ``(N, H, L, S)``; or None.
-        key_padding_mask: ``(N, S)`` boolean, True = a real token that may be attended; or None.
+        attend_mask: boolean (True = may attend) or floating, broadcastable to ``(N, H, L, S)``;
+            or None.
+        token_mask: ``(N, S)`` boolean, True = a real token that may be attended; or None.
         is_causal: also forbid keys after the query (top-left aligned, as in PyTorch).
 
     Returns:
         A mask broadcastable to ``(N, H, L, S)``, or None when there is nothing to mask.
     """
     parts: list[torch.Tensor] = []
-    if attn_mask is not None:
-        if not isinstance(attn_mask, torch.Tensor):
-            raise TypeError(f"attn_mask must be a torch.Tensor, got {type(attn_mask).__name__}")
-        if attn_mask.dtype != torch.bool and not attn_mask.is_floating_point():
+    if attend_mask is not None:
+        _checks.broadcastable_mask(attend_mask, (N, 1, L, S), "attend_mask", where)
+        parts.append(attend_mask)
+    if token_mask is not None:
+        _checks.tensor(token_mask, "token_mask", where)
+        if token_mask.dtype != torch.bool:
             raise TypeError(
-                f"attn_mask must be boolean (True = may attend) or floating (added to the "
-                f"scores), got dtype {attn_mask.dtype}"
+                f"{where}: token_mask must be a boolean tensor (N, S) with True = a real token "
+                f"that may be attended, got dtype {token_mask.dtype}; PyTorch's key_padding_mask "
+                f"(True = padding) goes in as key_padding_mask, or ~key_padding_mask as token_mask"
             )
-        parts.append(attn_mask)
-    if key_padding_mask is not None:
-        if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dtype != torch.bool:
-            raise TypeError(
-                "key_padding_mask must be a boolean tensor (N, S) with True = a real token that "
-                "may be attended (attnlib's polarity; convert PyTorch's with "
-                "attnlib.masks.from_key_padding_mask), got "
-                f"{getattr(key_padding_mask, 'dtype', type(key_padding_mask).__name__)}"
-            )
-        if tuple(key_padding_mask.shape) != (N, S):
+        if tuple(token_mask.shape) != (N, S):
             raise ValueError(
-                f"key_padding_mask must have shape (N, S) = {(N, S)}, got "
-                f"{_shape(key_padding_mask)}"
+                f"{where}: token_mask must have shape (N, S) = {(N, S)}, got {shape(token_mask)}"
             )
-        parts.append(key_padding_mask[:, None, None, :])  # (N, 1, 1, S)
+        parts.append(token_mask[:, None, None, :])  # (N, 1, 1, S)
     if is_causal:
         parts.append(causal_mask(L, S, device=device))  # (L, S)
-    if not parts:
-        return None
-    if all(p.dtype == torch.bool for p in parts):
-        out = parts[0]
-        for p in parts[1:]:
-            out = out & p
-        return out
-    out = None
-    for p in parts:
-        if p.dtype == torch.bool:
-            p = torch.zeros(p.shape, device=p.device).masked_fill(~p, float("-inf"))
-        out = p if out is None else out + p
-    return out
+    return combine(*parts) if parts else None
+
+
+def pick_mask(
+    ours: tuple[str, torch.Tensor | None],
+    theirs: tuple[str, torch.Tensor | None],
+    convert: str,
+    where: str,
+) -> torch.Tensor | None:
+    """The one mask given under attnlib's name or PyTorch's; a ``TypeError`` if both are given.
+
+    Args:
+        ours: ``(name, mask)`` under attnlib's name, e.g. ``("attend_mask", m)``.
+        theirs: ``(name, mask)`` under PyTorch's name, e.g. ``("attn_mask", None)``.
+        convert: the :mod:`attnlib.masks` function that turns PyTorch's mask into ours.
+        where: the function, for the message.
+    """
+    (our_name, our_mask), (their_name, their_mask) = ours, theirs
+    if our_mask is not None and their_mask is not None:
+        raise TypeError(
+            f"{where}: got both {our_name} (attnlib's polarity: True = may attend / a real "
+            f"token) and {their_name} (PyTorch's polarity: True = masked out / padding); pass "
+            f"one. To use both, convert {their_name} with attnlib.masks.{convert}(...) and "
+            f"combine the two with attnlib.masks.combine(...)"
+        )
+    return our_mask if our_mask is not None else their_mask
 
 
 class MultiHeadAttention(nn.Module):
@@ -110,8 +120,11 @@ class MultiHeadAttention(nn.Module):
         bias: whether the four projections have biases.
         kdim: the key's last dimension (default D).
         vdim: the value's last dimension (default D).
+        num_kv_heads: H_kv, the number of key/value heads (default H). Fewer than H is
+            grouped-query attention: ``k_proj`` and ``v_proj`` produce ``H_kv * E`` features and
+            each key/value head serves ``H / H_kv`` query heads; 1 is multi-query attention.
 
-    See chapter 5, "Multi-head attention".
+    See the chapter "Multi-head attention".
     """
 
     def __init__(
@@ -123,38 +136,48 @@ class MultiHeadAttention(nn.Module):
         bias: bool = True,
         kdim: int | None = None,
         vdim: int | None = None,
+        num_kv_heads: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if embed_dim <= 0 or num_heads <= 0:
-            raise ValueError(
-                f"embed_dim and num_heads must be positive, got embed_dim={embed_dim}, "
-                f"num_heads={num_heads}"
-            )
+        where = "MultiHeadAttention"
+        _checks.positive_int(embed_dim, "embed_dim", where)
+        _checks.positive_int(num_heads, "num_heads", where)
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        _checks.positive_int(num_kv_heads, "num_kv_heads", where)
         if embed_dim % num_heads:
             raise ValueError(
-                f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads}): each head "
-                f"gets embed_dim // num_heads dimensions"
+                f"{where}: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads}): "
+                f"each head gets embed_dim // num_heads dimensions"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if num_heads % num_kv_heads:
+            raise ValueError(
+                f"{where}: num_kv_heads ({num_kv_heads}) must divide num_heads ({num_heads}): "
+                f"each key/value head serves num_heads // num_kv_heads query heads"
+            )
+        self.dropout = _checks.probability(dropout, "dropout", where)
         factory = {"device": device, "dtype": dtype}
         self.embed_dim = embed_dim
         self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
         self.head_dim = embed_dim // num_heads
-        self.kdim = embed_dim if kdim is None else kdim
-        self.vdim = embed_dim if vdim is None else vdim
-        self.dropout = dropout
+        self.kdim = embed_dim if kdim is None else _checks.positive_int(kdim, "kdim", where)
+        self.vdim = embed_dim if vdim is None else _checks.positive_int(vdim, "vdim", where)
+        kv_dim = num_kv_heads * self.head_dim
         self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
-        self.k_proj = nn.Linear(self.kdim, embed_dim, bias=bias, **factory)
-        self.v_proj = nn.Linear(self.vdim, embed_dim, bias=bias, **factory)
+        self.k_proj = nn.Linear(self.kdim, kv_dim, bias=bias, **factory)
+        self.v_proj = nn.Linear(self.vdim, kv_dim, bias=bias, **factory)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
 
-    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, L, D) -> (N, H, L, E)``: give each head its own slice of the features."""
+    def split_heads(self, x: torch.Tensor, num_heads: int | None = None) -> torch.Tensor:
+        """``(N, L, H * E) -> (N, H, L, E)``: give each head its own slice of the features.
+
+        ``num_heads`` defaults to H; pass ``self.num_kv_heads`` for projected keys and values.
+        """
         N, L, _ = x.shape
-        x = x.view(N, L, self.num_heads, self.head_dim)  # (N, L, H, E)
+        H = self.num_heads if num_heads is None else num_heads
+        x = x.view(N, L, H, self.head_dim)  # (N, L, H, E)
         return x.transpose(1, 2)  # (N, H, L, E)
 
     def merge_heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,27 +186,63 @@ class MultiHeadAttention(nn.Module):
         return x.transpose(1, 2).reshape(N, L, H * E)  # (N, L, D)
 
     def _check(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
+        where = "MultiHeadAttention"
         for name, t, dim in (
             ("query", query, self.embed_dim),
             ("key", key, self.kdim),
             ("value", value, self.vdim),
         ):
-            if not isinstance(t, torch.Tensor):
-                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            _checks.tensor(t, name, where)
             if t.dim() != 3 or t.size(-1) != dim:
                 raise ValueError(
-                    f"{name} must have shape (N, length, {dim}) (batch-first), got {_shape(t)}"
+                    f"{where}: {name} must have shape (N, length, {dim}) (batch-first), got "
+                    f"{shape(t)}"
                 )
         if not (query.size(0) == key.size(0) == value.size(0)):
             raise ValueError(
-                f"query, key and value must share the batch size N, got query {_shape(query)}, "
-                f"key {_shape(key)}, value {_shape(value)}"
+                f"{where}: query, key and value must share the batch size N, got query "
+                f"{shape(query)}, key {shape(key)}, value {shape(value)}"
             )
         if key.size(1) != value.size(1):
             raise ValueError(
-                f"key and value must have the same length S, got key {_shape(key)} and value "
-                f"{_shape(value)}"
+                f"{where}: key and value must have the same length S, got key {shape(key)} and "
+                f"value {shape(value)}"
             )
+
+    def _attend_mask(self, attend_mask, token_mask, attn_mask, key_padding_mask, N, L, S):
+        """One ``attend_mask`` from attnlib's and PyTorch's names (PyTorch's converted here)."""
+        where = "MultiHeadAttention"
+        H = self.num_heads
+        pick_mask(("attend_mask", attend_mask), ("attn_mask", attn_mask), "from_mha_attn_mask",
+                  where)
+        pick_mask(("token_mask", token_mask), ("key_padding_mask", key_padding_mask),
+                  "from_key_padding_mask", where)
+        if attn_mask is not None:  # PyTorch's name: True = not allowed, (L, S) or (N*H, L, S)
+            _checks.tensor(attn_mask, "attn_mask", where)
+            if tuple(attn_mask.shape) not in ((L, S), (N * H, L, S)):
+                raise ValueError(
+                    f"{where}: attn_mask (PyTorch's polarity) must be (L, S) = {(L, S)} or "
+                    f"(N*H, L, S) = {(N * H, L, S)}, as in nn.MultiheadAttention; got "
+                    f"{shape(attn_mask)}. attnlib's attend_mask takes any shape that broadcasts "
+                    f"to (N, H, L, S)"
+                )
+            attend_mask = from_mha_attn_mask(attn_mask)  # True = may attend
+            if attend_mask.dim() == 3:
+                attend_mask = attend_mask.view(N, H, L, S)  # PyTorch's (N*H, L, S) layout
+        if key_padding_mask is not None:  # PyTorch's name: True = padding, (N, S)
+            _checks.tensor(key_padding_mask, "key_padding_mask", where)
+            if tuple(key_padding_mask.shape) != (N, S):
+                raise ValueError(
+                    f"{where}: key_padding_mask (PyTorch's polarity: True = padding) must have "
+                    f"shape (N, S) = {(N, S)}, got {shape(key_padding_mask)}"
+                )
+            padding = from_key_padding_mask(key_padding_mask)  # (N, 1, 1, S), True = may attend
+            attend_mask = padding if attend_mask is None else combine(attend_mask, padding)
+        if attend_mask is not None:
+            _checks.mask_for_scores(
+                attend_mask, (N, H, L, S), "attend_mask", where, target_text="(N, H, L, S)"
+            )
+        return attend_mask
 
     def forward(
         self,
@@ -191,24 +250,34 @@ class MultiHeadAttention(nn.Module):
         key: torch.Tensor,
         value: torch.Tensor,
         *,
-        attn_mask: torch.Tensor | None = None,
-        key_padding_mask: torch.Tensor | None = None,
+        attend_mask: torch.Tensor | None = None,
+        token_mask: torch.Tensor | None = None,
         is_causal: bool = False,
         need_weights: bool = True,
         scale: float | None = None,
+        attn_mask: torch.Tensor | None = None,
+        key_padding_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from ``query`` to ``key``/``value`` with every head.
+
+        attnlib's masks (True = may attend; True = a real token) and PyTorch's (True = masked
+        out; True = padding) have different names, so a mask always means what its name says.
+        Give each kind of mask under one name, not both.
 
         Args:
             query: ``(N, L, D)``.
             key: ``(N, S, kdim)``.
             value: ``(N, S, vdim)``.
-            attn_mask: boolean (True = may attend) or floating (added to the scores), broadcastable
-                to ``(N, H, L, S)``; e.g. ``(L, S)`` for every sequence and head.
-            key_padding_mask: ``(N, S)`` boolean, True = a real token (may be attended).
+            attend_mask: boolean (True = may attend) or floating (added to the scores),
+                broadcastable to ``(N, H, L, S)``; e.g. ``(L, S)`` for every sequence and head.
+            token_mask: ``(N, S)`` boolean, True = a real token (may be attended).
             is_causal: forbid keys after each query; combines with the other masks.
             need_weights: also return the attention weights.
             scale: multiplies the scores; default ``1 / sqrt(E)``.
+            attn_mask: PyTorch's name and meaning (``nn.MultiheadAttention``): boolean True =
+                *not* allowed, or floating (added); ``(L, S)`` or ``(N * H, L, S)``.
+            key_padding_mask: PyTorch's name and meaning: ``(N, S)`` boolean, True = *padding*,
+                or floating (added).
 
         Returns:
             ``(output, weights)``: output ``(N, L, D)``; weights ``(N, H, L, S)`` per head
@@ -216,26 +285,20 @@ class MultiHeadAttention(nn.Module):
         """
         self._check(query, key, value)
         N, L, S = query.size(0), query.size(1), key.size(1)
-        if isinstance(attn_mask, torch.Tensor) and attn_mask.shape == (N * self.num_heads, L, S):
-            attn_mask = attn_mask.view(N, self.num_heads, L, S)  # PyTorch's (N*H, L, S) layout
+        attend_mask = self._attend_mask(
+            attend_mask, token_mask, attn_mask, key_padding_mask, N, L, S
+        )
         mask = merge_masks(
-            attn_mask, key_padding_mask, is_causal, N=N, L=L, S=S, device=query.device
+            attend_mask, token_mask, is_causal, N=N, L=L, S=S, device=query.device,
+            where="MultiHeadAttention",
         )
         q = self.split_heads(self.q_proj(query))  # (N, H, L, E)
-        k = self.split_heads(self.k_proj(key))  # (N, H, S, E)
-        v = self.split_heads(self.v_proj(value))  # (N, H, S, E)
-        try:
-            out, weights = scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
-                scale=scale,
-            )  # (N, H, L, E), (N, H, L, S)
-        except ValueError as err:
-            if mask is not None and "attn_mask" in str(err):
-                raise ValueError(
-                    f"attn_mask of shape {_shape(mask)} does not broadcast to (N, H, L, S) = "
-                    f"{(N, self.num_heads, L, S)}"
-                ) from None
-            raise
+        k = self.split_heads(self.k_proj(key), self.num_kv_heads)  # (N, H_kv, S, E)
+        v = self.split_heads(self.v_proj(value), self.num_kv_heads)  # (N, H_kv, S, E)
+        out, weights = scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+            scale=scale, enable_gqa=self.num_kv_heads != self.num_heads,
+        )  # (N, H, L, E), (N, H, L, S)
         output = self.out_proj(self.merge_heads(out))  # (N, L, D)
         return output, (weights if need_weights else None)
 
@@ -244,11 +307,14 @@ class MultiHeadAttention(nn.Module):
         """A copy of a ``torch.nn.MultiheadAttention`` with its weights.
 
         The packed ``in_proj_weight`` (3D, D) is split into ``q_proj``, ``k_proj`` and ``v_proj``.
-        Pass it masks in attnlib's polarity (True = may attend).
+        Masks work as with PyTorch's module under PyTorch's names (``attn_mask``,
+        ``key_padding_mask``: True = masked out), and under attnlib's (``attend_mask``,
+        ``token_mask``: True = may attend).
         """
         if not isinstance(module, nn.MultiheadAttention):
             raise TypeError(
-                f"module must be a torch.nn.MultiheadAttention, got {type(module).__name__}"
+                f"from_torch: module must be a torch.nn.MultiheadAttention, got "
+                f"{type(module).__name__}"
             )
         if module.bias_k is not None or module.add_zero_attn:
             raise ValueError("from_torch: add_bias_kv and add_zero_attn are not supported")
@@ -280,6 +346,6 @@ class MultiHeadAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, head_dim={self.head_dim}, "
-            f"dropout={self.dropout}"
+            f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
+            f"num_kv_heads={self.num_kv_heads}, head_dim={self.head_dim}, dropout={self.dropout}"
         )

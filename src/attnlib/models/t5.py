@@ -1,4 +1,4 @@
-"""A tiny T5-style encoder–decoder, small enough to read and to train in seconds (chapter 10).
+"""A tiny T5-style encoder–decoder, small enough to read and to train in seconds (the T5 chapter).
 
 T5 (Raffel et al., 2020) casts every task as *text to text*: a string goes into an encoder, a
 string comes out of a decoder. Its architecture is the original encoder–decoder Transformer with a
@@ -6,14 +6,15 @@ few changes, all of them here:
 
 * **no absolute positions**: instead, every attention layer adds a learned **relative position
   bias** to its scores, one scalar per head for each *bucket* of distances ``j - i`` between key
-  ``j`` and query ``i`` (:func:`relative_position_bucket`, :class:`RelativePositionBias`). The
+  ``j`` and query ``i`` (:func:`attnlib.positional.relative_position_bucket`,
+  :class:`attnlib.positional.RelativePositionBias`). The
   encoder's buckets are bidirectional (left and right differ), the decoder's unidirectional (it
   only ever looks left). Each stack computes its bias once and every layer of the stack reuses it;
   cross-attention gets none;
 * **no** :math:`1/\\sqrt{E}` **in the scores**: T5 folds that factor into the initialisation of
   the query projection (:meth:`T5Model.reset_parameters`), so attention runs with ``scale=1.0``;
 * **RMSNorm before each sublayer** (pre-norm): rescale by the root mean square, no centring, no
-  bias (:class:`RMSNorm`); no biases in any linear layer.
+  bias (:class:`attnlib.layers.RMSNorm`); no biases in any linear layer.
 
 Attention itself is :class:`attnlib.MultiHeadAttention`, so masks follow attnlib's polarity
 (boolean True = may attend) and the bias travels as a floating ``attn_mask``: attnlib turns the
@@ -21,12 +22,11 @@ boolean masks into ``0`` / ``-inf`` and adds everything up, and a query with no 
 zero weights.
 
 Shape legend: N batch, H heads, L target (decoder) length, S source (encoder) length, E size per
-head, D model size, V vocabulary size, T generated steps.
+head, D model size, F feed-forward width.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -34,13 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import positive_int, probability
+from ..layers import RMSNorm
 from ..multihead import MultiHeadAttention
+from ..positional import RelativePositionBias, _check_buckets
 
 __all__ = [
     "T5Config",
-    "relative_position_bucket",
-    "RelativePositionBias",
-    "RMSNorm",
     "T5EncoderLayer",
     "T5DecoderLayer",
     "T5Model",
@@ -51,213 +51,65 @@ __all__ = [
 ]
 
 
-def _check_int(name: str, n, minimum: int = 1) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {n!r}")
-    return n
-
-
-def _check_buckets(num_buckets, max_distance, bidirectional: bool) -> None:
-    _check_int("num_buckets", num_buckets, 2)
-    _check_int("max_distance", max_distance, 1)
-    if bidirectional and num_buckets % 2:
-        raise ValueError(
-            f"num_buckets must be even when bidirectional (half for keys on the left, half for "
-            f"keys on the right), got {num_buckets}"
-        )
-    per_side = num_buckets // 2 if bidirectional else num_buckets
-    if per_side < 2:
-        raise ValueError(
-            f"num_buckets={num_buckets} leaves {per_side} bucket per direction; need at least 2 "
-            f"(one exact, one logarithmic)"
-        )
-    max_exact = per_side // 2
-    if max_distance <= max_exact:
-        raise ValueError(
-            f"max_distance must exceed the {max_exact} distances that get a bucket each "
-            f"(num_buckets={num_buckets}, bidirectional={bidirectional}), got {max_distance}"
-        )
-
-
-# ------------------------------------------------------------------------------------------------
-# Relative positions
-# ------------------------------------------------------------------------------------------------
-
-
-def relative_position_bucket(
-    relative_position: torch.Tensor,
-    *,
-    bidirectional: bool = True,
-    num_buckets: int = 32,
-    max_distance: int = 128,
-) -> torch.Tensor:
-    """T5's bucket of each relative position ``j - i`` (key position minus query position).
-
-    Small distances get a bucket each; larger ones share buckets whose width grows
-    logarithmically up to ``max_distance``; everything farther falls into the last bucket. With
-    ``bidirectional=True`` (the encoder) the first half of the buckets is for keys at or to the
-    left of the query (``j - i <= 0``) and the second half for keys to its right; with
-    ``bidirectional=False`` (the decoder, which never sees the right) every key to the right
-    shares bucket 0 with the query itself. The arithmetic, float32 logarithms included, is the
-    reference implementation's (Mesh TensorFlow, reproduced in Hugging Face ``transformers``), so
-    the same positions land in the same buckets.
-
-    Args:
-        relative_position: integer tensor of any shape, ``j - i``.
-        bidirectional: whether keys to the right get their own buckets.
-        num_buckets: number of buckets (T5: 32).
-        max_distance: distances from this one on share the last bucket of their side (T5: 128).
-
-    Returns:
-        A long tensor of bucket ids in ``[0, num_buckets)``, the shape of ``relative_position``.
-
-    See chapter 10, "Relative position bias".
-    """
-    if not isinstance(relative_position, torch.Tensor) or relative_position.is_floating_point() \
-            or relative_position.dtype == torch.bool:
-        raise TypeError(
-            "relative_position must be an integer tensor of distances j - i, got "
-            f"{getattr(relative_position, 'dtype', type(relative_position).__name__)}"
-        )
-    _check_buckets(num_buckets, max_distance, bidirectional)
-    relative_position = relative_position.long()
-    buckets = torch.zeros_like(relative_position)
-    if bidirectional:
-        num_buckets //= 2
-        buckets = buckets + (relative_position > 0).long() * num_buckets  # right half
-        distance = relative_position.abs()
-    else:
-        distance = (-relative_position).clamp(min=0)  # keys to the right count as distance 0
-    max_exact = num_buckets // 2
-    is_small = distance < max_exact
-    # Distances max_exact .. max_distance share num_buckets - max_exact logarithmic buckets.
-    log_ratio = torch.log(distance.float() / max_exact) / math.log(max_distance / max_exact)
-    if_large = max_exact + (log_ratio * (num_buckets - max_exact)).long()
-    if_large = if_large.clamp(max=num_buckets - 1)
-    return buckets + torch.where(is_small, distance, if_large)
-
-
-class RelativePositionBias(nn.Module):
-    """A learned scalar per head for each bucket of relative positions, added to the scores.
-
-    Args:
-        num_heads: H.
-        bidirectional: True for the encoder's self-attention, False for the decoder's.
-        num_buckets: number of buckets (T5: 32).
-        max_distance: where the buckets stop growing (T5: 128).
-
-    See chapter 10, "Relative position bias".
-    """
-
-    def __init__(
-        self,
-        num_heads: int,
-        *,
-        bidirectional: bool,
-        num_buckets: int = 32,
-        max_distance: int = 128,
-    ) -> None:
-        super().__init__()
-        _check_int("num_heads", num_heads)
-        _check_buckets(num_buckets, max_distance, bidirectional)
-        self.num_heads = num_heads
-        self.bidirectional = bidirectional
-        self.num_buckets = num_buckets
-        self.max_distance = max_distance
-        self.embedding = nn.Embedding(num_buckets, num_heads)  # (buckets, H)
-
-    def buckets(self, relative_position: torch.Tensor) -> torch.Tensor:
-        """:func:`relative_position_bucket` with this module's settings."""
-        return relative_position_bucket(
-            relative_position, bidirectional=self.bidirectional, num_buckets=self.num_buckets,
-            max_distance=self.max_distance,
-        )
-
-    def by_distance(self, relative_position: torch.Tensor) -> torch.Tensor:
-        """The bias of each head at the given distances ``j - i``: ``(K,) -> (H, K)``."""
-        return self.embedding(self.buckets(relative_position)).T  # (H, K)
-
-    def forward(self, L: int, S: int | None = None) -> torch.Tensor:
-        """The bias for ``L`` queries and ``S`` keys (default ``S = L``).
-
-        Returns:
-            A float tensor ``(1, H, L, S)``: entry ``[0, h, i, j]`` is head ``h``'s learned value
-            for the bucket of ``j - i``; it broadcasts over the batch.
-        """
-        S = L if S is None else S
-        _check_int("L", L, 0)
-        _check_int("S", S, 0)
-        device = self.embedding.weight.device
-        i = torch.arange(L, device=device)[:, None]  # (L, 1) query positions
-        j = torch.arange(S, device=device)[None, :]  # (1, S) key positions
-        bias = self.embedding(self.buckets(j - i))  # (L, S, H)
-        return bias.permute(2, 0, 1)[None]  # (1, H, L, S)
-
-    def extra_repr(self) -> str:
-        return (
-            f"num_heads={self.num_heads}, bidirectional={self.bidirectional}, "
-            f"num_buckets={self.num_buckets}, max_distance={self.max_distance}"
-        )
-
-
 # ------------------------------------------------------------------------------------------------
 # Layers
 # ------------------------------------------------------------------------------------------------
 
 
-class RMSNorm(nn.Module):
-    r"""Root-mean-square normalisation: :math:`x / \sqrt{\mathrm{mean}(x^2) + \epsilon} \cdot g`.
-
-    LayerNorm without the centring and without the bias, as in T5 (and Llama).
+class FeedForward(nn.Module):
+    """T5's MLP: ``relu(x W_i) W_o``, no biases.
 
     Args:
-        d_model: D, the size of the last dimension.
-        eps: added under the square root (T5: 1e-6).
+        d_model: D.
+        dim_feedforward: F, the hidden width.
+        dropout: on the hidden layer (training only).
     """
 
-    def __init__(self, d_model: int, eps: float = 1e-6) -> None:
+    def __init__(self, d_model: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))  # (D,)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rms = x.pow(2).mean(dim=-1, keepdim=True).add(self.eps).sqrt()  # (..., 1)
-        return x / rms * self.weight  # (..., D)
-
-
-class FeedForward(nn.Module):
-    """T5's MLP: ``relu(x W_i) W_o``, no biases."""
-
-    def __init__(self, d_model: int, d_ff: int, dropout: float) -> None:
-        super().__init__()
-        self.wi = nn.Linear(d_model, d_ff, bias=False)
-        self.wo = nn.Linear(d_ff, d_model, bias=False)
+        self.wi = nn.Linear(d_model, dim_feedforward, bias=False)  # D -> F
+        self.wo = nn.Linear(dim_feedforward, d_model, bias=False)  # F -> D
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.wo(self.dropout(F.relu(self.wi(x))))  # (N, L, D)
 
 
-class T5EncoderLayer(nn.Module):
-    """Pre-norm encoder layer: bidirectional self-attention with the position bias, then the MLP.
+class _T5Layer(nn.Module):
+    """What every T5 layer holds: an RMSNorm and self-attention, an RMSNorm and the MLP.
+
+    Attention has no biases and runs with ``scale=1.0`` (see :meth:`T5Model.reset_parameters`).
 
     Args:
         d_model: D.
         num_heads: H.
-        d_ff: hidden size of the MLP.
+        dim_feedforward: F, the hidden width of the MLP.
         dropout: dropout on residual branches and attention weights (training only).
-        eps: RMSNorm's epsilon.
+        layer_norm_eps: RMSNorm's epsilon.
     """
 
     def __init__(
-        self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0, eps: float = 1e-6
+        self,
+        d_model: int,
+        num_heads: int,
+        dim_feedforward: int,
+        dropout: float = 0.0,
+        layer_norm_eps: float = 1e-6,
     ) -> None:
         super().__init__()
-        self.norm1 = RMSNorm(d_model, eps)
+        self.norm1 = RMSNorm(d_model, layer_norm_eps)
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=False)
-        self.norm2 = RMSNorm(d_model, eps)
-        self.ff = FeedForward(d_model, d_ff, dropout)
+        self.norm2 = RMSNorm(d_model, layer_norm_eps)
+        self.ff = FeedForward(d_model, dim_feedforward, dropout)
         self.dropout = nn.Dropout(dropout)
+
+
+class T5EncoderLayer(_T5Layer):
+    """Pre-norm encoder layer: bidirectional self-attention with the position bias, then the MLP.
+
+    Arguments as :class:`_T5Layer`: ``(d_model, num_heads, dim_feedforward, dropout,
+    layer_norm_eps)``.
+    """
 
     def forward(
         self, x: torch.Tensor, *, position_bias: torch.Tensor, key_padding_mask: torch.Tensor
@@ -266,29 +118,32 @@ class T5EncoderLayer(nn.Module):
         (True = real token). Returns ``(x (N, S, D), weights (N, H, S, S))``."""
         h = self.norm1(x)  # (N, S, D)
         h, weights = self.self_attn(
-            h, h, h, attn_mask=position_bias, key_padding_mask=key_padding_mask, scale=1.0
+            h, h, h, attend_mask=position_bias, token_mask=key_padding_mask, scale=1.0
         )  # (N, S, D), (N, H, S, S)
         x = x + self.dropout(h)
         x = x + self.dropout(self.ff(self.norm2(x)))  # (N, S, D)
         return x, weights
 
 
-class T5DecoderLayer(nn.Module):
+class T5DecoderLayer(_T5Layer):
     """Pre-norm decoder layer: causal self-attention with the position bias, cross-attention to
-    the encoder's output (no position bias), then the MLP. Arguments as :class:`T5EncoderLayer`.
+    the encoder's output (no position bias), then the MLP.
+
+    Arguments as :class:`T5EncoderLayer`; the decoder adds ``cross_attn`` (read after ``norm2``)
+    and ``norm3`` (before the MLP).
     """
 
     def __init__(
-        self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0, eps: float = 1e-6
+        self,
+        d_model: int,
+        num_heads: int,
+        dim_feedforward: int,
+        dropout: float = 0.0,
+        layer_norm_eps: float = 1e-6,
     ) -> None:
-        super().__init__()
-        self.norm1 = RMSNorm(d_model, eps)
-        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=False)
-        self.norm2 = RMSNorm(d_model, eps)
+        super().__init__(d_model, num_heads, dim_feedforward, dropout, layer_norm_eps)
         self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=False)
-        self.norm3 = RMSNorm(d_model, eps)
-        self.ff = FeedForward(d_model, d_ff, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.norm3 = RMSNorm(d_model, layer_norm_eps)
 
     def forward(
         self,
@@ -303,12 +158,12 @@ class T5DecoderLayer(nn.Module):
         Returns ``(y (N, L, D), self_weights (N, H, L, L), cross_weights (N, H, L, S))``."""
         h = self.norm1(y)  # (N, L, D)
         h, self_w = self.self_attn(
-            h, h, h, attn_mask=position_bias, is_causal=True, scale=1.0
+            h, h, h, attend_mask=position_bias, is_causal=True, scale=1.0
         )  # (N, L, D), (N, H, L, L)
         y = y + self.dropout(h)
         h = self.norm2(y)  # (N, L, D)
         h, cross_w = self.cross_attn(
-            h, memory, memory, key_padding_mask=memory_key_padding_mask, scale=1.0
+            h, memory, memory, token_mask=memory_key_padding_mask, scale=1.0
         )  # (N, L, D), (N, H, L, S)
         y = y + self.dropout(h)
         y = y + self.dropout(self.ff(self.norm3(y)))  # (N, L, D)
@@ -327,28 +182,27 @@ class T5Config:
     vocab_size: int
     d_model: int = 64
     num_heads: int = 4  # E = d_model / num_heads = 16 per head
-    d_ff: int = 256
+    dim_feedforward: int = 256  # F
     num_encoder_layers: int = 2
     num_decoder_layers: int = 2
     num_buckets: int = 32  # T5's value
     max_distance: int = 128  # T5's value; our sequences are far shorter
     dropout: float = 0.0  # 0.0 keeps notebook outputs deterministic
-    eps: float = 1e-6  # RMSNorm's epsilon, T5's value
+    layer_norm_eps: float = 1e-6  # RMSNorm's epsilon, T5's value
     pad_id: int = 0
     start_id: int = 1  # first decoder input; T5 itself reuses its pad id for this
     eos_id: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_model", "num_heads", "d_ff", "num_encoder_layers",
-                     "num_decoder_layers"):
-            _check_int(name, getattr(self, name))
+        for name in ("vocab_size", "d_model", "num_heads", "dim_feedforward",
+                     "num_encoder_layers", "num_decoder_layers"):
+            positive_int(getattr(self, name), name, "T5Config")
         if self.d_model % self.num_heads:
             raise ValueError(
                 f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
             )
         _check_buckets(self.num_buckets, self.max_distance, bidirectional=True)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        probability(self.dropout, "dropout", "T5Config")
         for name in ("pad_id", "start_id", "eos_id"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 0 <= value < self.vocab_size:
@@ -367,8 +221,8 @@ class T5Attentions(NamedTuple):
 class Generation(NamedTuple):
     """What :meth:`T5Model.generate` returns."""
 
-    ids: torch.Tensor  # (N, T): generated ids, eos included, pad after it
-    cross_attention: torch.Tensor  # (layers, N, H, T, S): row t = the weights of step t
+    ids: torch.Tensor  # (N, L): the L generated ids, eos included, pad after it
+    cross_attention: torch.Tensor  # (layers, N, H, L, S): row t = the weights of step t
 
 
 class T5Model(nn.Module):
@@ -384,7 +238,7 @@ class T5Model(nn.Module):
         encoder_layers / decoder_layers: :class:`T5EncoderLayer` / :class:`T5DecoderLayer`.
         lm_head: the decoder's output projection onto the vocabulary.
 
-    See chapter 10, "T5: an encoder–decoder with relative positions".
+    See the T5 chapter, "T5: an encoder–decoder with relative positions".
     """
 
     def __init__(self, config: T5Config) -> None:
@@ -402,15 +256,15 @@ class T5Model(nn.Module):
             max_distance=c.max_distance,
         )
         self.encoder_layers = nn.ModuleList(
-            T5EncoderLayer(c.d_model, c.num_heads, c.d_ff, c.dropout, c.eps)
+            T5EncoderLayer(c.d_model, c.num_heads, c.dim_feedforward, c.dropout, c.layer_norm_eps)
             for _ in range(c.num_encoder_layers)
         )
-        self.encoder_norm = RMSNorm(c.d_model, c.eps)
+        self.encoder_norm = RMSNorm(c.d_model, c.layer_norm_eps)
         self.decoder_layers = nn.ModuleList(
-            T5DecoderLayer(c.d_model, c.num_heads, c.d_ff, c.dropout, c.eps)
+            T5DecoderLayer(c.d_model, c.num_heads, c.dim_feedforward, c.dropout, c.layer_norm_eps)
             for _ in range(c.num_decoder_layers)
         )
-        self.decoder_norm = RMSNorm(c.d_model, c.eps)
+        self.decoder_norm = RMSNorm(c.d_model, c.layer_norm_eps)
         self.dropout = nn.Dropout(c.dropout)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         self.reset_parameters()
@@ -441,7 +295,7 @@ class T5Model(nn.Module):
             nn.init.normal_(attn.out_proj.weight, std=c.d_model**-0.5)
         for layer in [*self.encoder_layers, *self.decoder_layers]:
             nn.init.normal_(layer.ff.wi.weight, std=c.d_model**-0.5)
-            nn.init.normal_(layer.ff.wo.weight, std=c.d_ff**-0.5)
+            nn.init.normal_(layer.ff.wo.weight, std=c.dim_feedforward**-0.5)
         nn.init.normal_(self.lm_head.weight, std=c.d_model**-0.5)
 
     def _check_ids(self, name: str, ids) -> None:
@@ -488,8 +342,9 @@ class T5Model(nn.Module):
             src_ids: ``(N, S)``, the source ids (for the padding mask of cross-attention).
 
         Returns:
-            ``(logits, self_weights, cross_weights)``: logits ``(N, L, V)`` for the next token at
-            each position; one ``(N, H, L, L)`` and one ``(N, H, L, S)`` map per decoder layer.
+            ``(logits, self_weights, cross_weights)``: logits ``(N, L, vocab_size)`` for the next
+            token at each position; one ``(N, H, L, L)`` and one ``(N, H, L, S)`` map per decoder
+            layer.
         """
         self._check_ids("tgt_in", tgt_in)
         self._check_ids("src_ids", src_ids)
@@ -512,7 +367,7 @@ class T5Model(nn.Module):
             self_weights.append(sw)
             cross_weights.append(cw)
         y = self.dropout(self.decoder_norm(y))  # (N, L, D)
-        return self.lm_head(y), tuple(self_weights), tuple(cross_weights)  # (N, L, V)
+        return self.lm_head(y), tuple(self_weights), tuple(cross_weights)  # (N, L, vocab_size)
 
     def forward(
         self, src_ids: torch.Tensor, tgt_in: torch.Tensor, *, need_weights: bool = False
@@ -525,7 +380,7 @@ class T5Model(nn.Module):
             need_weights: also return every attention map.
 
         Returns:
-            logits ``(N, L, V)``; with ``need_weights``, ``(logits, T5Attentions)``.
+            logits ``(N, L, vocab_size)``; with ``need_weights``, ``(logits, T5Attentions)``.
         """
         memory, enc_w = self.encode(src_ids)
         logits, self_w, cross_w = self.decode(tgt_in, memory, src_ids)
@@ -546,11 +401,11 @@ class T5Model(nn.Module):
             max_len: the most tokens to generate per sequence.
 
         Returns:
-            A :class:`Generation`: ``ids`` ``(N, T)`` (eos included, then pad) and
-            ``cross_attention`` ``(layers, N, H, T, S)``, where ``[l, n, h, t]`` is head ``h`` of
+            A :class:`Generation`: ``ids`` ``(N, L)`` (eos included, then pad) and
+            ``cross_attention`` ``(layers, N, H, L, S)``, where ``[l, n, h, t]`` is head ``h`` of
             layer ``l`` deciding token ``t`` of sequence ``n`` (zeros after that sequence's eos).
         """
-        _check_int("max_len", max_len)
+        positive_int(max_len, "max_len", "T5Model.generate")
         was_training = self.training
         self.eval()
         c = self.config
@@ -560,7 +415,7 @@ class T5Model(nn.Module):
         done = torch.zeros(N, dtype=torch.bool, device=src_ids.device)
         steps, rows = [], []
         for _ in range(max_len):
-            logits, _, cross = self.decode(tgt_in, memory, src_ids)  # (N, t, V)
+            logits, _, cross = self.decode(tgt_in, memory, src_ids)  # (N, t, vocab_size)
             token = logits[:, -1].argmax(dim=-1)  # (N,)
             token = token.masked_fill(done, c.pad_id)  # finished sequences only pad
             steps.append(token)
@@ -571,8 +426,8 @@ class T5Model(nn.Module):
                 break
             tgt_in = torch.cat([tgt_in, token[:, None]], dim=1)  # (N, t + 1)
         self.train(was_training)
-        ids = torch.stack(steps, dim=1)  # (N, T)
-        return Generation(ids, torch.stack(rows, dim=3))  # cross: (layers, N, H, T, S)
+        ids = torch.stack(steps, dim=1)  # (N, L)
+        return Generation(ids, torch.stack(rows, dim=3))  # cross: (layers, N, H, L, S)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -632,9 +487,9 @@ def train_t5(
     Returns:
         The training loss (cross-entropy per target token, padding ignored) of every step.
     """
-    _check_int("steps", steps)
-    _check_int("batch_size", batch_size)
-    _check_int("warmup", warmup, 0)
+    positive_int(steps, "steps", "train_t5")
+    positive_int(batch_size, "batch_size", "train_t5")
+    positive_int(warmup, "warmup", "train_t5", minimum=0)
     if src_ids.dim() != 2 or tgt_ids.dim() != 2 or src_ids.size(0) != tgt_ids.size(0):
         raise ValueError(
             f"src_ids (M, S) and tgt_ids (M, L) must be 2-D with the same M, got "
@@ -654,7 +509,7 @@ def train_t5(
     losses = []
     for _ in range(steps):
         idx = torch.randint(src_ids.size(0), (batch_size,), generator=g).to(dev)  # (N,)
-        logits = model(src_ids[idx], tgt_in[idx])  # (N, L, V)
+        logits = model(src_ids[idx], tgt_in[idx])  # (N, L, vocab_size)
         loss = F.cross_entropy(logits.transpose(1, 2), tgt_ids[idx], ignore_index=c.pad_id)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
