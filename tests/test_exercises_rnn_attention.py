@@ -1,17 +1,22 @@
-"""Chapter 3 self-checks: reference solutions pass, typical mistakes fail with clear messages."""
+"""The RNN-attention chapter's self-checks: references pass, mistakes fail with clear messages."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from attnlib import scoring
 from attnlib.exercises import ExerciseError, rnn_attention
 
 # --- Exercise 1: Luong's general score --------------------------------------------------------
 
 
-def general(query, key, W):
-    return query @ W @ key.transpose(-2, -1)  # (N, L, Eq) @ (Eq, Ek) @ (N, Ek, S) -> (N, L, S)
+general = rnn_attention.solution_general_score  # the reference, shown in the chapter
+
+
+def test_general_reference_agrees_with_the_library():
+    q, k, W = torch.randn(2, 3, 4), torch.randn(2, 5, 6), torch.randn(4, 6)
+    torch.testing.assert_close(general(q, k, W), scoring.general_scores(q, k, W))
 
 
 def test_general_reference_passes(capsys):
@@ -55,15 +60,7 @@ def test_general_nan_is_named():
 # --- Exercise 2: one Bahdanau step ------------------------------------------------------------
 
 
-def bahdanau_step(s_prev, memory, lengths, W_q, W_k, v):
-    q_h = s_prev @ W_q.T  # (N, h)
-    k_h = memory @ W_k.T  # (N, S, h)
-    scores = torch.tanh(q_h[:, None, :] + k_h) @ v  # (N, S)
-    real = torch.arange(memory.size(1))[None, :] < lengths[:, None]  # (N, S)
-    scores = scores.masked_fill(~real, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)  # (N, S)
-    context = (weights[:, :, None] * memory).sum(dim=1)  # (N, D)
-    return context, weights
+bahdanau_step = rnn_attention.solution_bahdanau_step  # the reference, shown in the chapter
 
 
 def test_bahdanau_reference_passes(capsys):
@@ -99,7 +96,7 @@ def test_bahdanau_wrong_shapes_and_types_are_named():
         rnn_attention.check_bahdanau_step(
             lambda *a: (bahdanau_step(*a)[0], bahdanau_step(*a)[1][:, None])
         )
-    with pytest.raises(ExerciseError, match=r"expected a pair \(context \(N, D\), weights"):
+    with pytest.raises(ExerciseError, match=r"expected a pair \(context, weights\), got a Tensor"):
         rnn_attention.check_bahdanau_step(lambda *a: bahdanau_step(*a)[0])
     with pytest.raises(ExerciseError, match=r"context of .*expected shape \(2, 3\), got shape"):
         rnn_attention.check_bahdanau_step(

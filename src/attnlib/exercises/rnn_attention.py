@@ -1,17 +1,17 @@
-"""Self-checks for chapter 3, "Attention in RNN encoder-decoders".
+"""Self-checks for the chapter "Attention in RNN encoder-decoders".
 
-Two exercises, two checks:
+Two exercises, each with a reference solution and a check:
 
-* :func:`check_general_score` -- Luong's general score :math:`q^\\top W k` for a batch of queries
-  and keys of different sizes;
-* :func:`check_bahdanau_step` -- one step of Bahdanau attention over a padded batch: additive
-  scores, padding masked, softmax, context vector.
+* :func:`solution_general_score`, :func:`check_general_score` -- Luong's general score
+  :math:`q^\\top W k` for a batch of queries and keys of different sizes;
+* :func:`solution_bahdanau_step`, :func:`check_bahdanau_step` -- one step of Bahdanau attention
+  over a padded batch: additive scores, padding masked, softmax, context vector.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
 then values).
 
-Shape legend (see book/notation.md): N batch, L query length, S key (source) length, Eq query
+Shape legend (see the notation page): N batch, L query length, S key (source) length, Eq query
 size, Ek key size, D model size, h hidden size of the additive score.
 """
 
@@ -22,10 +22,29 @@ from collections.abc import Callable
 import torch
 
 from ..masks import padding_mask
-from ..scoring import additive_scores, attend, general_scores
-from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+from . import ExerciseError, call_answer, cases_generator, expect_close, passed, unpack
 
-__all__ = ["check_general_score", "check_bahdanau_step"]
+__all__ = [
+    "solution_general_score",
+    "check_general_score",
+    "solution_bahdanau_step",
+    "check_bahdanau_step",
+]
+
+
+def solution_general_score(query: torch.Tensor, key: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Exercise 1's reference solution: Luong's general score for a batch.
+
+    Args:
+        query: ``(N, L, Eq)``.
+        key: ``(N, S, Ek)``.
+        W: ``(Eq, Ek)``.
+
+    Returns:
+        ``(N, L, S)``: ``scores[n, i, j] = query[n, i] @ W @ key[n, j]``.
+    """
+    key_in_query_space = key @ W.T  # (N, S, Eq): W k for every key
+    return query @ key_in_query_space.transpose(-2, -1)  # (N, L, S)
 
 
 def check_general_score(fn: Callable[..., torch.Tensor]) -> None:
@@ -66,18 +85,41 @@ def check_general_score(fn: Callable[..., torch.Tensor]) -> None:
     ]
     for what, query, key, W in cases:
         got = call_answer(fn, f"general score of {what}", query, key, W)
-        expect_close(got, general_scores(query, key, W), what=f"general score of {what}")
+        expected = solution_general_score(query, key, W)
+        expect_close(got, expected, what=f"general score of {what}")
     passed(
         f"the general score q^T W k matches on {len(cases)} cases, with queries and keys of "
         "different sizes, and reduces to the dot score when W is the identity."
     )
 
 
-def _reference_step(s_prev, memory, lengths, W_q, W_k, v):
-    scores = additive_scores(s_prev[:, None, :], memory, W_q, W_k, v)  # (N, 1, S)
-    mask = padding_mask(lengths, memory.size(1))[:, 0]  # (N, 1, S)
-    context, weights = attend(scores, memory, mask)  # (N, 1, D), (N, 1, S)
-    return context[:, 0], weights[:, 0]  # (N, D), (N, S)
+def solution_bahdanau_step(
+    s_prev: torch.Tensor,
+    memory: torch.Tensor,
+    lengths: torch.Tensor,
+    W_q: torch.Tensor,
+    W_k: torch.Tensor,
+    v: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exercise 2's reference solution: one step of Bahdanau attention over a padded batch.
+
+    Args:
+        s_prev: ``(N, D)``, the decoder's previous states.
+        memory: ``(N, S, D)``, the encoder's vectors, padded to ``S``.
+        lengths: ``(N,)``, the number of real positions of each source.
+        W_q: ``(h, D)``.
+        W_k: ``(h, D)``.
+        v: ``(h,)``.
+
+    Returns:
+        ``(context, weights)``: ``(N, D)`` and ``(N, S)``, padding at weight exactly 0.
+    """
+    hidden = torch.tanh((s_prev @ W_q.T)[:, None, :] + memory @ W_k.T)  # (N, S, h)
+    scores = hidden @ v  # (N, S)
+    real = padding_mask(lengths, memory.size(1))[:, 0, 0]  # (N, S), True = a real position
+    weights = torch.softmax(scores.masked_fill(~real, float("-inf")), dim=-1)  # (N, S)
+    context = (weights[:, :, None] * memory).sum(dim=1)  # (N, D)
+    return context, weights
 
 
 def check_bahdanau_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -121,13 +163,8 @@ def check_bahdanau_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) ->
         )
     for what, s_prev, memory, lengths, W_q, W_k, v in cases:
         result = call_answer(fn, what, s_prev, memory, lengths, W_q, W_k, v)
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
-            raise ExerciseError(
-                f"{what}: expected a pair (context (N, D), weights (N, S)), got "
-                f"{type(result).__name__}"
-            )
-        context, weights = result
-        exp_context, exp_weights = _reference_step(s_prev, memory, lengths, W_q, W_k, v)
+        context, weights = unpack(result, ("context", "weights"), what)
+        exp_context, exp_weights = solution_bahdanau_step(s_prev, memory, lengths, W_q, W_k, v)
         if not isinstance(weights, torch.Tensor) or weights.shape != exp_weights.shape:
             expect_close(weights, exp_weights, what=f"weights of {what}")  # type, shape first
         pad = torch.arange(memory.size(1))[None, :] >= lengths[:, None]  # (N, S)
