@@ -2,14 +2,11 @@
 //
 // Python sends one (L, S) matrix of scores once. Everything else happens here: build the
 // allowed-matrix of the chosen mask, put -Infinity where a pair is not allowed, and run the
-// softmax over each query's row. That keeps the widget interactive in the static book, with no
-// kernel behind it.
+// softmax over each query's row (maskedSoftmax, from the shared base). That keeps the widget
+// interactive in the static book, with no kernel behind it.
 //
 // Polarity, as in attnlib: true = this query may attend to this key. A row with no allowed key
 // gets zeros (not NaN), as attnlib.scaled_dot_product_attention does.
-//
-// Security: tokens are data, never markup. Every piece of text goes in through textContent,
-// createTextNode or a plain attribute; this file never parses HTML.
 
 export const KINDS = ["bidirectional", "causal", "padding", "window", "custom"];
 
@@ -22,9 +19,13 @@ const KIND_LABELS = {
 };
 
 const ANNOTATE_MAX_KEYS = 12; // write the weight in each cell up to this many keys
+const MASK_HELP =
+  "Pick a mask. Left: which keys each query may attend to. Right: the softmax of the " +
+  "scores once the other keys are set to \u2212\u221e. Click a cell on the left to toggle it " +
+  "(the pattern becomes a custom one).";
 
 // ---------------------------------------------------------------------------------------------
-// The mathematics (exported for the browser tests)
+// The mathematics (exported for the browser tests; maskedSoftmax comes from the base)
 
 /**
  * The (L, S) allowed-matrix of a mask, as arrays of booleans.
@@ -51,317 +52,215 @@ export function allowedMatrix({ kind, L, S, length, window, causal, custom }) {
   return rows;
 }
 
-/**
- * Softmax over each row of `scores` where `allowed` is true; disallowed keys count as -Infinity
- * and get weight 0. The row maximum is subtracted first, so large scores do not overflow. A row
- * with no allowed key gets zeros.
- */
-export function maskedSoftmax(scores, allowed) {
-  return scores.map((row, i) => {
-    let max = -Infinity;
-    for (let j = 0; j < row.length; j++) if (allowed[i][j] && row[j] > max) max = row[j];
-    const out = new Array(row.length).fill(0);
-    if (max === -Infinity) return out;
-    let total = 0;
-    for (let j = 0; j < row.length; j++) {
-      if (allowed[i][j]) {
-        out[j] = Math.exp(row[j] - max);
-        total += out[j];
-      }
-    }
-    for (let j = 0; j < row.length; j++) out[j] /= total;
-    return out;
+/** What the mask allows, in a sentence: {text, warning}. */
+export function maskSummary(allowed, L, S) {
+  const count = allowed.reduce((n, row) => n + row.filter(Boolean).length, 0);
+  const dead = allowed.filter((row) => !row.some(Boolean)).length;
+  const text =
+    `${count} of ${L * S} query\u2013key pairs allowed. ` +
+    (dead === 0
+      ? "Every query has at least one key, so every row of weights sums to 1."
+      : `${dead} ${dead === 1 ? "query has" : "queries have"} no allowed key: ` +
+        "that row of weights is all zeros (not NaN).");
+  return { text, warning: dead > 0 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The view
+
+/** The mask's radio buttons, its two sliders and the causal checkbox. */
+function maskControls(L, S) {
+  const uid = uniqueId("me-kind");
+  const radios = {};
+  const kinds = KINDS.map((kind) => {
+    radios[kind] = el("input", { type: "radio", name: uid, value: kind });
+    return el("label", { class: "me-kind" }, [radios[kind], ` ${KIND_LABELS[kind]}`]);
   });
+  const legend = el("legend", { class: "attn-control-name me-control-name", text: "Mask" });
+  const length = sliderControl("me", "length", "Real tokens", 0, S);
+  const width = sliderControl("me", "window", "Window", 0, Math.max(L, S, 1) - 1);
+  const causal = checkboxControl(
+    "me",
+    "causal",
+    "also causal",
+    "Also causal: AND the mask with the causal mask",
+  );
+  const bar = controlBar("me", [
+    el("fieldset", { class: "me-kinds" }, [legend, ...kinds]),
+    el("div", { class: "me-settings" }, [length.label, width.label, causal.label]),
+  ]);
+  return { bar, radios, sliders: { length, window: width }, causal: causal.input };
 }
 
-// ---------------------------------------------------------------------------------------------
-// Small DOM helpers: text goes in as text only.
-
-function h(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
+/** One panel: a caption and a grid with a header row of keys. Returns {panel, grid, keyCells}. */
+function panel(caption, keyTokens, annotate, withSum) {
+  const S = keyTokens.length;
+  const cols = `max-content repeat(${S}, minmax(${annotate ? "2.5em" : "1.3em"}, 1fr))`;
+  const grid = el("div", {
+    class: "attn-grid me-grid",
+    role: "grid",
+    "aria-label": caption,
+    style: { gridTemplateColumns: withSum ? `${cols} max-content` : cols },
+  });
+  if (keyTokens.some((t) => String(t).length > 4) || !annotate) {
+    grid.classList.add("attn-vertical-keys");
+  }
+  const keyCells = keyTokens.map((token, j) =>
+    el("div", { class: "attn-key me-key", role: "columnheader", title: `key ${j}: ${token}` }, [
+      shown(token),
+    ]),
+  );
+  const sum = el("div", { class: "attn-key me-key me-sum-head", role: "columnheader" }, [
+    "\u03a3",
+  ]);
+  sum.title = "row sum";
+  const corner = el("div", { class: "attn-corner me-corner", role: "columnheader" }, [
+    "query \u2193  key \u2192",
+  ]);
+  const head = [corner, ...keyCells, withSum && sum];
+  grid.appendChild(el("div", { class: "attn-row me-row me-head", role: "row" }, head));
+  const box = el("div", { class: "me-panel" }, [
+    el("div", { class: "me-panel-title", text: caption }),
+    grid,
+  ]);
+  return { panel: box, grid, keyCells };
 }
 
-/** A token as a reader should see it: an empty token not invisible. */
-function shown(token) {
-  return token === "" ? "\u2205" : String(token);
+/** One query's row in a panel: its row node (after the query's name) and its cells. */
+function panelRow(token, i, makeCell) {
+  const name = el("div", { class: "attn-label me-query", role: "rowheader", text: shown(token) });
+  const cells = [];
+  const row = el("div", { class: "attn-row me-row", role: "row", dataset: { i: String(i) } }, [
+    name,
+  ]);
+  return { row, name, cells, add: (j) => cells.push(row.appendChild(makeCell(i, j))) };
 }
 
-function slider(uid, name, labelText, min, max) {
-  const label = h("label", `me-control me-${name}`);
-  const input = document.createElement("input");
-  input.type = "range";
-  input.id = `${uid}-${name}`;
-  input.min = String(min);
-  input.max = String(max);
-  input.step = "1";
-  input.setAttribute("aria-label", labelText);
-  const value = h("output", "me-value");
-  value.htmlFor = input.id;
-  value.setAttribute("aria-live", "polite");
-  label.append(h("span", "me-control-name", labelText), input, value);
-  return { label, input, value };
+/** The two grids: the allowed-matrix (click to toggle) and the weights with their row sums. */
+function maskPanels(tokens, keyTokens, annotate, toggle) {
+  const left = panel("Allowed (true = may attend)", keyTokens, annotate, false);
+  const right = panel("Weights: softmax over the allowed keys", keyTokens, annotate, true);
+  const maskButton = (i, j) =>
+    el("button", {
+      type: "button",
+      class: "me-mask",
+      role: "gridcell",
+      dataset: { i: String(i), j: String(j) },
+      on: { click: () => toggle(i, j) },
+    });
+  const weightCell = (i, j) =>
+    el("div", {
+      class: "attn-cell attn-heat me-cell",
+      role: "gridcell",
+      dataset: { i: String(i), j: String(j) },
+    });
+  const rows = tokens.map((token, i) => {
+    const mask = panelRow(token, i, maskButton);
+    const weights = panelRow(token, i, weightCell);
+    keyTokens.forEach((_, j) => {
+      mask.add(j);
+      weights.add(j);
+    });
+    const sum = weights.row.appendChild(el("div", { class: "me-sum", role: "gridcell" }));
+    left.grid.appendChild(mask.row);
+    right.grid.appendChild(weights.row);
+    return { masks: mask.cells, weights: weights.cells, sum, names: [mask.name, weights.name] };
+  });
+  const box = el("div", { class: "me-panels" }, [left.panel, right.panel]);
+  return { box, rows, keyCells: left.keyCells.concat(right.keyCells) };
 }
 
-// ---------------------------------------------------------------------------------------------
+/** Show row i of the allowed-matrix and of the weights, and the row's sum. */
+function showRow(row, allowed, weights, { tokens, keyTokens, i, annotate }) {
+  let sum = 0;
+  row.masks.forEach((m, j) => {
+    const ok = allowed[j];
+    const w = weights[j];
+    const pair = `${tokens[i]} \u2192 ${keyTokens[j]}`;
+    sum += w;
+    m.classList.toggle("me-allowed", ok);
+    m.dataset.allowed = ok ? "1" : "0";
+    m.setAttribute("aria-pressed", ok ? "true" : "false");
+    m.setAttribute("aria-label", `${pair}: ${ok ? "allowed" : "masked"}; click to toggle`);
+    m.textContent = ok ? "\u2713" : "";
+    const c = row.weights[j];
+    setHeat(c, w);
+    c.classList.toggle("attn-masked", !ok);
+    c.dataset.w = w.toFixed(4);
+    c.title = `${pair}: ${ok ? fmt(w) : "masked (0)"}`;
+    c.textContent = annotate ? (ok ? fmt(w, 2) : "\u00b7") : "";
+  });
+  const dead = !allowed.some(Boolean);
+  row.sum.textContent = sum.toFixed(2);
+  row.sum.dataset.sum = sum.toFixed(4);
+  row.sum.classList.toggle("me-dead", dead);
+  for (const name of row.names) name.classList.toggle("me-dead", dead);
+}
 
-function render({ model, el }) {
+function render({ model, el: host }) {
   const tokens = model.get("tokens");
   const keyTokens = model.get("key_tokens");
   const scores = model.get("scores");
   const L = tokens.length;
   const S = keyTokens.length;
-  const uid = `me-${Math.random().toString(36).slice(2, 10)}`;
   const annotate = S <= ANNOTATE_MAX_KEYS;
 
-  const root = h("div", "me-root");
-  root.setAttribute("role", "group");
-  root.setAttribute("aria-label", model.get("title") || "Mask explorer");
-  const title = model.get("title");
-  if (title) root.appendChild(h("div", "me-title", title));
-  root.appendChild(
-    h(
-      "p",
-      "me-help",
-      "Pick a mask. Left: which keys each query may attend to. Right: the softmax of the " +
-        "scores once the other keys are set to \u2212\u221e. Click a cell on the left to toggle it " +
-        "(the pattern becomes a custom one).",
-    ),
-  );
+  const { root } = widgetRoot("me", model, "Mask explorer", MASK_HELP);
+  const controls = maskControls(L, S);
+  const summary = el("p", { class: "me-summary", "aria-live": "polite" });
+  const panels = maskPanels(tokens, keyTokens, annotate, toggle);
+  root.append(controls.bar, summary, panels.box);
+  host.appendChild(root);
 
-  // --- controls ------------------------------------------------------------------------------
-  const controls = h("div", "me-controls");
-  const kindBox = h("fieldset", "me-kinds");
-  kindBox.appendChild(h("legend", "me-control-name", "Mask"));
-  const radios = {};
-  for (const kind of KINDS) {
-    const label = h("label", "me-kind");
-    const radio = document.createElement("input");
-    radio.type = "radio";
-    radio.name = `${uid}-kind`;
-    radio.value = kind;
-    radios[kind] = radio;
-    label.append(radio, document.createTextNode(` ${KIND_LABELS[kind]}`));
-    kindBox.appendChild(label);
-  }
-  controls.appendChild(kindBox);
-
-  const settings = h("div", "me-settings");
-  const length = slider(uid, "length", "Real tokens", 0, S);
-  const windowControl = slider(uid, "window", "Window", 0, Math.max(L, S, 1) - 1);
-  const cLabel = h("label", "me-control me-causal");
-  const checkbox = document.createElement("input");
-  checkbox.type = "checkbox";
-  checkbox.setAttribute("aria-label", "Also causal: AND the mask with the causal mask");
-  cLabel.append(checkbox, document.createTextNode(" also causal"));
-  settings.append(length.label, windowControl.label, cLabel);
-  controls.appendChild(settings);
-  root.appendChild(controls);
-
-  const summary = h("p", "me-summary");
-  summary.setAttribute("aria-live", "polite");
-  root.appendChild(summary);
-
-  // --- the two grids -------------------------------------------------------------------------
-  const panels = h("div", "me-panels");
-
-  function grid(caption, extraColumn) {
-    const panel = h("div", "me-panel");
-    panel.appendChild(h("div", "me-panel-title", caption));
-    const g = h("div", "me-grid");
-    g.setAttribute("role", "grid");
-    g.setAttribute("aria-label", caption);
-    const cols = `max-content repeat(${S}, minmax(${annotate ? "2.5em" : "1.3em"}, 1fr))`;
-    g.style.gridTemplateColumns = extraColumn ? `${cols} max-content` : cols;
-    if (keyTokens.some((t) => String(t).length > 4) || !annotate) g.classList.add("me-vertical-keys");
-    const head = h("div", "me-row me-head");
-    head.setAttribute("role", "row");
-    const corner = h("div", "me-corner", "query \u2193  key \u2192");
-    corner.setAttribute("role", "columnheader");
-    head.appendChild(corner);
-    const keyCells = keyTokens.map((token, j) => {
-      const cell = h("div", "me-key", shown(token));
-      cell.setAttribute("role", "columnheader");
-      cell.title = `key ${j}: ${token}`;
-      head.appendChild(cell);
-      return cell;
-    });
-    if (extraColumn) {
-      const sum = h("div", "me-key me-sum-head", "\u03a3");
-      sum.setAttribute("role", "columnheader");
-      sum.title = "row sum";
-      head.appendChild(sum);
-    }
-    g.appendChild(head);
-    panel.appendChild(g);
-    return { panel, g, keyCells };
-  }
-
-  const left = grid("Allowed (true = may attend)", false);
-  const right = grid("Weights: softmax over the allowed keys", true);
-  const maskCells = [];
-  const weightCells = [];
-  const sumCells = [];
-  const queryCells = [];
-  tokens.forEach((token, i) => {
-    const rowL = h("div", "me-row");
-    rowL.setAttribute("role", "row");
-    rowL.dataset.i = String(i);
-    const qL = h("div", "me-query", shown(token));
-    qL.setAttribute("role", "rowheader");
-    rowL.appendChild(qL);
-    const rowR = h("div", "me-row");
-    rowR.setAttribute("role", "row");
-    rowR.dataset.i = String(i);
-    const qR = h("div", "me-query", shown(token));
-    qR.setAttribute("role", "rowheader");
-    rowR.appendChild(qR);
-    queryCells.push([qL, qR]);
-    const mRow = [];
-    const wRow = [];
-    for (let j = 0; j < S; j++) {
-      const button = h("button", "me-mask");
-      button.type = "button";
-      button.dataset.i = String(i);
-      button.dataset.j = String(j);
-      button.setAttribute("role", "gridcell");
-      button.addEventListener("click", () => toggle(i, j));
-      rowL.appendChild(button);
-      mRow.push(button);
-      const cell = h("div", "me-cell");
-      cell.setAttribute("role", "gridcell");
-      cell.dataset.i = String(i);
-      cell.dataset.j = String(j);
-      rowR.appendChild(cell);
-      wRow.push(cell);
-    }
-    const sum = h("div", "me-sum");
-    sum.setAttribute("role", "gridcell");
-    rowR.appendChild(sum);
-    sumCells.push(sum);
-    maskCells.push(mRow);
-    weightCells.push(wRow);
-    left.g.appendChild(rowL);
-    right.g.appendChild(rowR);
-  });
-  panels.append(left.panel, right.panel);
-  root.appendChild(panels);
-  el.appendChild(root);
-
-  // --- state -> view -------------------------------------------------------------------------
   function current() {
-    return allowedMatrix({
-      kind: model.get("kind"),
-      L,
-      S,
-      length: model.get("length"),
-      window: model.get("window"),
-      causal: model.get("causal"),
-      custom: model.get("custom"),
-    });
+    const names = ["kind", "length", "window", "causal", "custom"];
+    return allowedMatrix({ L, S, ...Object.fromEntries(names.map((n) => [n, model.get(n)])) });
   }
 
   function update() {
     const kind = model.get("kind");
     const allowed = current();
     const weights = maskedSoftmax(scores, allowed);
-
-    for (const k of KINDS) radios[k].checked = k === kind;
-    for (const [control, name] of [[length, "length"], [windowControl, "window"]]) {
+    for (const k of KINDS) controls.radios[k].checked = k === kind;
+    for (const [name, control] of Object.entries(controls.sliders)) {
       const v = model.get(name);
+      const active = kind === (name === "length" ? "padding" : "window");
       if (document.activeElement !== control.input) control.input.value = String(v);
-      const active = (name === "length" && kind === "padding") || (name === "window" && kind === "window");
       control.input.disabled = !active;
       control.label.classList.toggle("me-inactive", !active);
       control.value.textContent = String(v);
     }
-    checkbox.checked = model.get("causal");
-
+    controls.causal.checked = model.get("causal");
     const padFrom = kind === "padding" ? model.get("length") : S;
-    left.keyCells.concat(right.keyCells).forEach((cell, n) => {
-      cell.classList.toggle("me-pad", n % S >= padFrom);
-    });
-
-    let allowedCount = 0;
-    let deadRows = 0;
-    for (let i = 0; i < L; i++) {
-      let rowSum = 0;
-      let any = false;
-      for (let j = 0; j < S; j++) {
-        const ok = allowed[i][j];
-        const w = weights[i][j];
-        any = any || ok;
-        allowedCount += ok ? 1 : 0;
-        rowSum += w;
-        const m = maskCells[i][j];
-        m.classList.toggle("me-allowed", ok);
-        m.dataset.allowed = ok ? "1" : "0";
-        m.setAttribute("aria-pressed", ok ? "true" : "false");
-        m.setAttribute(
-          "aria-label",
-          `${tokens[i]} \u2192 ${keyTokens[j]}: ${ok ? "allowed" : "masked"}; click to toggle`,
-        );
-        m.textContent = ok ? "\u2713" : "";
-        const c = weightCells[i][j];
-        c.style.setProperty("--me-w", String(0.06 + 0.94 * w));
-        c.classList.toggle("me-strong", w >= 0.6);
-        c.classList.toggle("me-masked", !ok);
-        c.dataset.w = w.toFixed(4);
-        c.title = `${tokens[i]} \u2192 ${keyTokens[j]}: ${ok ? w.toFixed(3) : "masked (0)"}`;
-        c.textContent = annotate ? (ok ? w.toFixed(2) : "\u00b7") : "";
-      }
-      deadRows += any ? 0 : 1;
-      sumCells[i].textContent = rowSum.toFixed(2);
-      sumCells[i].dataset.sum = rowSum.toFixed(4);
-      sumCells[i].classList.toggle("me-dead", !any);
-      for (const q of queryCells[i]) q.classList.toggle("me-dead", !any);
-    }
-    summary.textContent =
-      `${allowedCount} of ${L * S} query\u2013key pairs allowed. ` +
-      (deadRows === 0
-        ? "Every query has at least one key, so every row of weights sums to 1."
-        : `${deadRows} ${deadRows === 1 ? "query has" : "queries have"} no allowed key: ` +
-          "that row of weights is all zeros (not NaN).");
-    summary.classList.toggle("me-warning", deadRows > 0);
+    panels.keyCells.forEach((cell, n) => cell.classList.toggle("me-pad", n % S >= padFrom));
+    panels.rows.forEach((row, i) =>
+      showRow(row, allowed[i], weights[i], { tokens, keyTokens, i, annotate }),
+    );
+    const { text, warning } = maskSummary(allowed, L, S);
+    summary.textContent = text;
+    summary.classList.toggle("me-warning", warning);
   }
 
   function toggle(i, j) {
     const pattern = current().map((row) => row.slice());
     pattern[i][j] = !pattern[i][j];
-    model.set("custom", pattern);
-    model.set("causal", false); // the pattern already holds whatever causal removed
-    model.set("kind", "custom");
-    model.save_changes();
+    // The pattern already holds whatever causal removed.
+    setState(model, { custom: pattern, causal: false, kind: "custom" });
   }
 
-  // --- view -> state -------------------------------------------------------------------------
   for (const k of KINDS) {
-    radios[k].addEventListener("change", () => {
-      if (!radios[k].checked) return;
-      model.set("kind", k);
-      model.save_changes();
-    });
+    const radio = controls.radios[k];
+    radio.addEventListener("change", () => radio.checked && setState(model, { kind: k }));
   }
-  for (const [control, name] of [[length, "length"], [windowControl, "window"]]) {
-    control.input.addEventListener("input", () => {
-      model.set(name, Number(control.input.value));
-      model.save_changes();
-    });
+  for (const [name, { input }] of Object.entries(controls.sliders)) {
+    input.addEventListener("input", () => setState(model, { [name]: Number(input.value) }));
   }
-  checkbox.addEventListener("change", () => {
-    model.set("causal", checkbox.checked);
-    model.save_changes();
-  });
-
-  const events = ["kind", "length", "window", "causal", "custom"].map((n) => `change:${n}`);
-  for (const event of events) model.on(event, update);
+  controls.causal.addEventListener("change", () =>
+    setState(model, { causal: controls.causal.checked }),
+  );
+  const stop = listen(model, ["kind", "length", "window", "causal", "custom"], update);
   update();
-
-  return () => {
-    for (const event of events) model.off(event, update);
-  };
+  return stop;
 }
 
 export default { render };

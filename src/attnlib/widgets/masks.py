@@ -15,7 +15,6 @@ Shape legend (book/notation.md): L query length, S key length.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import anywidget
 import numpy as np
@@ -23,11 +22,12 @@ import torch
 import traitlets
 
 from ..attention import masked_softmax as _masked_softmax
+from . import _base
+from ._frontend import build_css, build_esm
 
 __all__ = ["MaskExplorer", "KINDS", "allowed_pattern", "masked_softmax"]
 
-_HERE = Path(__file__).parent
-_DECIMALS = 4  # scores are sent rounded: small, stable notebook metadata
+_WHERE = "MaskExplorer"
 
 KINDS = ("bidirectional", "causal", "padding", "window", "custom")
 """The masks the explorer offers, in the order of its buttons."""
@@ -146,8 +146,8 @@ class MaskExplorer(anywidget.AnyWidget):
     See chapter 6, "Masking".
     """
 
-    _esm = _HERE / "masks.js"
-    _css = _HERE / "masks.css"
+    _esm = build_esm("masks")
+    _css = build_css("masks")
 
     title = traitlets.Unicode("").tag(sync=True)
     tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -173,36 +173,14 @@ class MaskExplorer(anywidget.AnyWidget):
         custom=None,
         title: str = "",
     ) -> None:
-        if isinstance(tokens, str):
-            raise ValueError("MaskExplorer: tokens must be a list of strings, not one string")
-        tokens = [str(t) for t in tokens]
-        key_tokens = tokens if key_tokens is None else [str(t) for t in key_tokens]
-        if hasattr(scores, "detach"):
-            scores = scores.detach().to("cpu").double().numpy()
-        try:
-            s = np.asarray(scores, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise ValueError(
-                f"MaskExplorer: scores must be numeric, got {type(scores).__name__}"
-            ) from err
-        if s.ndim != 2:
-            raise ValueError(f"MaskExplorer: scores must be 2-D (L, S), got shape {s.shape}")
-        if not np.isfinite(s).all():
-            raise ValueError(
-                "MaskExplorer: scores must be finite; the explorer applies the mask itself "
-                "(pass the scores before masking)"
-            )
+        tokens = _base.labels(tokens, "tokens", _WHERE)
+        key_tokens = _base.labels(key_tokens, "key_tokens", _WHERE, default=tokens)
+        s = _base.ndim(_base.numeric(scores, "scores", _WHERE), 2, "scores", _WHERE, "2-D (L, S)")
+        note = "the explorer applies the mask itself (pass the scores before masking)"
+        _base.finite(s, "scores", _WHERE, note)
         L, S = s.shape
-        if len(tokens) != L:
-            raise ValueError(
-                f"MaskExplorer: tokens has {len(tokens)} entries but scores {s.shape} has "
-                f"L = {L} queries"
-            )
-        if len(key_tokens) != S:
-            raise ValueError(
-                f"MaskExplorer: key_tokens has {len(key_tokens)} entries but scores {s.shape} "
-                f"has S = {S} keys"
-            )
+        _base.count(tokens, L, "tokens", _WHERE, f"scores {s.shape} has L = {L} queries")
+        _base.count(key_tokens, S, "key_tokens", _WHERE, f"scores {s.shape} has S = {S} keys")
         if kind not in KINDS:
             raise ValueError(f"MaskExplorer: kind must be one of {', '.join(KINDS)}; got {kind!r}")
         length = S if length is None else _check_int(length, "length", 0, S)
@@ -217,7 +195,7 @@ class MaskExplorer(anywidget.AnyWidget):
             title=str(title),
             tokens=tokens,
             key_tokens=key_tokens,
-            scores=(np.round(s, _DECIMALS) + 0.0).tolist(),
+            scores=_base.rounded(s),
             kind=kind,
             length=length,
             window=window,
