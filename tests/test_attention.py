@@ -310,3 +310,69 @@ def test_fmt_rounds_and_keeps_structure():
     assert attnlib.fmt(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), 1) == "[[1.0, 2.0],\n [3.0, 4.0]]"
     assert attnlib.fmt(torch.tensor([3, 4])) == "[3, 4]"
     assert attnlib.fmt(torch.tensor([True, False])) == "[True, False]"
+
+
+# --- grouped-query attention (enable_gqa) --------------------------------------------------------
+
+GQA_SHAPES = [(1, 4, 1), (2, 4, 2), (2, 6, 3), (1, 8, 8), (3, 6, 1)]  # (N, H, H_kv)
+
+
+@pytest.mark.parametrize(("N", "H", "H_kv"), GQA_SHAPES)
+@pytest.mark.parametrize("mask", ["none", "bool", "float", "causal"])
+def test_enable_gqa_matches_pytorch_and_repeating_the_heads(N, H, H_kv, mask):
+    g = torch.Generator().manual_seed(H * 10 + H_kv)
+    L, S, E, Ev = 5, 7, 8, 6
+    q = torch.randn(N, H, L, E, generator=g)
+    k = torch.randn(N, H_kv, S, E, generator=g)
+    v = torch.randn(N, H_kv, S, Ev, generator=g)
+    kwargs = {}
+    if mask == "bool":
+        m = torch.rand(N, 1, L, S, generator=g) < 0.7
+        m[..., 0] = True  # every query keeps a key, so PyTorch has no NaN row
+        kwargs = {"attn_mask": m}
+    elif mask == "float":
+        kwargs = {"attn_mask": torch.randn(L, S, generator=g)}
+    elif mask == "causal":
+        kwargs = {"is_causal": True}
+    out, w = sdpa(q, k, v, enable_gqa=True, **kwargs)
+    assert out.shape == (N, H, L, Ev) and w.shape == (N, H, L, S)
+    expected = F.scaled_dot_product_attention(q, k, v, enable_gqa=True, **kwargs)
+    torch.testing.assert_close(out, expected)
+    # The same as giving every query head its own copy of its group's key/value head.
+    groups = H // H_kv
+    k_full, v_full = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    out_full, w_full = sdpa(q, k_full, v_full, **kwargs)
+    torch.testing.assert_close(out, out_full)
+    torch.testing.assert_close(w, w_full)
+    # Query heads 0 .. groups-1 share key head 0: with equal queries they give equal weights.
+    q_same = q[:, :1].expand(N, H, L, E)
+    _, w_same = sdpa(q_same, k, v, enable_gqa=True, **kwargs)
+    for h in range(H):
+        torch.testing.assert_close(w_same[:, h], w_same[:, (h // groups) * groups])
+
+
+def test_enable_gqa_with_equal_heads_changes_nothing():
+    q, k, v = _qkv(2, 3)
+    out, w = sdpa(q, k, v, enable_gqa=True)
+    out0, w0 = sdpa(q, k, v)
+    assert torch.equal(out, out0) and torch.equal(w, w0)
+
+
+def test_repeat_kv_heads_is_repeat_interleave():
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)  # (N, H_kv, S, E)
+    assert torch.equal(attnlib.attention.repeat_kv_heads(x, 4), x.repeat_interleave(4, dim=1))
+    assert attnlib.attention.repeat_kv_heads(x, 1) is x
+
+
+def test_enable_gqa_errors():
+    q = torch.randn(2, 6, 4, 8)
+    with pytest.raises(ValueError, match=r"scaled_dot_product_attention: enable_gqa=True needs "
+                                         r"key and value with the same number of heads H_kv, and "
+                                         r"H_kv dividing the query's H; got H=6"):
+        sdpa(q, torch.randn(2, 4, 5, 8), torch.randn(2, 4, 5, 8), enable_gqa=True)
+    with pytest.raises(ValueError, match="same number of heads"):
+        sdpa(q, torch.randn(2, 3, 5, 8), torch.randn(2, 2, 5, 8), enable_gqa=True)
+    with pytest.raises(ValueError, match=r"enable_gqa=True needs heads in dimension -3"):
+        sdpa(torch.randn(4, 8), torch.randn(5, 8), torch.randn(5, 8), enable_gqa=True)
+    with pytest.raises(ValueError, match=r"leading .* do not broadcast"):  # without enable_gqa
+        sdpa(q, torch.randn(2, 3, 5, 8), torch.randn(2, 3, 5, 8))

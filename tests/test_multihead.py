@@ -493,3 +493,57 @@ def test_mask_conversion_rejects_bad_masks():
     with pytest.raises(TypeError, match="boolean .True = padding. or floating, got dtype "
                                         "torch.int64"):
         masks.from_key_padding_mask(torch.ones(2, 3, dtype=torch.long))
+
+
+# --- grouped-query attention (num_kv_heads) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("D", "H", "H_kv"), [(8, 4, 1), (12, 6, 2), (16, 4, 2), (8, 2, 2)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_num_kv_heads_matches_torch_sdpa_and_repeated_heads(D, H, H_kv, masked):
+    torch.manual_seed(D + H + H_kv)
+    ours = MultiHeadAttention(D, H, num_kv_heads=H_kv).eval()
+    E = D // H
+    assert ours.k_proj.out_features == ours.v_proj.out_features == H_kv * E
+    assert ours.q_proj.out_features == ours.out_proj.in_features == D
+    N, L, S = 2, 5, 6
+    q, k, v = inputs(N, L, S, D, D, D, seed=H_kv)
+    real = torch.tensor([[True] * S, [True] * 3 + [False] * (S - 3)])  # (N, S)
+    kwargs = {"token_mask": real, "is_causal": True} if masked else {}
+    out, w = ours(q, k, v, **kwargs)
+    assert out.shape == (N, L, D) and w.shape == (N, H, L, S)
+
+    qh = ours.split_heads(ours.q_proj(q))  # (N, H, L, E)
+    kh = ours.split_heads(ours.k_proj(k), H_kv)  # (N, H_kv, S, E)
+    vh = ours.split_heads(ours.v_proj(v), H_kv)  # (N, H_kv, S, E)
+    torch_mask = None
+    if masked:
+        torch_mask = masks.combine(real[:, None, None, :], masks.causal_mask(L, S))  # (N, 1, L, S)
+    by_torch = torch.nn.functional.scaled_dot_product_attention(
+        qh, kh, vh, attn_mask=torch_mask, enable_gqa=True
+    )  # (N, H, L, E)
+    torch.testing.assert_close(out, ours.out_proj(ours.merge_heads(by_torch)), atol=ATOL, rtol=RTOL)
+
+    # Full multi-head attention whose key/value heads are each group's head repeated.
+    full = MultiHeadAttention(D, H).eval()
+    groups = H // H_kv
+    with torch.no_grad():
+        full.q_proj.load_state_dict(ours.q_proj.state_dict())
+        full.out_proj.load_state_dict(ours.out_proj.state_dict())
+        for mine, theirs in ((full.k_proj, ours.k_proj), (full.v_proj, ours.v_proj)):
+            w_kv = theirs.weight.view(H_kv, E, D).repeat_interleave(groups, dim=0)  # (H, E, D)
+            mine.weight.copy_(w_kv.reshape(D, D))
+            mine.bias.copy_(theirs.bias.view(H_kv, E).repeat_interleave(groups, dim=0).reshape(D))
+    out_full, w_full = full(q, k, v, **kwargs)
+    torch.testing.assert_close(out, out_full, atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(w, w_full, atol=ATOL, rtol=RTOL)
+
+
+def test_num_kv_heads_errors_and_repr():
+    with pytest.raises(ValueError, match=r"num_kv_heads \(3\) must divide num_heads \(4\)"):
+        MultiHeadAttention(8, 4, num_kv_heads=3)
+    with pytest.raises(ValueError, match=r"num_kv_heads must be a positive int, got 0"):
+        MultiHeadAttention(8, 4, num_kv_heads=0)
+    mha = MultiHeadAttention(8, 4, num_kv_heads=2)
+    assert "num_kv_heads=2" in repr(mha) and mha.num_kv_heads == 2
+    assert MultiHeadAttention(8, 4).num_kv_heads == 4
