@@ -1,4 +1,4 @@
-"""The chapter 5 self-checks accept the reference solutions and name the classic mistakes."""
+"""The multi-head chapter's self-checks accept the references and name the classic mistakes."""
 
 from __future__ import annotations
 
@@ -11,32 +11,10 @@ from attnlib.exercises import ExerciseError
 from attnlib.exercises import multi_head as ex
 from attnlib.multihead import MultiHeadAttention
 
-# ------------------------------------------------------------------------------------------------
-# Reference solutions (the ones the chapter folds under "hide-input")
-# ------------------------------------------------------------------------------------------------
-
-
-def split_heads(x, num_heads):
-    N, L, D = x.shape
-    x = x.view(N, L, num_heads, D // num_heads)  # (N, L, H, E)
-    return x.transpose(1, 2)  # (N, H, L, E)
-
-
-def merge_heads(x):
-    N, H, L, E = x.shape
-    x = x.transpose(1, 2)  # (N, L, H, E), not contiguous
-    return x.reshape(N, L, H * E)  # (N, L, D)
-
-
-def multi_head_attention(x, w_q, w_k, w_v, w_o, num_heads, mask=None):
-    q = split_heads(x @ w_q, num_heads)  # (N, H, L, E)
-    k = split_heads(x @ w_k, num_heads)  # (N, H, L, E)
-    v = split_heads(x @ w_v, num_heads)  # (N, H, L, E)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (N, H, L, L)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)  # (N, H, L, L)
-    return merge_heads(weights @ v) @ w_o, weights  # (N, L, D), (N, H, L, L)
+# The reference solutions live in attnlib.exercises; the chapter shows their source.
+split_heads = ex.solution_split_heads
+merge_heads = ex.solution_merge_heads
+multi_head_attention = ex.solution_multi_head_attention
 
 
 def test_reference_solutions_pass(capsys):

@@ -1,12 +1,13 @@
-"""Self-checks for chapter 5, "Multi-head attention".
+"""Self-checks for the chapter "Multi-head attention".
 
-Three exercises, three checks:
+Three exercises, each with a reference solution and a check:
 
-* :func:`check_split_heads` -- fold ``(N, L, D)`` into ``(N, H, L, E)``, head ``h`` taking the
-  ``h``-th block of ``E = D / H`` features;
-* :func:`check_merge_heads` -- unfold ``(N, H, L, E)`` back into ``(N, L, D)``;
-* :func:`check_multi_head_attention` -- a whole multi-head self-attention layer without biases:
-  project, split, attend per head, merge, project out.
+* :func:`solution_split_heads`, :func:`check_split_heads` -- fold ``(N, L, D)`` into
+  ``(N, H, L, E)``, head ``h`` taking the ``h``-th block of ``E = D / H`` features;
+* :func:`solution_merge_heads`, :func:`check_merge_heads` -- unfold ``(N, H, L, E)`` back into
+  ``(N, L, D)``;
+* :func:`solution_multi_head_attention`, :func:`check_multi_head_attention` -- a whole multi-head
+  self-attention layer without biases: project, split, attend per head, merge, project out.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
@@ -14,50 +15,57 @@ then values). When a wrong answer matches a classic mistake (a reshape without t
 features dealt out to heads round-robin, the scale by the model size instead of the head size, a
 forgotten output projection...), the message names that mistake.
 
-Shape legend (see book/notation.md): N batch, H heads, L query length, S key length,
+Shape legend (see the notation page): N batch, H heads, L query length, S key length,
 E query/key size per head, D model size (D = H * E).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 
-from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+from .._checks import shape
+from . import ExerciseError, call_answer, cases_generator, diagnose, expect_close, passed, unpack
 
-__all__ = ["check_split_heads", "check_merge_heads", "check_multi_head_attention"]
-
-
-def _shape(t: torch.Tensor | Sequence[int]) -> str:
-    dims = t.shape if isinstance(t, torch.Tensor) else t
-    return str(tuple(int(d) for d in dims))
-
-
-def _close(a, b: torch.Tensor) -> bool:
-    if not isinstance(a, torch.Tensor) or a.shape != b.shape:
-        return False
-    return bool(torch.allclose(a.detach().double().cpu(), b.detach().double().cpu(), atol=1e-4))
+__all__ = [
+    "solution_split_heads",
+    "check_split_heads",
+    "solution_merge_heads",
+    "check_merge_heads",
+    "solution_multi_head_attention",
+    "check_multi_head_attention",
+]
 
 
-def _diagnose(
-    got, expected: torch.Tensor, mistakes: Sequence[tuple[torch.Tensor, str]], what: str
-) -> None:
-    """Raise naming the first known mistake that ``got`` reproduces (and the answer does not)."""
-    for result, message in mistakes:
-        if _close(got, result) and not _close(expected, result):
-            raise ExerciseError(f"{what}: {message}")
+def solution_split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Exercise 1's reference solution: fold the features into heads.
 
+    Args:
+        x: ``(N, L, D)``.
+        num_heads: ``H``, which divides ``D``.
 
-def _split(x: torch.Tensor, H: int) -> torch.Tensor:
+    Returns:
+        ``(N, H, L, E)`` with ``E = D / H``; head ``h`` holds features ``h*E .. (h+1)*E - 1``.
+    """
     N, L, D = x.shape
-    return x.view(N, L, H, D // H).transpose(1, 2)  # (N, H, L, E)
+    x = x.view(N, L, num_heads, D // num_heads)  # (N, L, H, E)
+    return x.transpose(1, 2)  # (N, H, L, E)
 
 
-def _merge(x: torch.Tensor) -> torch.Tensor:
+def solution_merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """Exercise 2's reference solution: put the heads' features side by side again.
+
+    Args:
+        x: ``(N, H, L, E)``, contiguous or not.
+
+    Returns:
+        ``(N, L, H * E)``; ``solution_merge_heads(solution_split_heads(x, H))`` is ``x``.
+    """
     N, H, L, E = x.shape
-    return x.transpose(1, 2).reshape(N, L, H * E)  # (N, L, D)
+    x = x.transpose(1, 2)  # (N, L, H, E), usually not contiguous
+    return x.reshape(N, L, H * E)  # (N, L, D)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -92,21 +100,20 @@ def check_split_heads(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
         N, L, D = x.shape
         E = D // H
         got = call_answer(lambda t, H=H: fn(t, H), what, x)
-        expected = _split(x, H)  # (N, H, L, E)
+        expected = solution_split_heads(x, H)  # (N, H, L, E)
         if isinstance(got, torch.Tensor) and got.shape != expected.shape:
             if got.shape == (N, L, H, E):
                 raise ExerciseError(
-                    f"{what}: expected shape {_shape(expected)} (N, H, L, E), got shape "
-                    f"{_shape(got)}, which is (N, L, H, E): the heads are folded, now move them "
+                    f"{what}: expected shape {shape(expected)} (N, H, L, E), got shape "
+                    f"{shape(got)}, which is (N, L, H, E): the heads are folded, now move them "
                     "in front of the positions with .transpose(1, 2)"
                 )
             raise ExerciseError(
-                f"{what}: expected shape {_shape(expected)} (N, H, L, E) with E = D / H = "
-                f"{D} / {H}, got shape {_shape(got)}"
+                f"{what}: expected shape {shape(expected)} (N, H, L, E) with E = D / H = "
+                f"{D} / {H}, got shape {shape(got)}"
             )
-        _diagnose(
+        diagnose(
             got,
-            expected,
             [
                 (
                     x.reshape(N, H, L, E),
@@ -121,6 +128,7 @@ def check_split_heads(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
                 ),
             ],
             what,
+            expected=expected,
         )
         expect_close(got, expected, what=what)
     passed(
@@ -159,15 +167,14 @@ def check_merge_heads(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     for what, x in cases:
         N, H, L, E = x.shape
         got = call_answer(fn, what, x)
-        expected = _merge(x)  # (N, L, D)
+        expected = solution_merge_heads(x)  # (N, L, D)
         if isinstance(got, torch.Tensor) and got.shape != expected.shape:
             raise ExerciseError(
-                f"{what}: expected shape {_shape(expected)} (N, L, H * E), got shape "
-                f"{_shape(got)}"
+                f"{what}: expected shape {shape(expected)} (N, L, H * E), got shape "
+                f"{shape(got)}"
             )
-        _diagnose(
+        diagnose(
             got,
-            expected,
             [
                 (
                     x.reshape(N, L, H * E),
@@ -182,12 +189,14 @@ def check_merge_heads(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
                 ),
             ],
             what,
+            expected=expected,
         )
         expect_close(got, expected, what=what)
     g2 = cases_generator(7)
     x = torch.randn(2, 5, 12, generator=g2)
-    back = call_answer(fn, "merge_heads(split_heads(x, 3)) for x (2, 5, 12)", _split(x, 3))
-    expect_close(back, x, what="merge_heads(split_heads(x, 3)) for x (2, 5, 12)")
+    what = "merge_heads(split_heads(x, 3)) for x (2, 5, 12)"
+    back = call_answer(fn, what, solution_split_heads(x, 3))
+    expect_close(back, x, what=what)
     passed(f"merge_heads matches on {len(cases)} cases and undoes the split exactly.")
 
 
@@ -196,17 +205,47 @@ def check_merge_heads(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _reference_mha(x, w_q, w_k, w_v, w_o, H, mask=None, scale_by=None):
-    xd = x.double()
-    q, k, v = (_split(xd @ w.double(), H) for w in (w_q, w_k, w_v))  # (N, H, L, E) each
-    E = q.size(-1)
-    scale = 1.0 / math.sqrt(E if scale_by is None else scale_by)
-    scores = q @ k.transpose(-2, -1) * scale  # (N, H, L, L)
+def solution_multi_head_attention(
+    x: torch.Tensor,
+    w_q: torch.Tensor,
+    w_k: torch.Tensor,
+    w_v: torch.Tensor,
+    w_o: torch.Tensor,
+    num_heads: int,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exercise 3's reference solution: multi-head self-attention without biases.
+
+    Args:
+        x: ``(N, L, D)``.
+        w_q: ``(D, D)``, applied as ``x @ w_q``; likewise ``w_k``, ``w_v`` and ``w_o``.
+        w_k: ``(D, D)``.
+        w_v: ``(D, D)``.
+        w_o: ``(D, D)``, the output projection.
+        num_heads: ``H``, which divides ``D``.
+        mask: optional boolean ``(L, L)``, True = may attend.
+
+    Returns:
+        ``(output, weights)``: ``(N, L, D)`` and every head's weights ``(N, H, L, L)``, scaled by
+        ``1/sqrt(E)``, the size of one head's keys.
+    """
+    q = solution_split_heads(x @ w_q, num_heads)  # (N, H, L, E)
+    k = solution_split_heads(x @ w_k, num_heads)  # (N, H, L, E)
+    v = solution_split_heads(x @ w_v, num_heads)  # (N, H, L, E)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (N, H, L, L): sqrt(E), not sqrt(D)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # (N, H, L, L)
+    weights = torch.softmax(scores, dim=-1)  # (N, H, L, L): over the keys, per head
+    return solution_merge_heads(weights @ v) @ w_o, weights  # (N, L, D), (N, H, L, L)
+
+
+def _weights_scaled_by(x, w_q, w_k, H, mask, size) -> torch.Tensor:
+    """Every head's weights with the scale ``1/sqrt(size)``: what a wrong scale gives."""
+    q, k = solution_split_heads(x @ w_q, H), solution_split_heads(x @ w_k, H)  # (N, H, L, E)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(size)  # (N, H, L, L)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)  # (N, H, L, L)
-    heads = weights @ v  # (N, H, L, E)
-    return (_merge(heads) @ w_o.double()).float(), weights.float(), _merge(heads).float()
+    return torch.softmax(scores, dim=-1)  # (N, H, L, L)
 
 
 def check_multi_head_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -239,26 +278,21 @@ def check_multi_head_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tenso
     for what, H, mask in cases:
         tensors = (x, w_q, w_k, w_v, w_o) if mask is None else (x, w_q, w_k, w_v, w_o, mask)
         result = call_answer(lambda *t, H=H: fn(*t[:5], H, *t[5:]), what, *tensors)
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
-            raise ExerciseError(
-                f"{what}: expected a pair (output, weights), got {type(result).__name__}; end "
-                "with `return output, weights`"
-            )
-        output, weights = result
-        expected, expected_w, concat = _reference_mha(x, w_q, w_k, w_v, w_o, H, mask)
+        output, weights = unpack(result, ("output", "weights"), what)
+        expected, expected_w = solution_multi_head_attention(x, w_q, w_k, w_v, w_o, H, mask)
+        concat = solution_merge_heads(expected_w @ solution_split_heads(x @ w_v, H))  # (N, L, D)
         if isinstance(weights, torch.Tensor) and weights.shape == (N, L, L) and H > 1:
             raise ExerciseError(
-                f"{what}, weights: expected shape {_shape(expected_w)} (N, H, L, L), one map per "
-                f"head, got shape {_shape(weights)}: did you average over the heads? Return "
+                f"{what}, weights: expected shape {shape(expected_w)} (N, H, L, L), one map per "
+                f"head, got shape {shape(weights)}: did you average over the heads? Return "
                 "them all"
             )
         if isinstance(weights, torch.Tensor) and weights.shape == expected_w.shape:
-            _diagnose(
+            diagnose(
                 weights,
-                expected_w,
                 [
                     (
-                        _reference_mha(x, w_q, w_k, w_v, w_o, H, mask, scale_by=D)[1],
+                        _weights_scaled_by(x, w_q, w_k, H, mask, D),
                         f"the weights match a scale of 1/sqrt(D) = 1/sqrt({D}), the model size; "
                         f"each head's keys have E = D / H = {D // H} features: scale by "
                         f"1/sqrt({D // H})",
@@ -267,11 +301,11 @@ def check_multi_head_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tenso
                 if H > 1
                 else [],
                 f"{what}, weights",
+                expected=expected_w,
             )
         expect_close(weights, expected_w, what=f"{what}, weights")
-        _diagnose(
+        diagnose(
             output,
-            expected,
             [
                 (
                     concat,
@@ -280,6 +314,7 @@ def check_multi_head_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tenso
                 )
             ],
             f"{what}, output",
+            expected=expected,
         )
         expect_close(output, expected, what=f"{what}, output")
     passed(
