@@ -1,4 +1,4 @@
-"""The chapter 6 self-checks accept the reference solutions and name the classic mistakes."""
+"""The masking chapter's self-checks accept the references and name the classic mistakes."""
 
 from __future__ import annotations
 
@@ -9,27 +9,10 @@ import attnlib
 from attnlib.exercises import ExerciseError
 from attnlib.exercises import masking as ex
 
-# ------------------------------------------------------------------------------------------------
-# Reference solutions (the ones the chapter folds under "hide-input")
-# ------------------------------------------------------------------------------------------------
-
-
-def padding_mask(lengths, S):
-    positions = torch.arange(S, device=lengths.device)  # (S,)
-    return positions[None, :] < lengths[:, None]  # (N, S), True = a real token
-
-
-def causal_mask(L, S):
-    i = torch.arange(L)[:, None]  # (L, 1): query positions
-    j = torch.arange(S)[None, :]  # (1, S): key positions
-    return j <= i  # (L, S)
-
-
-def masked_softmax(scores, mask):
-    scores = scores.masked_fill(~mask, float("-inf"))  # (..., L, S)
-    empty = ~mask.expand_as(scores).any(dim=-1, keepdim=True)  # (..., L, 1): nothing allowed
-    weights = torch.softmax(scores.masked_fill(empty, 0.0), dim=-1)  # no row is all -inf now
-    return weights.masked_fill(empty, 0.0)  # (..., L, S)
+# The reference solutions live in attnlib.exercises; the chapter shows their source.
+padding_mask = ex.solution_padding_mask
+causal_mask = ex.solution_causal_mask
+masked_softmax = ex.solution_masked_softmax
 
 
 def test_reference_solutions_pass(capsys):

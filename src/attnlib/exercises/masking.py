@@ -1,20 +1,20 @@
-"""Self-checks for chapter 6, "Masking".
+"""Self-checks for the chapter "Masking".
 
-Three exercises, three checks:
+Three exercises, each with a reference solution and a check:
 
-* :func:`check_padding_mask` -- build the allowed-mask ``(N, S)`` of a padded batch from the
-  sequences' lengths (True = a real token that may be attended);
-* :func:`check_causal_mask` -- build a decoder's allowed-mask ``(L, S)``, aligned top-left as
-  PyTorch's ``is_causal=True``;
-* :func:`check_masked_softmax` -- a softmax over the allowed keys that gives a row with no allowed
-  key zeros, not NaN.
+* :func:`solution_padding_mask`, :func:`check_padding_mask` -- build the allowed-mask ``(N, S)``
+  of a padded batch from the sequences' lengths (True = a real token that may be attended);
+* :func:`solution_causal_mask`, :func:`check_causal_mask` -- build a decoder's allowed-mask
+  ``(L, S)``, aligned top-left as PyTorch's ``is_causal=True``;
+* :func:`solution_masked_softmax`, :func:`check_masked_softmax` -- a softmax over the allowed keys
+  that gives a row with no allowed key zeros, not NaN.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
 then values). The classic mistakes (PyTorch's opposite polarity, an off-by-one, the diagonal left
 out, NaN rows...) are named in the message.
 
-Shape legend (see book/notation.md): N batch, L query length, S key length.
+Shape legend (see the notation page): N batch, L query length, S key length.
 """
 
 from __future__ import annotations
@@ -23,13 +23,25 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from . import ExerciseError, call_answer, cases_generator, passed
+from .._checks import shape
+from . import (
+    ExerciseError,
+    call_answer,
+    cases_generator,
+    diagnose,
+    expect_close,
+    expect_tensor,
+    passed,
+)
 
-__all__ = ["check_padding_mask", "check_causal_mask", "check_masked_softmax"]
-
-
-def _shape(t) -> str:
-    return str(tuple(int(d) for d in t.shape)) if hasattr(t, "shape") else type(t).__name__
+__all__ = [
+    "solution_padding_mask",
+    "check_padding_mask",
+    "solution_causal_mask",
+    "check_causal_mask",
+    "solution_masked_softmax",
+    "check_masked_softmax",
+]
 
 
 def _rows(mask: torch.Tensor) -> str:
@@ -41,11 +53,11 @@ def _expect_bool(got, expected: torch.Tensor, what: str,
                  mistakes: Sequence[tuple[torch.Tensor, str]] = ()) -> None:
     if not isinstance(got, torch.Tensor):
         raise ExerciseError(
-            f"{what}: expected a boolean torch.Tensor of shape {_shape(expected)}, got "
+            f"{what}: expected a boolean torch.Tensor of shape {shape(expected)}, got "
             f"{type(got).__name__}"
         )
     if got.shape != expected.shape:
-        raise ExerciseError(f"{what}: expected shape {_shape(expected)}, got shape {_shape(got)}")
+        raise ExerciseError(f"{what}: expected shape {shape(expected)}, got shape {shape(got)}")
     if got.dtype != torch.bool:
         raise ExerciseError(
             f"{what}: expected dtype torch.bool (True = may attend), got {got.dtype}; a float or "
@@ -67,6 +79,21 @@ def _expect_bool(got, expected: torch.Tensor, what: str,
 # ------------------------------------------------------------------------------------------------
 # Exercise 1: a padding mask
 # ------------------------------------------------------------------------------------------------
+
+
+def solution_padding_mask(lengths: torch.Tensor, S: int) -> torch.Tensor:
+    """Exercise 1's reference solution: the allowed-mask of a padded batch.
+
+    Args:
+        lengths: ``(N,)`` long, the true length of each sequence, each in ``[0, S]``.
+        S: the padded length.
+
+    Returns:
+        Boolean ``(N, S)``, True where key ``j`` of sequence ``n`` is a real token
+        (``j < lengths[n]``): attnlib's polarity, not ``nn.MultiheadAttention``'s.
+    """
+    positions = torch.arange(S, device=lengths.device)  # (S,)
+    return positions[None, :] < lengths[:, None]  # (N, S): True = a real token
 
 
 def check_padding_mask(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
@@ -91,7 +118,7 @@ def check_padding_mask(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     for what, lengths, S in cases:
         got = call_answer(lambda n, S=S: fn(n, S), what, lengths)
         j = torch.arange(S)  # (S,)
-        expected = j[None, :] < lengths[:, None]  # (N, S)
+        expected = solution_padding_mask(lengths, S)  # (N, S)
         _expect_bool(
             got,
             expected,
@@ -117,6 +144,22 @@ def check_padding_mask(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
+def solution_causal_mask(L: int, S: int) -> torch.Tensor:
+    """Exercise 2's reference solution: a causal mask aligned top-left, from two ``arange``.
+
+    Args:
+        L: the number of queries.
+        S: the number of keys.
+
+    Returns:
+        Boolean ``(L, S)``, True where ``j <= i``: query ``i`` sees itself and the keys before it,
+        as with PyTorch's ``is_causal=True``, also when ``L != S``.
+    """
+    i = torch.arange(L)[:, None]  # (L, 1): query positions
+    j = torch.arange(S)[None, :]  # (1, S): key positions
+    return j <= i  # (L, S)
+
+
 def check_causal_mask(fn: Callable[[int, int], torch.Tensor]) -> None:
     """Check ``fn(L, S)``, a decoder's allowed-mask aligned top-left.
 
@@ -135,7 +178,7 @@ def check_causal_mask(fn: Callable[[int, int], torch.Tensor]) -> None:
              ("L = 5, S = 3", 5, 3)]
     for what, L, S in cases:
         got = call_answer(lambda L=L, S=S: fn(L, S), what)
-        expected = torch.ones(L, S, dtype=torch.bool).tril()  # (L, S)
+        expected = solution_causal_mask(L, S)  # (L, S)
         _expect_bool(
             got,
             expected,
@@ -166,6 +209,23 @@ def check_causal_mask(fn: Callable[[int, int], torch.Tensor]) -> None:
 # ------------------------------------------------------------------------------------------------
 # Exercise 3: a masked softmax without NaN
 # ------------------------------------------------------------------------------------------------
+
+
+def solution_masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Exercise 3's reference solution: a softmax over the allowed keys that never gives NaN.
+
+    Args:
+        scores: ``(..., L, S)``; left unchanged.
+        mask: boolean, broadcastable to ``scores``, True = may attend.
+
+    Returns:
+        ``(..., L, S)``: each row sums to 1 over its allowed keys, masked keys get exactly 0, and
+        a row with no allowed key is all zeros.
+    """
+    scores = scores.masked_fill(~mask, float("-inf"))  # (..., L, S)
+    empty = ~mask.expand_as(scores).any(dim=-1, keepdim=True)  # (..., L, 1): nothing allowed
+    weights = torch.softmax(scores.masked_fill(empty, 0.0), dim=-1)  # no row is all -inf now
+    return weights.masked_fill(empty, 0.0)  # (..., L, S)
 
 
 def check_masked_softmax(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -200,19 +260,8 @@ def check_masked_softmax(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     for what, s, m in cases:
         got = call_answer(fn, what, s, m)
         mb = m.expand_as(s)
-        dead = ~mb.any(-1, keepdim=True)  # (..., L, 1)
-        expected = torch.softmax(
-            s.double().masked_fill(~mb, float("-inf")).masked_fill(dead, 0.0), dim=-1
-        ).masked_fill(dead, 0.0)  # (..., L, S)
-        if not isinstance(got, torch.Tensor):
-            raise ExerciseError(
-                f"{what}: expected a torch.Tensor of shape {_shape(expected)}, got "
-                f"{type(got).__name__}"
-            )
-        if got.shape != expected.shape:
-            raise ExerciseError(
-                f"{what}: expected shape {_shape(expected)}, got shape {_shape(got)}"
-            )
+        expected = solution_masked_softmax(s, m)  # (..., L, S)
+        expect_tensor(got, expected, what=what)
         got_d = got.detach().double().cpu()
         if torch.isnan(got_d).any():
             rows = torch.isnan(got_d).any(-1).nonzero().tolist()
@@ -221,9 +270,9 @@ def check_masked_softmax(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
                 "masked is all -inf, and softmax of all -inf is 0 / 0 = NaN: find such rows "
                 "(mask.any(dim=-1) is False) and give them zero weights"
             )
-        zeroed_after = torch.softmax(s.double(), -1) * mb
-        inverted = torch.softmax(s.double().masked_fill(mb, float("-inf")), -1).nan_to_num(0.0)
-        for result, message in (
+        zeroed_after = torch.softmax(s, -1) * mb
+        inverted = torch.softmax(s.masked_fill(mb, float("-inf")), -1).nan_to_num(0.0)
+        mistakes = [
             (
                 zeroed_after,
                 "the weights were zeroed after a softmax over all keys, so the rows no longer "
@@ -233,18 +282,9 @@ def check_masked_softmax(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
                 inverted,
                 "the mask's polarity is inverted: True means the query MAY attend to that key",
             ),
-        ):
-            if torch.allclose(got_d, result, atol=1e-4) and not torch.allclose(
-                expected, result, atol=1e-4
-            ):
-                raise ExerciseError(f"{what}: {message}")
-        if not torch.allclose(got_d, expected, atol=1e-4):
-            err = (got_d - expected).abs()
-            idx = tuple(int(i) for i in torch.unravel_index(err.argmax(), err.shape))
-            raise ExerciseError(
-                f"{what}: values differ; largest difference {err.max().item():.3g} at index "
-                f"{idx} (got {got_d[idx].item():.4f}, expected {expected[idx].item():.4f})"
-            )
+        ]
+        diagnose(got, mistakes, what, expected=expected)
+        expect_close(got, expected, what=what)
     passed(
         f"the masked softmax matches on {len(cases)} cases: masked keys get 0, and a row with no "
         "allowed key gets zeros, not NaN."
