@@ -181,7 +181,7 @@ def test_weights_are_parsed_back_exactly(harness):
     np.testing.assert_allclose(got, np.rint(w * 1000) / 1000, atol=1e-12)
     assert page.evaluate("() => window.decoding.topK([0.1, 0.6, 0.3, 0.0], 3)") == [1, 2, 0]
     assert page.evaluate("() => window.decoding.topK([0.5, 0.5], 1)") == [0]  # ties: leftmost
-    clamp = page.evaluate("() => [-3, 0, 2, 9, 'x'].map((s) => window.decoding.clampStep(s, 4))")
+    clamp = page.evaluate("() => [-3, 0, 2, 9, 'x'].map((s) => window.decoding.clampIndex(s, 4))")
     assert clamp == [0, 0, 2, 3, 0]
     assert not watch.problems(), "\n".join(watch.problems())
 

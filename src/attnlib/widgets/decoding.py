@@ -12,38 +12,29 @@ model on any new text and sends the result.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import anywidget
 import numpy as np
 import traitlets
 
+from . import _base
+from ._frontend import build_css, build_esm
+
 __all__ = ["DecodingStepper", "EOS"]
 
-_HERE = Path(__file__).parent
-SCALE = 1000  # weights travel as integers in thousandths (3 decimals), one string per example
+_WHERE = "DecodingStepper"
+SCALE = _base.SCALE  # weights travel as integers in thousandths, one string per example
 #: How the end-of-sequence token is shown in the output.
 EOS = "</s>"
 
 
 def _weights_array(weights, where: str) -> np.ndarray:
-    if hasattr(weights, "detach"):  # a torch.Tensor, wherever it lives
-        weights = weights.detach().to("cpu").double().numpy()
-    try:
-        arr = np.asarray(weights, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"DecodingStepper: {where} weights must be numeric, got {type(weights).__name__}"
-        ) from err
-    if arr.ndim != 2:
-        raise ValueError(
-            f"DecodingStepper: {where} weights must be 2-D (output steps T, source length S), "
-            f"got shape {arr.shape}"
-        )
+    """One example's ``(T, S)`` weights, checked."""
+    name = f"{where} weights"
+    arr = _base.numeric(weights, name, _WHERE)
+    _base.ndim(arr, 2, name, _WHERE, "2-D (output steps T, source length S)")
     if not np.isfinite(arr).all() or (arr < 0).any():
-        raise ValueError(
-            f"DecodingStepper: {where} weights must be finite and non-negative attention weights"
-        )
+        raise ValueError(f"{_WHERE}: {name} must be finite and non-negative attention weights")
     return arr
 
 
@@ -68,12 +59,11 @@ def _example(source, output, weights, label, where: str) -> dict:
         )
     if T == 0 or S == 0:
         raise ValueError(f"DecodingStepper: {where} is empty (weights of shape {arr.shape})")
-    packed = ",".join(str(int(v)) for v in np.rint(arr * SCALE).astype(np.int64).ravel())
     return {
         "label": str(label) if label is not None else "".join(source),
         "source": source,
         "output": output,
-        "weights": packed,
+        "weights": _base.pack_thousandths(arr),
     }
 
 
@@ -99,8 +89,8 @@ class DecodingStepper(anywidget.AnyWidget):
     See chapter 3, "Attention in RNN encoder-decoders".
     """
 
-    _esm = _HERE / "decoding.js"
-    _css = _HERE / "decoding.css"
+    _esm = build_esm("decoding")
+    _css = build_css("decoding")
 
     title = traitlets.Unicode("").tag(sync=True)
     examples = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -214,17 +204,12 @@ class DecodingStepper(anywidget.AnyWidget):
 
     @traitlets.validate("example")
     def _valid_example(self, proposal):
-        i, n = proposal["value"], len(self.examples)
-        if not 0 <= i < n:
-            raise ValueError(f"DecodingStepper: example must be in [0, {n}), got {i}")
-        return i
+        return _base.index(proposal["value"], len(self.examples), "example", _WHERE)
 
     @traitlets.validate("step")
     def _valid_step(self, proposal):
-        i, T = proposal["value"], len(self.examples[self.example]["output"])
-        if not 0 <= i < T:
-            raise ValueError(f"DecodingStepper: step must be in [0, {T}), got {i}")
-        return i
+        T = len(self.examples[self.example]["output"])
+        return _base.index(proposal["value"], T, "step", _WHERE)
 
     @traitlets.observe("example")
     def _reset_step(self, change) -> None:
@@ -235,11 +220,7 @@ class DecodingStepper(anywidget.AnyWidget):
     def weights_of(self, example: int | None = None) -> np.ndarray:
         """The ``(T, S)`` weights the browser shows for ``example`` (default: the current one)."""
         ex = self.examples[self.example if example is None else example]
-        T, S = len(ex["output"]), len(ex["source"])
-        return (
-            np.array([int(v) for v in ex["weights"].split(",")], dtype=np.float64).reshape(T, S)
-            / SCALE
-        )
+        return _base.unpack_thousandths(ex["weights"], (len(ex["output"]), len(ex["source"])))
 
     def __repr__(self) -> str:
         return f"DecodingStepper(examples={len(self.examples)})"
