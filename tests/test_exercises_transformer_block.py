@@ -1,4 +1,4 @@
-"""The chapter 7 self-checks accept the reference solutions and name the classic mistakes."""
+"""The Transformer-block chapter's self-checks accept the references and name the mistakes."""
 
 from __future__ import annotations
 
@@ -9,35 +9,10 @@ from attnlib.exercises import ExerciseError
 from attnlib.exercises import transformer_block as ex
 from attnlib.positional import apply_rope, sinusoidal_encoding
 
-# ------------------------------------------------------------------------------------------------
-# Reference solutions (the ones the chapter folds under "hide-input")
-# ------------------------------------------------------------------------------------------------
-
-
-def my_sinusoidal(length, dim):
-    positions = torch.arange(length, dtype=torch.float32)[:, None]  # (L, 1)
-    freqs = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)  # (D/2,)
-    angles = positions * freqs  # (L, D/2)
-    pe = torch.zeros(length, dim)  # (L, D)
-    pe[:, 0::2] = angles.sin()  # even columns
-    pe[:, 1::2] = angles.cos()  # odd columns
-    return pe
-
-
-def my_rope(x, positions):
-    E = x.size(-1)
-    freqs = 10000.0 ** (-torch.arange(0, E, 2, dtype=torch.float32) / E)  # (E/2,)
-    angles = positions[:, None].float() * freqs  # (L, E/2)
-    cos, sin = angles.cos(), angles.sin()  # (L, E/2) each
-    a, b = x[..., : E // 2], x[..., E // 2 :]  # (N, H, L, E/2) each: pair i is (i, i + E/2)
-    return torch.cat((a * cos - b * sin, a * sin + b * cos), dim=-1)  # (N, H, L, E)
-
-
-def my_pre_norm_block(x, layer):
-    h = layer.norm1(x)  # (N, L, D)
-    x = x + layer.self_attn(h, h, h)[0]  # (N, L, D)
-    h = layer.norm2(x)
-    return x + layer.linear2(layer.activation(layer.linear1(h)))  # (N, L, D)
+# The reference solutions live in attnlib.exercises; the chapter shows their source.
+my_sinusoidal = ex.solution_sinusoidal_encoding
+my_rope = ex.solution_rope
+my_pre_norm_block = ex.solution_pre_norm_block
 
 
 def test_reference_solutions_pass(capsys):

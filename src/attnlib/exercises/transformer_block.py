@@ -1,10 +1,13 @@
-"""Self-checks for chapter 7, "Positions and the Transformer block".
+"""Self-checks for the chapter "Positions and the Transformer block".
 
-Three exercises, three checks:
+Three exercises, each with a reference solution and a check:
 
-* :func:`check_sinusoidal_encoding` -- the sinusoidal position table of Vaswani et al. (2017);
-* :func:`check_rope` -- rotary position embeddings in the rotate-half layout;
-* :func:`check_pre_norm_block` -- one pre-norm encoder block, written from a layer's parts.
+* :func:`solution_sinusoidal_encoding`, :func:`check_sinusoidal_encoding` -- the sinusoidal
+  position table of Vaswani et al. (2017);
+* :func:`solution_rope`, :func:`check_rope` -- rotary position embeddings in the rotate-half
+  layout;
+* :func:`solution_pre_norm_block`, :func:`check_pre_norm_block` -- one pre-norm encoder block,
+  written from a layer's parts.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
@@ -12,61 +15,45 @@ then values). When a wrong answer matches a classic mistake (sines and cosines i
 exponent i/D instead of 2i/D, neighbouring pairs instead of halves, the post-norm order, a missing
 residual...), the message names that mistake.
 
-Shape legend (see book/notation.md): N batch, H heads, L length, E size per head, D model size.
+Shape legend (see the notation page): N batch, H heads, L length, E size per head, D model size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from ..layers import TransformerEncoderLayer
-from ..positional import apply_rope, sinusoidal_encoding
-from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+from . import (
+    ExerciseError,
+    call_answer,
+    cases_generator,
+    diagnose,
+    expect_close,
+    expect_tensor,
+    passed,
+)
 
-__all__ = ["check_sinusoidal_encoding", "check_rope", "check_pre_norm_block"]
+__all__ = [
+    "solution_sinusoidal_encoding",
+    "check_sinusoidal_encoding",
+    "solution_rope",
+    "check_rope",
+    "solution_pre_norm_block",
+    "check_pre_norm_block",
+]
 
 
-def _shape(t: torch.Tensor | Sequence[int]) -> str:
-    dims = t.shape if isinstance(t, torch.Tensor) else t
-    return str(tuple(int(d) for d in dims))
+def _diagnose(got, expected: torch.Tensor, mistakes, what: str) -> None:
+    """:func:`~attnlib.exercises.diagnose` with a loose match (1e-2).
 
-
-def _close(a, b: torch.Tensor, tol: float = 1e-4) -> bool:
-    """Whether a learner's tensor equals a candidate (same shape, close values)."""
-    if not isinstance(a, torch.Tensor) or a.shape != b.shape:
-        return False
-    return bool(torch.allclose(a.detach().double().cpu(), b.detach().double().cpu(),
-                               atol=tol, rtol=tol))
-
-
-def _diagnose(
-    got, expected: torch.Tensor, mistakes: Sequence[tuple[torch.Tensor, str]], what: str
-) -> None:
-    """Raise ExerciseError naming the first known mistake whose result ``got`` reproduces.
-
-    A mistake that gives the right answer on this case (e.g. ignoring positions that happen to
-    be 0, 1, 2, ...) is skipped: only the wrong answers are recognised. The match is loose (1e-2)
-    because a wrong formula evaluated in float32 at large angles drifts from its float64 twin,
-    while every mistake listed is far (> 0.05) from the right answer.
+    A wrong formula evaluated in float32 at large angles drifts from its float64 twin, while
+    every mistake listed is far (> 0.05) from the right answer; a mistake that gives the right
+    answer on this case (e.g. ignoring positions that happen to be 0, 1, 2, ...) is skipped.
     """
-    for result, message in mistakes:
-        if _close(got, result, tol=1e-2) and not _close(result, expected, tol=5e-2):
-            raise ExerciseError(f"{what}: {message}")
-
-
-def _check_shape(got, expected: torch.Tensor, what: str, hint: str = "") -> None:
-    if not isinstance(got, torch.Tensor):
-        raise ExerciseError(
-            f"{what}: expected a torch.Tensor of shape {_shape(expected)}, got "
-            f"{type(got).__name__}"
-        )
-    if got.shape != expected.shape:
-        raise ExerciseError(
-            f"{what}: expected shape {_shape(expected)}, got shape {_shape(got)}{hint}"
-        )
+    diagnose(got, mistakes, what, expected=expected, tol=1e-2, distinct_tol=5e-2)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -85,6 +72,26 @@ def _table(length: int, dim: int, exponent_scale: float = 2.0, layout: str = "in
     if layout == "halves":
         return torch.cat((first, second), dim=-1)  # (L, D)
     return torch.stack((first, second), dim=-1).reshape(length, dim)  # (L, D)
+
+
+def solution_sinusoidal_encoding(length: int, dim: int) -> torch.Tensor:
+    """Exercise 1's reference solution: the sinusoidal position table, without a Python loop.
+
+    Args:
+        length: ``L``, the number of positions.
+        dim: ``D``, even.
+
+    Returns:
+        ``(L, D)``: ``sin(p / 10000^(2i/D))`` in column ``2i``, ``cos`` of the same angle in
+        column ``2i + 1``.
+    """
+    positions = torch.arange(length, dtype=torch.float32)[:, None]  # (L, 1)
+    freqs = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)  # (D/2,)
+    angles = positions * freqs  # (L, D/2): one angle per position and pair
+    pe = torch.zeros(length, dim)  # (L, D)
+    pe[:, 0::2] = angles.sin()  # even columns: sines
+    pe[:, 1::2] = angles.cos()  # odd columns: cosines
+    return pe
 
 
 def check_sinusoidal_encoding(fn: Callable[[int, int], torch.Tensor]) -> None:
@@ -111,11 +118,11 @@ def check_sinusoidal_encoding(fn: Callable[[int, int], torch.Tensor]) -> None:
             raise ExerciseError(
                 f"{what}: your function raised {type(err).__name__}: {err}"
             ) from err
-        expected = sinusoidal_encoding(length, dim, dtype=torch.float64)  # (L, D)
+        expected = solution_sinusoidal_encoding(length, dim)  # (L, D)
         hint = ""
         if isinstance(got, torch.Tensor) and tuple(got.shape) == (dim, length) and dim != length:
             hint = ": rows are positions and columns are dimensions, so the shape is (L, D)"
-        _check_shape(got, expected, what, hint)
+        expect_tensor(got, expected, what=what, hint=hint)
         if not got.is_floating_point():
             raise ExerciseError(f"{what}: expected a floating tensor, got dtype {got.dtype}")
         _diagnose(got, expected, [
@@ -169,6 +176,25 @@ def _rope_variant(x: torch.Tensor, positions: torch.Tensor, *, layout: str = "ha
     return torch.cat((a * cos - b * sin, a * sin + b * cos), dim=-1).to(x.dtype)
 
 
+def solution_rope(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Exercise 2's reference solution: rotary embeddings in the rotate-half layout.
+
+    Args:
+        x: queries or keys ``(N, H, L, E)``, ``E`` even.
+        positions: ``(L,)`` integers, the position of each token (not necessarily from 0).
+
+    Returns:
+        ``(N, H, L, E)``: pair ``i``, dimensions ``i`` and ``i + E/2``, turned by the angle
+        ``p * 10000^(-2i/E)``.
+    """
+    E = x.size(-1)
+    freqs = 10000.0 ** (-torch.arange(0, E, 2, dtype=torch.float32) / E)  # (E/2,)
+    angles = positions[:, None].float() * freqs  # (L, E/2)
+    cos, sin = angles.cos(), angles.sin()  # (L, E/2) each
+    a, b = x[..., : E // 2], x[..., E // 2 :]  # (N, H, L, E/2) each: pair i is (a_i, b_i)
+    return torch.cat((a * cos - b * sin, a * sin + b * cos), dim=-1)  # (N, H, L, E)
+
+
 def check_rope(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """Check rotary position embeddings in the rotate-half layout (base 10000).
 
@@ -196,8 +222,8 @@ def check_rope(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None
     ]
     for what, x, positions in cases:
         got = call_answer(fn, what, x, positions)
-        expected = apply_rope(x, positions)
-        _check_shape(got, expected, what)
+        expected = solution_rope(x, positions)
+        expect_tensor(got, expected, what=what)
         _diagnose(got, expected, [
             (
                 _rope_variant(x, positions, layout="interleaved"),
@@ -214,7 +240,7 @@ def check_rope(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None
                 "the frequencies use the exponent i/E; pair i turns at 10000^(-2i/E)",
             ),
             (
-                apply_rope(x),
+                solution_rope(x, torch.arange(x.size(-2))),
                 "the result ignores `positions` (it uses 0, 1, 2, ...): rotate token l by "
                 "positions[l] times each frequency",
             ),
@@ -276,6 +302,24 @@ def _block_variants(
     ]
 
 
+def solution_pre_norm_block(x: torch.Tensor, layer: TransformerEncoderLayer) -> torch.Tensor:
+    """Exercise 3's reference solution: one pre-norm encoder block from a layer's parts.
+
+    Args:
+        x: ``(N, L, D)``, the residual stream.
+        layer: an :class:`attnlib.TransformerEncoderLayer` whose ``norm1``, ``self_attn``,
+            ``norm2``, ``linear1``, ``activation`` and ``linear2`` are used.
+
+    Returns:
+        ``(N, L, D)``: ``x + attention(norm1(x))``, then ``+ mlp(norm2(.))``; the stream itself is
+        never normalised.
+    """
+    h = layer.norm1(x)  # (N, L, D): normalise the branch's input, not the stream
+    x = x + layer.self_attn(h, h, h)[0]  # (N, L, D): residual around attention
+    h = layer.norm2(x)
+    return x + layer.linear2(layer.activation(layer.linear1(h)))  # (N, L, D): residual around MLP
+
+
 def check_pre_norm_block(
     fn: Callable[[torch.Tensor, TransformerEncoderLayer], torch.Tensor],
 ) -> None:
@@ -313,8 +357,8 @@ def check_pre_norm_block(
         x = 2.0 * torch.randn(N, L, D, generator=g) + 1.0
         with torch.no_grad():
             got = call_answer(lambda t, layer=layer: fn(t, layer), what, x)
-            expected = layer(x)
-            _check_shape(got, expected, what)
+            expected = solution_pre_norm_block(x, layer)
+            expect_tensor(got, expected, what=what)
             _diagnose(got, expected, _block_variants(layer, x), what)
         expect_close(got, expected, what=what)
     passed(
