@@ -1,19 +1,20 @@
-"""Self-checks for chapter 8, "BERT: attention in both directions".
+"""Self-checks for the chapter "BERT: attention in both directions".
 
-Three exercises, three checks:
+Three exercises, each with a reference solution and a check:
 
-* :func:`check_mean_pool` -- a sentence vector: the average of the real tokens' vectors, padding
-  left out;
-* :func:`check_previous_token_score` -- how much each head attends from every token to the token
-  just before it (the measure that finds MiniLM's previous-token head);
-* :func:`check_factorised_embedding_parameters` -- how many parameters ALBERT's factorised
-  embedding holds.
+* :func:`solution_mean_pool`, :func:`check_mean_pool` -- a sentence vector: the average of the
+  real tokens' vectors, padding left out;
+* :func:`solution_previous_token_score`, :func:`check_previous_token_score` -- how much each head
+  attends from every token to the token just before it (the measure that finds MiniLM's
+  previous-token head);
+* :func:`solution_factorised_embedding_parameters`, :func:`check_factorised_embedding_parameters`
+  -- how many parameters ALBERT's factorised embedding holds.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
 then values).
 
-Shape legend (see book/notation.md): N batch, H heads, L length, D model size.
+Shape legend (see the notation page): N batch, H heads, L length, D model size.
 """
 
 from __future__ import annotations
@@ -25,19 +26,30 @@ import torch
 from . import ExerciseError, call_answer, cases_generator, expect_close, passed
 
 __all__ = [
+    "solution_mean_pool",
     "check_mean_pool",
+    "solution_previous_token_score",
     "check_previous_token_score",
+    "solution_factorised_embedding_parameters",
     "check_factorised_embedding_parameters",
-    "factorised_embedding_parameters",
 ]
 
 
 # --- Exercise 1: mean pooling with a padding mask ------------------------------------------------
 
 
-def _reference_mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.to(hidden.dtype)[..., None]  # (N, L, 1)
-    return (hidden * m).sum(1) / m.sum(1)  # (N, D)
+def solution_mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Exercise 1's reference solution: each sentence's mean over its real tokens.
+
+    Args:
+        hidden: ``(N, L, D)`` token vectors.
+        mask: boolean ``(N, L)``, True for a real token; every sentence has at least one.
+
+    Returns:
+        ``(N, D)`` sentence vectors; padding never enters the sum or the count.
+    """
+    m = mask[..., None].to(hidden.dtype)  # (N, L, 1): 1 for a real token, 0 for padding
+    return (hidden * m).sum(dim=1) / m.sum(dim=1)  # (N, D)
 
 
 def check_mean_pool(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -71,7 +83,7 @@ def check_mean_pool(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) ->
     ]
     for what, h, m in cases:
         got = call_answer(fn, f"mean pooling of {what}", h, m)
-        expect_close(got, _reference_mean_pool(h, m), what=f"mean pooling of {what}")
+        expect_close(got, solution_mean_pool(h, m), what=f"mean pooling of {what}")
     passed(
         f"mean pooling matches on {len(cases)} batches; padding never enters the average."
     )
@@ -80,10 +92,19 @@ def check_mean_pool(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) ->
 # --- Exercise 2: find the previous-token head ---------------------------------------------------
 
 
-def _reference_previous_token_score(weights: torch.Tensor) -> torch.Tensor:
+def solution_previous_token_score(weights: torch.Tensor) -> torch.Tensor:
+    """Exercise 2's reference solution: each head's mean weight from token ``i`` to ``i - 1``.
+
+    Args:
+        weights: ``(H, L, L)``, each row a distribution over the keys.
+
+    Returns:
+        ``(H,)``: the average over the queries ``i = 1 .. L-1`` (query 0 has no previous token);
+        a perfect previous-token head scores 1.
+    """
     L = weights.size(-1)
-    i = torch.arange(1, L)  # queries 1 .. L-1 (query 0 has no previous token)
-    return weights[..., i, i - 1].mean(-1)  # (H,)
+    i = torch.arange(1, L)  # (L - 1,): the queries that have a previous token
+    return weights[:, i, i - 1].mean(dim=-1)  # (H,)
 
 
 def check_previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
@@ -121,7 +142,7 @@ def check_previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> No
     ]
     for what, w in cases:
         got = call_answer(fn, f"the scores of {what}", w)
-        expect_close(got, _reference_previous_token_score(w), what=f"the scores of {what}")
+        expect_close(got, solution_previous_token_score(w), what=f"the scores of {what}")
     passed(
         f"previous-token scores match on {len(cases)} cases: the perfect head scores 1, the "
         "next-token and self heads 0, the uniform head 1/L."
@@ -131,17 +152,28 @@ def check_previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> No
 # --- Exercise 3: the factorised embedding -------------------------------------------------------
 
 
-def factorised_embedding_parameters(V: int, E: int, D: int) -> int:
-    """Parameters of ALBERT's factorised embedding: a ``V x E`` table, then a projection
-    ``E -> D`` with bias."""
-    return V * E + E * D + D
+def solution_factorised_embedding_parameters(vocab_size: int, embed_size: int, d_model: int) -> int:
+    """Exercise 3's reference solution: the parameters of ALBERT's factorised embedding.
+
+    Args:
+        vocab_size: the number of vocabulary entries.
+        embed_size: the size of each entry's vector in the table.
+        d_model: the model width the table is projected to.
+
+    Returns:
+        The table's ``vocab_size * embed_size`` numbers plus the projection's matrix and bias.
+    """
+    table = vocab_size * embed_size  # one embed_size-vector per vocabulary entry
+    projection = embed_size * d_model + d_model  # the embed_size -> d_model matrix and its bias
+    return table + projection
 
 
 def check_factorised_embedding_parameters(fn: Callable[[int, int, int], int]) -> None:
     """Check a count of the parameters of a factorised embedding.
 
-    The answer is called as ``fn(V, E, D)``: a table of ``V`` vectors of size ``E``, followed by
-    a linear projection from ``E`` to ``D`` *with* a bias (as :class:`torch.nn.Linear` has).
+    The answer is called as ``fn(vocab_size, embed_size, d_model)``: a table of ``vocab_size``
+    vectors of size ``embed_size``, followed by a linear projection from ``embed_size`` to
+    ``d_model`` *with* a bias (as :class:`torch.nn.Linear` has).
 
     Raises:
         ExerciseError: when the answer is not an integer or differs on one of the cases.
@@ -149,10 +181,10 @@ def check_factorised_embedding_parameters(fn: Callable[[int, int, int], int]) ->
     See chapter 8, "ALBERT: fewer parameters, the same work".
     """
     cases = [(30_000, 128, 768), (30_000, 64, 256), (10, 2, 3)]
-    for V, E, D in cases:
-        what = f"V = {V:,}, E = {E}, D = {D}"
+    for vocab_size, embed_size, d_model in cases:
+        what = f"vocab_size = {vocab_size:,}, embed_size = {embed_size}, d_model = {d_model}"
         try:
-            got = fn(V, E, D)
+            got = fn(vocab_size, embed_size, d_model)
         except Exception as err:
             raise ExerciseError(
                 f"{what}: your function raised {type(err).__name__}: {err}"
@@ -164,16 +196,17 @@ def check_factorised_embedding_parameters(fn: Callable[[int, int, int], int]) ->
                 f"{what}: expected an int (a number of parameters), got {type(got).__name__} "
                 f"{got!r}"
             )
-        expected = factorised_embedding_parameters(V, E, D)
+        expected = solution_factorised_embedding_parameters(vocab_size, embed_size, d_model)
         if got != expected:
             hint = ""
-            if got == V * D:
-                hint = " (that is the unfactorised V x D table)"
-            elif got == V * E + E * D:
+            if got == vocab_size * d_model:
+                hint = " (that is the unfactorised vocab_size x d_model table)"
+            elif got == vocab_size * embed_size + embed_size * d_model:
                 hint = " (the projection's bias is missing)"
             raise ExerciseError(f"{what}: expected {expected:,} parameters, got {got:,}{hint}")
-    V, E, D = cases[0]
+    vocab_size, embed_size, d_model = cases[0]
+    count = solution_factorised_embedding_parameters(vocab_size, embed_size, d_model)
     passed(
-        f"a factorised embedding with V = {V:,}, E = {E}, D = {D} holds "
-        f"{factorised_embedding_parameters(V, E, D):,} parameters instead of {V * D:,}."
+        f"a factorised embedding with vocab_size = {vocab_size:,}, embed_size = {embed_size}, "
+        f"d_model = {d_model} holds {count:,} parameters instead of {vocab_size * d_model:,}."
     )
