@@ -5,9 +5,6 @@
 // temperature, the causal toggle or the chosen matrix changes. That is what keeps the widget
 // interactive in the static book, with no kernel behind it.
 
-const T_MIN = 0.05;
-const T_MAX = 5;
-const STEPS = 200; // slider positions; one step multiplies T by (T_MAX / T_MIN) ** (1 / STEPS)
 const ANNOTATE_MAX_KEYS = 12; // write the weight in each cell up to this many keys
 const ANNOTATE_MAX_QUERIES = 24;
 const EXPLORER_HELP =
@@ -16,18 +13,6 @@ const EXPLORER_HELP =
 
 // ---------------------------------------------------------------------------------------------
 // The mathematics (exported for the browser tests)
-
-/** Temperature -> slider position: a log scale, so T = 0.05..0.5 and 0.5..5 get equal room. */
-export function temperatureToSlider(t) {
-  const clamped = Math.min(T_MAX, Math.max(T_MIN, t));
-  return Math.round((Math.log(clamped / T_MIN) / Math.log(T_MAX / T_MIN)) * STEPS);
-}
-
-/** Slider position -> temperature, rounded to 3 decimals so the synced value is tidy. */
-export function sliderToTemperature(v) {
-  const t = T_MIN * Math.pow(T_MAX / T_MIN, Number(v) / STEPS);
-  return Math.round(t * 1000) / 1000;
-}
 
 /**
  * The (L, S) attention matrix the widget shows.
@@ -66,7 +51,7 @@ export function attentionMatrix({ mode, query, key, weights, layer, scale, tempe
 
 /** Temperature slider, causal checkbox, and a matrix selector when there are several. */
 function explorerControls(labels) {
-  const temperature = sliderControl("ae", "temperature", "Temperature", 0, STEPS);
+  const temperature = temperatureControl("ae");
   const causal = checkboxControl(
     "ae",
     "causal",
@@ -78,7 +63,7 @@ function explorerControls(labels) {
       ? selectControl("ae", "layer", "Matrix", labels, "Which attention matrix to show")
       : null;
   const bar = controlBar("ae", [temperature.label, causal.label, layer && layer.label]);
-  return { bar, slider: temperature.input, value: temperature.value, causal, layer };
+  return { bar, temperature, causal, layer };
 }
 
 /** The heatmap: a header row of keys, then one row per query. Returns {wrap, rows, cells}. */
@@ -206,10 +191,7 @@ function render({ model, el: host }) {
       temperature,
       causal,
     });
-    const { slider } = controls;
-    if (document.activeElement !== slider) slider.value = String(temperatureToSlider(temperature));
-    controls.value.textContent = `T = ${temperature.toFixed(2)}`;
-    slider.setAttribute("aria-valuetext", `temperature ${temperature.toFixed(2)}`);
+    showTemperature(controls.temperature, temperature);
     controls.causal.input.checked = causal;
     if (controls.layer) controls.layer.select.value = String(layer);
     const view = { tokens, keyTokens, causal, selected, annotate };
@@ -217,8 +199,9 @@ function render({ model, el: host }) {
     showBars(bars, weights[selected] || [], view);
   }
 
-  controls.slider.addEventListener("input", () =>
-    setState(model, { temperature: sliderToTemperature(controls.slider.value) }),
+  const slider = controls.temperature.input;
+  slider.addEventListener("input", () =>
+    setState(model, { temperature: sliderToTemperature(slider.value) }),
   );
   controls.causal.input.addEventListener("change", () =>
     setState(model, { causal: controls.causal.input.checked }),

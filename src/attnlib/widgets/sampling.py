@@ -18,50 +18,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import anywidget
 import numpy as np
 import traitlets
 
+from . import _base
+from ._frontend import build_css, build_esm
+
 __all__ = ["SamplingExplorer", "TAIL_BIN"]
 
-_HERE = Path(__file__).parent
-_DECIMALS = 4  # logits are sent rounded: small, stable notebook metadata
+_WHERE = "SamplingExplorer"
 TAIL_BIN = 0.05
 """Width of the histogram bins that summarise the logits of the tokens not sent by name."""
 
 T_MIN, T_MAX = 0.05, 5.0  # the temperature slider's range (as in AttentionExplorer)
 
 
-def _check_temperature(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"SamplingExplorer: temperature must be a number, got {value!r}")
-    t = float(value)
-    if not math.isfinite(t) or t <= 0:
-        raise ValueError(f"SamplingExplorer: temperature must be a positive number, got {value!r}")
-    return t
+def _temperature(value) -> float:
+    return _base.positive_number(value, "temperature", _WHERE)
 
 
 def _as_logits(logits) -> np.ndarray:
-    if hasattr(logits, "detach"):  # a torch.Tensor on any device
-        logits = logits.detach().to("cpu").double().numpy()
-    try:
-        arr = np.asarray(logits, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"SamplingExplorer: logits must be numeric, got {type(logits).__name__}"
-        ) from err
-    if arr.ndim == 1:
-        arr = arr[None]
+    arr = _base.numeric(logits, "logits", _WHERE)
+    arr = arr[None] if arr.ndim == 1 else arr
     if arr.ndim != 2 or arr.shape[1] < 2:
         raise ValueError(
             f"SamplingExplorer: logits must be (P, V) (one row of V >= 2 scores per prompt), got "
             f"shape {arr.shape}"
         )
-    if not np.isfinite(arr).all():
-        raise ValueError("SamplingExplorer: logits contain NaN or infinite values")
-    return arr
+    return _base.finite(arr, "logits", _WHERE)
 
 
 def summarise(
@@ -84,7 +70,7 @@ def summarise(
     bins = np.round(rest / TAIL_BIN).astype(np.int64)
     values, counts = np.unique(bins, return_counts=True)
     tail = [[round(float(v) * TAIL_BIN, 4), int(c)] for v, c in zip(values, counts, strict=True)]
-    return ids.tolist(), (np.round(logits[ids], _DECIMALS) + 0.0).tolist(), tail
+    return ids.tolist(), _base.rounded(logits[ids]), tail
 
 
 class SamplingExplorer(anywidget.AnyWidget):
@@ -112,8 +98,8 @@ class SamplingExplorer(anywidget.AnyWidget):
     See chapter 9, "Temperature and top-k".
     """
 
-    _esm = _HERE / "sampling.js"
-    _css = _HERE / "sampling.css"
+    _esm = build_esm("sampling")
+    _css = build_css("sampling")
 
     title = traitlets.Unicode("").tag(sync=True)
     prompts = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -139,9 +125,7 @@ class SamplingExplorer(anywidget.AnyWidget):
         top_k: int = 0,
         title: str = "",
     ) -> None:
-        if isinstance(prompts, str):
-            raise ValueError("SamplingExplorer: prompts must be a list of strings, not one string")
-        prompts = [str(p) for p in prompts]
+        prompts = _base.labels(prompts, "prompts", _WHERE)
         arr = _as_logits(logits)
         P, V = arr.shape
         if len(prompts) != P:
@@ -186,20 +170,17 @@ class SamplingExplorer(anywidget.AnyWidget):
             tail=tails,
             vocab_size=V,
             shown=shown,
-            temperature=_check_temperature(temperature),
+            temperature=_temperature(temperature),
             top_k=top_k,
         )
 
     @traitlets.validate("temperature")
     def _valid_temperature(self, proposal):
-        return _check_temperature(proposal["value"])
+        return _temperature(proposal["value"])
 
     @traitlets.validate("prompt")
     def _valid_prompt(self, proposal):
-        i, P = proposal["value"], len(self.prompts)
-        if not 0 <= i < max(P, 1):
-            raise ValueError(f"SamplingExplorer: prompt must be in [0, {P}), got {i}")
-        return i
+        return _base.index(proposal["value"], len(self.prompts), "prompt", _WHERE)
 
     @traitlets.validate("top_k")
     def _valid_top_k(self, proposal):
