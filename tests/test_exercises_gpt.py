@@ -1,33 +1,19 @@
-"""The chapter 9 self-checks accept the reference solutions and name the classic mistakes."""
+"""The GPT chapter's self-checks accept the reference solutions and name the classic mistakes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from attnlib import gpt
+from attnlib import generation
+from attnlib.attention import repeat_kv_heads
 from attnlib.exercises import ExerciseError
 from attnlib.exercises import gpt as ex
-from attnlib.models.llama import repeat_kv
 
-# ------------------------------------------------------------------------------------------------
-# Reference solutions (the ones the chapter folds under "hide-input")
-# ------------------------------------------------------------------------------------------------
-
-
-def top_k(logits, k):
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1), the k-th largest
-    return logits.masked_fill(logits < kth, float("-inf"))  # (..., V)
-
-
-def repeat_kv_answer(x, n_rep):
-    N, Hkv, S, E = x.shape
-    x = x[:, :, None].expand(N, Hkv, n_rep, S, E)  # (N, Hkv, n_rep, S, E)
-    return x.reshape(N, Hkv * n_rep, S, E)  # (N, H, S, E)
-
-
-def causal_mask_with_past(L, past):
-    return torch.ones(L, past + L, dtype=torch.bool).tril(diagonal=past)  # (L, S)
+# The reference solutions live in attnlib.exercises; the chapter shows their source.
+top_k = ex.solution_top_k
+repeat_kv_answer = ex.solution_repeat_kv
+causal_mask_with_past = ex.solution_causal_mask_with_past
 
 
 def test_reference_solutions_pass(capsys):
@@ -38,9 +24,9 @@ def test_reference_solutions_pass(capsys):
 
 
 def test_library_functions_pass_as_answers(capsys):
-    ex.check_top_k(gpt.top_k_filter)
-    ex.check_repeat_kv(repeat_kv)
-    ex.check_causal_mask_with_past(lambda L, past: gpt.causal_mask_with_past(L, past))
+    ex.check_top_k(generation.top_k_filter)
+    ex.check_repeat_kv(repeat_kv_heads)
+    ex.check_causal_mask_with_past(lambda L, past: generation.causal_mask_with_past(L, past))
     assert capsys.readouterr().out.count("Correct:") == 3
 
 

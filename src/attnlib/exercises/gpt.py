@@ -1,65 +1,49 @@
-"""Self-checks for chapter 9, "GPT: decoder-only Transformers".
+"""Self-checks for the chapter "GPT: decoder-only Transformers".
 
-Three exercises, three checks:
+Three exercises, each with a reference solution and a check:
 
-* :func:`check_top_k` -- keep the ``k`` largest logits of each row, set the rest to ``-inf``;
-* :func:`check_repeat_kv` -- grouped-query attention's ``repeat_kv``: give each of the ``H`` query
-  heads its key/value head, ``(N, Hkv, S, E) -> (N, H, S, E)``;
-* :func:`check_causal_mask_with_past` -- the causal mask of ``L`` new queries after ``past``
-  cached positions (what a KV cache needs).
+* :func:`solution_top_k`, :func:`check_top_k` -- keep the ``k`` largest logits of each row, set
+  the rest to ``-inf``;
+* :func:`solution_repeat_kv`, :func:`check_repeat_kv` -- grouped-query attention's
+  ``repeat_kv``: give each of the ``H`` query heads its key/value head,
+  ``(N, Hkv, S, E) -> (N, H, S, E)``;
+* :func:`solution_causal_mask_with_past`, :func:`check_causal_mask_with_past` -- the causal mask
+  of ``L`` new queries after ``past`` cached positions (what a KV cache needs).
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
 then values). When a wrong answer matches a classic mistake (zeros instead of ``-inf``, the heads
 tiled instead of repeated, a mask aligned top-left, the polarity flipped...), the message names it.
 
-Shape legend (see book/notation.md): N batch, H query heads, Hkv key/value heads, L new queries,
-S keys, E head size, V vocabulary size.
+Shape legend (see the notation page): N batch, H query heads, Hkv key/value heads, L new queries,
+S keys, E head size; ``vocab_size`` entries in a row of logits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 
-from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+from .._checks import shape
+from . import (
+    ExerciseError,
+    call_answer,
+    cases_generator,
+    diagnose,
+    expect_close,
+    expect_tensor,
+    passed,
+)
 
-__all__ = ["check_top_k", "check_repeat_kv", "check_causal_mask_with_past"]
-
-
-def _shape(t: torch.Tensor | Sequence[int]) -> str:
-    dims = t.shape if isinstance(t, torch.Tensor) else t
-    return str(tuple(int(d) for d in dims))
-
-
-def _same(a, b: torch.Tensor) -> bool:
-    """Equal shape and values, with -inf matching -inf (allclose treats infinities as equal)."""
-    if not isinstance(a, torch.Tensor) or a.shape != b.shape:
-        return False
-    if a.dtype == torch.bool or b.dtype == torch.bool:
-        return a.dtype == b.dtype and bool(torch.equal(a.cpu(), b.cpu()))
-    a, b = a.detach().double().cpu(), b.detach().double().cpu()
-    return bool(torch.allclose(a, b, atol=1e-5, rtol=1e-5, equal_nan=False))
-
-
-def _diagnose(got, expected, mistakes: Sequence[tuple[torch.Tensor, str]], what: str) -> None:
-    """Raise naming the first known mistake that ``got`` reproduces (and the answer does not)."""
-    for result, message in mistakes:
-        if _same(got, result) and not _same(expected, result):
-            raise ExerciseError(f"{what}: {message}")
-
-
-def _check_shape(got, expected: torch.Tensor, what: str, legend: str) -> None:
-    if not isinstance(got, torch.Tensor):
-        raise ExerciseError(
-            f"{what}: expected a torch.Tensor of shape {_shape(expected)} {legend}, got "
-            f"{type(got).__name__}"
-        )
-    if got.shape != expected.shape:
-        raise ExerciseError(
-            f"{what}: expected shape {_shape(expected)} {legend}, got shape {_shape(got)}"
-        )
+__all__ = [
+    "solution_top_k",
+    "check_top_k",
+    "solution_repeat_kv",
+    "check_repeat_kv",
+    "solution_causal_mask_with_past",
+    "check_causal_mask_with_past",
+]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -67,9 +51,19 @@ def _check_shape(got, expected: torch.Tensor, what: str, legend: str) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
-    kth = torch.topk(logits, min(k, logits.size(-1)), dim=-1).values[..., -1:]  # (..., 1)
-    return logits.masked_fill(logits < kth, float("-inf"))  # (..., V)
+def solution_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Exercise 1's reference solution: keep each row's ``k`` largest logits, drop the rest.
+
+    Args:
+        logits: ``(..., vocab_size)``; left unchanged.
+        k: how many logits survive per row, ``1 <= k <= vocab_size``.
+
+    Returns:
+        ``(..., vocab_size)``: the logits at or above the ``k``-th largest of their row, ``-inf``
+        elsewhere, so that a softmax gives the dropped tokens probability exactly 0.
+    """
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1), the k-th largest per row
+    return logits.masked_fill(logits < kth, float("-inf"))  # (..., vocab_size)
 
 
 def check_top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
@@ -77,11 +71,11 @@ def check_top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
 
     After the filter, ``softmax`` gives the dropped tokens probability exactly 0 and shares the
     probability among the ``k`` survivors. The cases have no ties, include negative logits, a
-    batch of rows, ``k = 1`` (greedy) and ``k = V`` (nothing dropped).
+    batch of rows, ``k = 1`` (greedy) and ``k = vocab_size`` (nothing dropped).
 
     Args:
-        fn: takes ``logits`` ``(..., V)`` (float32) and an int ``k`` and returns ``(..., V)``,
-            without changing ``logits`` in place.
+        fn: takes ``logits`` ``(..., vocab_size)`` (float32) and an int ``k`` and returns
+            ``(..., vocab_size)``, without changing ``logits`` in place.
 
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
@@ -99,12 +93,12 @@ def check_top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     ]
     for what, logits, k in cases:
         got = call_answer(lambda t, k=k: fn(t, k), what, logits)
-        expected = _top_k(logits, k)  # (..., V)
-        _check_shape(got, expected, what, "(..., V), the same shape as the logits")
+        expected = solution_top_k(logits, k)  # (..., vocab_size)
+        legend = "(..., vocab_size), the same shape as the logits"
+        expect_tensor(got, expected, what=what, legend=legend)
         kth_smallest = -torch.topk(-logits, min(k, logits.size(-1)), dim=-1).values[..., -1:]
-        _diagnose(
+        diagnose(
             got,
-            expected,
             [
                 (
                     logits.masked_fill(logits < torch.topk(logits, k, dim=-1).values[..., -1:],
@@ -123,17 +117,19 @@ def check_top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
                     "largest by default)",
                 ),
                 (
-                    _top_k(logits, k + 1) if k + 1 <= logits.size(-1) else expected,
+                    solution_top_k(logits, k + 1) if k + 1 <= logits.size(-1) else expected,
                     f"{k + 1} logits survive per row instead of {k}: compare with the k-th "
                     "largest value, topk(...).values[..., -1:], and drop what is strictly below",
                 ),
                 (
-                    _top_k(logits, k - 1) if k > 1 else expected,
+                    solution_top_k(logits, k - 1) if k > 1 else expected,
                     f"only {k - 1} logits survive per row instead of {k}: keep values equal to "
                     "the k-th largest (drop only those strictly below it)",
                 ),
             ],
             what,
+            expected=expected,
+            tol=1e-5,
         )
         kept, wanted = ~torch.isneginf(got.detach().cpu()), ~torch.isneginf(expected)
         if not torch.equal(kept, wanted):
@@ -154,8 +150,20 @@ def check_top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
-    return torch.repeat_interleave(x, n_rep, dim=1)  # (N, Hkv * n_rep, S, E)
+def solution_repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """Exercise 2's reference solution: give every query head its key/value head.
+
+    Args:
+        x: keys or values ``(N, Hkv, S, E)``.
+        n_rep: how many query heads share one key/value head.
+
+    Returns:
+        ``(N, Hkv * n_rep, S, E)``: ``n_rep`` copies of head 0, then of head 1, ..., so query
+        head ``h`` reads key/value head ``h // n_rep``.
+    """
+    N, Hkv, S, E = x.shape
+    x = x[:, :, None].expand(N, Hkv, n_rep, S, E)  # (N, Hkv, n_rep, S, E): copies, no memory yet
+    return x.reshape(N, Hkv * n_rep, S, E)  # (N, H, S, E)
 
 
 def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
@@ -187,18 +195,17 @@ def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     for what, x, n_rep in cases:
         N, Hkv, S, E = x.shape
         got = call_answer(lambda t, n_rep=n_rep: fn(t, n_rep), what, x)
-        expected = _repeat_kv(x, n_rep)  # (N, H, S, E)
+        expected = solution_repeat_kv(x, n_rep)  # (N, H, S, E)
         if isinstance(got, torch.Tensor) and got.shape != expected.shape:
             if got.shape == (N, Hkv, S * n_rep, E) or got.shape == (N, Hkv, S, E * n_rep):
                 raise ExerciseError(
-                    f"{what}: expected shape {_shape(expected)} (N, H, S, E), got shape "
-                    f"{_shape(got)}: the copies went along the wrong dimension; repeat the "
+                    f"{what}: expected shape {shape(expected)} (N, H, S, E), got shape "
+                    f"{shape(got)}: the copies went along the wrong dimension; repeat the "
                     "heads (dimension 1)"
                 )
-        _check_shape(got, expected, what, "(N, H, S, E) with H = Hkv * n_rep")
-        _diagnose(
+        expect_tensor(got, expected, what=what, legend="(N, H, S, E) with H = Hkv * n_rep")
+        diagnose(
             got,
-            expected,
             [
                 (
                     x.repeat(1, n_rep, 1, 1),
@@ -208,6 +215,8 @@ def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
                 ),
             ],
             what,
+            expected=expected,
+            tol=1e-5,
         )
         expect_close(got, expected, what=what)
     passed(
@@ -220,7 +229,18 @@ def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _mask_with_past(L: int, past: int) -> torch.Tensor:
+def solution_causal_mask_with_past(L: int, past: int) -> torch.Tensor:
+    """Exercise 3's reference solution: the causal mask of ``L`` new queries after a cache.
+
+    Args:
+        L: the number of new queries.
+        past: the number of cached positions before them.
+
+    Returns:
+        Boolean ``(L, past + L)``, True = may attend: new query ``i`` sits at position
+        ``past + i`` and sees every cached key and the new keys up to itself (the mask is
+        aligned bottom-right).
+    """
     return torch.ones(L, past + L, dtype=torch.bool).tril(diagonal=past)  # (L, S)
 
 
@@ -248,16 +268,15 @@ def check_causal_mask_with_past(fn: Callable[[int, int], torch.Tensor]) -> None:
             raise ExerciseError(
                 f"{what}: your function raised {type(err).__name__}: {err}"
             ) from err
-        expected = _mask_with_past(L, past)  # (L, S)
-        _check_shape(got, expected, what, "(L, past + L)")
+        expected = solution_causal_mask_with_past(L, past)  # (L, S)
+        expect_tensor(got, expected, what=what, legend="(L, past + L)")
         if got.dtype != torch.bool:
             raise ExerciseError(
                 f"{what}: expected a boolean mask (True = may attend), got dtype {got.dtype}"
             )
         S = past + L
-        _diagnose(
+        diagnose(
             got,
-            expected,
             [
                 (
                     ~expected,
@@ -278,6 +297,8 @@ def check_causal_mask_with_past(fn: Callable[[int, int], torch.Tensor]) -> None:
                 ),
             ],
             what,
+            expected=expected,
+            tol=1e-5,
         )
         if not torch.equal(got.cpu(), expected):
             bad = (got.cpu() != expected).nonzero()[0].tolist()
