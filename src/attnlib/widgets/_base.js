@@ -10,7 +10,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const HEAT_FLOOR = 0.04; // the lightest shade a cell takes (weight 0), so empty cells stay visible
 const T_MIN = 0.05; // the temperature sliders' range ...
 const T_MAX = 5;
-const TEMPERATURE_STEPS = 200; // ... and positions: one step multiplies T by (5 / 0.05) ** (1 / 200)
+const TEMPERATURE_STEPS = 200; // ... and positions: a step multiplies T by (5 / 0.05) ** (1 / 200)
 
 // ---------------------------------------------------------------------------------------------
 // The DOM: el() and svgEl() build every node of every widget.
@@ -156,7 +156,8 @@ export function controlBar(prefix, children) {
 
 /** A labelled control: <label class="attn-control <prefix>-control <prefix>-<name>">. */
 export function control(prefix, name, labelText, children) {
-  const caption = el("span", { class: `attn-control-name ${prefix}-control-name`, text: labelText });
+  const names = `attn-control-name ${prefix}-control-name`;
+  const caption = el("span", { class: names, text: labelText });
   return el("label", { class: `attn-control ${prefix}-control ${prefix}-${name}` }, [
     labelText === null ? null : caption,
     ...children,

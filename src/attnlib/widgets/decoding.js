@@ -50,7 +50,8 @@ export function topK(row, k) {
 
 /** "Writing x, it looks at: a (position 3, 0.52), ..." as text and token chips. */
 function looksAt(example, row, step) {
-  const chip = (token) => el("span", { class: "attn-token attn-mono ds-token", text: shown(token) });
+  const chip = (token) =>
+    el("span", { class: "attn-token attn-mono ds-token", text: shown(token) });
   const parts = ["Writing ", chip(example.output[step]), ", it looks at: "];
   topK(row, 3).forEach((j, n) => {
     if (n > 0) parts.push(", ");

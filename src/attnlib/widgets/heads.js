@@ -2,19 +2,18 @@
 //
 // Python sends, once, every layer's and head's attention weights for a few sentences (integers in
 // thousandths). Everything the reader does here -- pick a sentence, click a thumbnail of the model
-// view, hover or click a token of the head view, switch lines/heatmap -- is drawn in this file,
+// view, hover or click a token of the head view, switch lines/heatmap -- is drawn in this view,
 // with no kernel, so the static book stays interactive.
-//
-// Security: tokens and texts are data, never markup. They go in through textContent or plain
-// attributes only; this file never parses HTML.
 
-const SVG = "http://www.w3.org/2000/svg";
 const ROW = 20; // px between two tokens in the head view
 const COLUMN = 120; // px given to each token column in the line view
 const GAP = 110; // px between the two token columns
 const CELL = 18; // px per cell in the heatmap
-const ACCENT = [30, 79, 168]; // the thumbnails' colour (canvas cannot read CSS variables)
 const MIN_LINE = 0.005; // lighter lines are not drawn
+const HEADS_HELP =
+  "Model view: one thumbnail per layer (row) and head (column); click one to open it. " +
+  "Head view: each token on the left sends lines to the tokens it attends to on the right, " +
+  "darker for more weight. Hover a token to see only its lines; click it to keep them.";
 
 // ---------------------------------------------------------------------------------------------
 // Data helpers (exported for the browser tests)
@@ -58,430 +57,368 @@ export function topKeys(matrix, i, k = 3) {
     .slice(0, k);
 }
 
-function clampIndex(value, n) {
-  const i = Number(value) | 0;
-  return Math.min(Math.max(0, i), Math.max(0, n - 1));
+/** What the readout says for a focused token (or none). */
+export function readoutText(focus, matrix, tokens) {
+  if (!focus) return "Hover a token to highlight its attention.";
+  const name = shown(tokens[focus.index]);
+  if (focus.side === "q") {
+    const keys = topKeys(matrix, focus.index, 3);
+    const best = keys.map(({ j, w }) => `${shown(tokens[j])} ${fmt(w, 2)}`);
+    return `${name} attends most to: ${best.join(", ")}`;
+  }
+  const total = matrix.reduce((acc, row) => acc + row[focus.index], 0);
+  return (
+    `${name} receives ${total.toFixed(2)} of weight ` +
+    `in total (${(total / matrix.length).toFixed(2)} per query)`
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
-// Small DOM helpers: text goes in as text only.
+// The model view: a grid of thumbnails
 
-function h(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
+/** One head's weights drawn on a canvas, one pixel per weight. */
+function thumbnail(data, layer, head) {
+  const L = data.tokens.length;
+  const canvas = el("canvas", { width: L, height: L });
+  const ctx = canvas.getContext("2d");
+  if (!ctx || L === 0) return canvas;
+  const image = ctx.createImageData(L, L);
+  const weights = headMatrix(data, layer, head);
+  for (let i = 0; i < L; i++) {
+    for (let j = 0; j < L; j++) {
+      const p = 4 * (i * L + j);
+      image.data.set(ACCENT_RGB, p);
+      image.data[p + 3] = Math.round(255 * Math.min(1, weights[i][j]));
+    }
+  }
+  ctx.putImageData(image, 0, 0);
+  return canvas;
 }
 
-function s(tag, attrs = {}, text) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  if (text !== undefined) node.textContent = text;
-  return node;
+/** The grid of thumbnails; pick(layer, head) opens one. Returns {grid, thumbs[layer][head]}. */
+function modelView(data, layers, heads, pick) {
+  const grid = el("div", {
+    class: "hv-grid",
+    style: { gridTemplateColumns: `max-content repeat(${heads}, max-content)` },
+  });
+  grid.appendChild(el("div", { class: "hv-corner" }));
+  for (let c = 0; c < heads; c++) grid.appendChild(el("div", { class: "hv-col", text: c }));
+  const thumbs = [];
+  for (let r = 0; r < layers; r++) {
+    grid.appendChild(el("div", { class: "hv-rowname", text: `L${r}` }));
+    const row = [];
+    for (let c = 0; c < heads; c++) {
+      const button = el(
+        "button",
+        {
+          type: "button",
+          class: "hv-thumb",
+          title: `layer ${r}, head ${c}`,
+          "aria-label": `Open layer ${r}, head ${c}`,
+          dataset: { layer: String(r), head: String(c) },
+          on: { click: () => pick(r, c) },
+        },
+        [thumbnail(data, r, c)],
+      );
+      grid.appendChild(button);
+      row.push(button);
+    }
+    thumbs.push(row);
+  }
+  return { grid, thumbs };
 }
 
-function shown(token) {
-  return token === "" ? "\u2205" : String(token);
-}
-
-function selectControl(labelText, className) {
-  const label = h("label", `hv-control ${className}`);
-  label.appendChild(h("span", "hv-control-name", labelText));
-  const select = document.createElement("select");
-  select.setAttribute("aria-label", labelText);
-  label.appendChild(select);
-  return { label, select };
-}
-
-function fillOptions(select, names) {
-  select.replaceChildren(
-    ...names.map((name, index) => {
-      const option = document.createElement("option");
-      option.value = String(index);
-      option.textContent = name;
-      return option;
+function markThumbs(thumbs, layer, head) {
+  thumbs.forEach((row, r) =>
+    row.forEach((button, c) => {
+      const on = r === layer && c === head;
+      button.classList.toggle("hv-on", on);
+      button.setAttribute("aria-pressed", on ? "true" : "false");
     }),
   );
 }
 
 // ---------------------------------------------------------------------------------------------
+// The head view: lines or a heatmap
 
-function render({ model, el }) {
-  const root = h("div", "hv-root");
-  root.setAttribute("role", "group");
-  root.setAttribute("aria-label", model.get("title") || "Attention heads");
-  const title = model.get("title");
-  if (title) root.appendChild(h("div", "hv-title", title));
-  root.appendChild(
-    h(
-      "p",
-      "hv-help",
-      "Model view: one thumbnail per layer (row) and head (column); click one to open it. " +
-        "Head view: each token on the left sends lines to the tokens it attends to on the right, " +
-        "darker for more weight. Hover a token to see only its lines; click it to keep them.",
-    ),
-  );
+/**
+ * A token of the head view, on the query side ("q") or the key side ("k"). Hovering or
+ * focusing it calls hover({side, index}) (and hover(null) on leaving); a query token also pins.
+ */
+function tokenNode(text, attrs, side, index, { hover, pin }) {
+  const what = side === "q" ? "query" : "key";
+  const enter = () => hover({ side, index });
+  const leave = () => hover(null);
+  const on = { mouseenter: enter, mouseleave: leave, focus: enter, blur: leave };
+  if (side === "q") {
+    on.click = () => pin(index);
+    on.keydown = (event) => {
+      if (event.key !== "Enter" && event.key !== " ") return;
+      event.preventDefault();
+      pin(index);
+    };
+  }
+  return svgEl("text", {
+    ...attrs,
+    class: `hv-${side}`,
+    tabindex: "0",
+    role: "button",
+    "aria-label": `${what} ${index}: ${text}`,
+    text: shown(text),
+    dataset: { i: String(index) },
+    on,
+  });
+}
 
-  // --- controls ------------------------------------------------------------------------------
-  const controls = h("div", "hv-controls");
-  const sentenceCtl = selectControl("Sentence", "hv-sentence");
-  const layerCtl = selectControl("Layer", "hv-layer");
-  const headCtl = selectControl("Head", "hv-head");
-  const modeCtl = selectControl("Show", "hv-mode");
-  fillOptions(modeCtl.select, ["lines", "heatmap"]);
-  controls.append(sentenceCtl.label, layerCtl.label, headCtl.label, modeCtl.label);
-  root.appendChild(controls);
+/** The head as lines from each query (left) to the keys it attends to (right). */
+function lineView(matrix, tokens, caption, handlers) {
+  const L = tokens.length;
+  const width = 2 * COLUMN + GAP + 40;
+  const height = L * ROW + 24;
+  const y = (i) => 24 + i * ROW + ROW / 2;
+  const parts = { q: [], k: [], lines: [], cells: [], weights: [], matrix };
+  const group = svgEl("g", { class: "hv-line-group" });
+  for (let i = 0; i < L; i++) {
+    for (let j = 0; j < L; j++) {
+      const w = matrix[i][j];
+      if (w < MIN_LINE) continue;
+      const line = svgEl("line", {
+        x1: COLUMN,
+        y1: y(i),
+        x2: COLUMN + GAP,
+        y2: y(j),
+        "stroke-opacity": w.toFixed(3),
+        class: "hv-line",
+        dataset: { i: String(i), j: String(j), w: w.toFixed(3) },
+      });
+      group.appendChild(line);
+      parts.lines.push(line);
+    }
+  }
+  const sides = [
+    svgEl("text", { x: COLUMN - 4, y: 12, class: "hv-side", text: "query" }),
+    svgEl("text", { x: COLUMN + GAP + 4, y: 12, class: "hv-side hv-side-k", text: "key" }),
+  ];
+  const box = { width, height, viewBox: `0 0 ${width} ${height}`, role: "img" };
+  const label = `${caption} as lines`;
+  const svg = svgEl("svg", { class: "hv-lines", ...box, "aria-label": label }, [...sides, group]);
+  tokens.forEach((token, i) => {
+    const q = tokenNode(token, { x: COLUMN - 6, y: y(i), "text-anchor": "end" }, "q", i, handlers);
+    const k = tokenNode(token, { x: COLUMN + GAP + 6, y: y(i) }, "k", i, handlers);
+    const weight = svgEl("text", {
+      x: 2 * COLUMN + GAP + 36,
+      y: y(i),
+      class: "hv-weight",
+      "text-anchor": "end",
+      dataset: { j: String(i) },
+    });
+    svg.append(q, k, weight);
+    parts.q.push(q);
+    parts.k.push(k);
+    parts.weights.push(weight);
+  });
+  return { svg, parts };
+}
 
-  const body = h("div", "hv-body");
-  const modelPanel = h("div", "hv-model");
-  const headPanel = h("div", "hv-headview");
-  body.append(modelPanel, headPanel);
-  root.appendChild(body);
-  el.appendChild(root);
+/** The head as a heatmap: queries down the left, keys along the top (slanted). */
+function matrixView(matrix, tokens, caption, handlers) {
+  const L = tokens.length;
+  const left = 110;
+  const top = 90;
+  const width = left + L * CELL + 8;
+  const height = top + L * CELL + 8;
+  const parts = { q: [], k: [], lines: [], cells: [], weights: [], matrix };
+  const svg = svgEl("svg", {
+    class: "hv-matrix",
+    width,
+    height,
+    viewBox: `0 0 ${width} ${height}`,
+    role: "img",
+    "aria-label": `${caption} as a heatmap`,
+  });
+  tokens.forEach((token, i) => {
+    const yq = top + i * CELL + CELL / 2;
+    const xk = left + i * CELL + CELL / 2;
+    const slant = { x: 0, y: 0, transform: `translate(${xk},${top - 6}) rotate(-60)` };
+    const q = tokenNode(token, { x: left - 6, y: yq, "text-anchor": "end" }, "q", i, handlers);
+    const k = tokenNode(token, slant, "k", i, handlers);
+    svg.append(q, k);
+    parts.q.push(q);
+    parts.k.push(k);
+  });
+  for (let i = 0; i < L; i++) {
+    for (let j = 0; j < L; j++) {
+      const w = matrix[i][j];
+      const tip = svgEl("title", { text: `${tokens[i]} \u2192 ${tokens[j]}: ${w.toFixed(3)}` });
+      const rect = { x: left + j * CELL, y: top + i * CELL, width: CELL - 1, height: CELL - 1 };
+      const cell = svgEl(
+        "rect",
+        {
+          ...rect,
+          "fill-opacity": heat(w).toFixed(3),
+          class: "hv-cell",
+          dataset: { i: String(i), j: String(j), w: w.toFixed(3) },
+        },
+        [tip],
+      );
+      svg.appendChild(cell);
+      parts.cells.push(cell);
+    }
+  }
+  return { svg, parts };
+}
+
+/** Highlight what the focused token attends to (a query) or what attends to it (a key). */
+function applyFocus(parts, focus, token, tokens) {
+  const { matrix } = parts;
+  const match = (node) => {
+    if (!focus) return null;
+    const index = Number(focus.side === "q" ? node.dataset.i : node.dataset.j);
+    return index === focus.index;
+  };
+  for (const node of [...parts.lines, ...parts.cells]) {
+    const m = match(node);
+    node.classList.toggle("hv-active", m === true);
+    node.classList.toggle("hv-dim", m === false);
+  }
+  const on = (side, i) => !!focus && focus.side === side && focus.index === i;
+  parts.q.forEach((node, i) => {
+    node.classList.toggle("hv-hover", on("q", i));
+    node.classList.toggle("hv-pinned", token === i);
+  });
+  parts.k.forEach((node, j) => node.classList.toggle("hv-hover", on("k", j)));
+  parts.weights.forEach((node, j) => {
+    node.textContent = focus && focus.side === "q" ? matrix[focus.index][j].toFixed(2) : "";
+  });
+  if (parts.readout) parts.readout.textContent = readoutText(focus, matrix, tokens);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** The selectors: sentence, layer, head, and lines or heatmap. */
+function headControls() {
+  const sentence = selectControl("hv", "sentence", "Sentence");
+  const layer = selectControl("hv", "layer", "Layer");
+  const head = selectControl("hv", "head", "Head");
+  const mode = selectControl("hv", "mode", "Show", ["lines", "heatmap"]);
+  const bar = controlBar("hv", [sentence.label, layer.label, head.label, mode.label]);
+  const selects = { sentence: sentence.select, layer: layer.select, head: head.select };
+  return { bar, ...selects, mode: mode.select };
+}
+
+function render({ model, el: host }) {
+  const { root } = widgetRoot("hv", model, "Attention heads", HEADS_HELP);
+  const controls = headControls();
+  const modelPanel = el("div", { class: "hv-model" });
+  const headPanel = el("div", { class: "hv-headview" });
+  root.append(controls.bar, el("div", { class: "hv-body" }, [modelPanel, headPanel]));
+  host.appendChild(root);
 
   let hover = null; // {side: "q" | "k", index} while the pointer is on a token
   let thumbs = []; // thumbs[layer][head] = button
-  let focusables = { q: [], k: [], lines: [], cells: [], weights: [] };
+  let parts = { q: [], k: [], lines: [], cells: [], weights: [], matrix: [] };
 
   const state = () => {
     const sentences = model.get("sentences");
     const sentence = clampIndex(model.get("sentence"), sentences.length);
     const data = sentences[sentence];
-    const L = data.tokens.length;
     const token = model.get("token");
     return {
       sentences,
       sentence,
       data,
-      L,
       layer: clampIndex(model.get("layer"), model.get("num_layers")),
       head: clampIndex(model.get("head"), model.get("num_heads")),
       mode: model.get("mode") === "matrix" ? "matrix" : "lines",
-      token: token >= 0 && token < L ? token : -1,
+      token: token >= 0 && token < data.tokens.length ? token : -1,
     };
   };
+  const focusNow = () => {
+    const { data, token } = state();
+    const pinned = token >= 0 ? { side: "q", index: token } : null;
+    applyFocus(parts, hover || pinned, token, data.tokens);
+  };
+  const handlers = {
+    hover: (focus) => {
+      hover = focus;
+      focusNow();
+    },
+    pin: (index) => setState(model, { token: model.get("token") === index ? -1 : index }),
+  };
 
-  function set(changes) {
-    for (const [name, value] of Object.entries(changes)) model.set(name, value);
-    model.save_changes();
-  }
-
-  // --- the model view: a grid of thumbnails --------------------------------------------------
   function drawModelView() {
-    const { data, L, layer, head } = state();
-    const layers = model.get("num_layers");
-    const heads = model.get("num_heads");
-    modelPanel.replaceChildren();
-    modelPanel.appendChild(h("div", "hv-caption", "Model view: layers \u00d7 heads"));
-    const grid = h("div", "hv-grid");
-    grid.style.gridTemplateColumns = `max-content repeat(${heads}, max-content)`;
-    grid.appendChild(h("div", "hv-corner", ""));
-    for (let c = 0; c < heads; c++) grid.appendChild(h("div", "hv-col", String(c)));
-    thumbs = [];
-    for (let r = 0; r < layers; r++) {
-      grid.appendChild(h("div", "hv-rowname", `L${r}`));
-      const row = [];
-      for (let c = 0; c < heads; c++) {
-        const button = h("button", "hv-thumb");
-        button.type = "button";
-        button.dataset.layer = String(r);
-        button.dataset.head = String(c);
-        button.title = `layer ${r}, head ${c}`;
-        button.setAttribute("aria-label", `Open layer ${r}, head ${c}`);
-        const canvas = document.createElement("canvas");
-        canvas.width = L;
-        canvas.height = L;
-        const ctx = canvas.getContext("2d");
-        if (ctx && L > 0) {
-          const image = ctx.createImageData(L, L);
-          const weights = headMatrix(data, r, c);
-          for (let i = 0; i < L; i++) {
-            for (let j = 0; j < L; j++) {
-              const p = 4 * (i * L + j);
-              image.data[p] = ACCENT[0];
-              image.data[p + 1] = ACCENT[1];
-              image.data[p + 2] = ACCENT[2];
-              image.data[p + 3] = Math.round(255 * Math.min(1, weights[i][j]));
-            }
-          }
-          ctx.putImageData(image, 0, 0);
-        }
-        button.appendChild(canvas);
-        button.addEventListener("click", () => set({ layer: r, head: c }));
-        grid.appendChild(button);
-        row.push(button);
-      }
-      thumbs.push(row);
-    }
-    modelPanel.appendChild(grid);
-    markThumb(layer, head);
-  }
-
-  function markThumb(layer, head) {
-    thumbs.forEach((row, r) =>
-      row.forEach((button, c) => {
-        const on = r === layer && c === head;
-        button.classList.toggle("hv-on", on);
-        button.setAttribute("aria-pressed", on ? "true" : "false");
-      }),
+    const { data, layer, head } = state();
+    const view = modelView(data, model.get("num_layers"), model.get("num_heads"), (r, c) =>
+      setState(model, { layer: r, head: c }),
     );
-  }
-
-  // --- the head view: lines or a heatmap -----------------------------------------------------
-  function tokenNode(text, attrs, side, index) {
-    const node = s("text", attrs, shown(text));
-    node.classList.add(side === "q" ? "hv-q" : "hv-k");
-    node.dataset.i = String(index);
-    node.setAttribute("tabindex", "0");
-    node.setAttribute("role", "button");
-    const what = side === "q" ? "query" : "key";
-    node.setAttribute("aria-label", `${what} ${index}: ${text}`);
-    node.addEventListener("mouseenter", () => {
-      hover = { side, index };
-      applyFocus();
-    });
-    node.addEventListener("mouseleave", () => {
-      hover = null;
-      applyFocus();
-    });
-    node.addEventListener("focus", () => {
-      hover = { side, index };
-      applyFocus();
-    });
-    node.addEventListener("blur", () => {
-      hover = null;
-      applyFocus();
-    });
-    if (side === "q") {
-      const pin = () => set({ token: model.get("token") === index ? -1 : index });
-      node.addEventListener("click", pin);
-      node.addEventListener("keydown", (event) => {
-        if (event.key === "Enter" || event.key === " ") {
-          event.preventDefault();
-          pin();
-        }
-      });
-    }
-    return node;
+    thumbs = view.thumbs;
+    const caption = el("div", { class: "hv-caption", text: "Model view: layers \u00d7 heads" });
+    modelPanel.replaceChildren(caption, view.grid);
+    markThumbs(thumbs, layer, head);
   }
 
   function drawHeadView() {
-    const { data, L, layer, head, mode } = state();
+    const { data, layer, head, mode } = state();
     const matrix = headMatrix(data, layer, head);
-    const tokens = data.tokens;
-    headPanel.replaceChildren();
-    headPanel.appendChild(h("div", "hv-caption hv-which", `Layer ${layer}, head ${head}`));
-    focusables = { q: [], k: [], lines: [], cells: [], weights: [], matrix };
-
-    if (mode === "lines") {
-      const width = 2 * COLUMN + GAP + 40;
-      const height = L * ROW + 24;
-      const svg = s("svg", {
-        class: "hv-lines",
-        width,
-        height,
-        viewBox: `0 0 ${width} ${height}`,
-        role: "img",
-      });
-      svg.setAttribute("aria-label", `Attention of layer ${layer}, head ${head} as lines`);
-      svg.appendChild(s("text", { x: COLUMN - 4, y: 12, class: "hv-side" }, "query"));
-      svg.appendChild(s("text", { x: COLUMN + GAP + 4, y: 12, class: "hv-side hv-side-k" }, "key"));
-      const y = (i) => 24 + i * ROW + ROW / 2;
-      const lines = s("g", { class: "hv-line-group" });
-      for (let i = 0; i < L; i++) {
-        for (let j = 0; j < L; j++) {
-          const w = matrix[i][j];
-          if (w < MIN_LINE) continue;
-          const line = s("line", {
-            x1: COLUMN,
-            y1: y(i),
-            x2: COLUMN + GAP,
-            y2: y(j),
-            "stroke-opacity": w.toFixed(3),
-            class: "hv-line",
-          });
-          line.dataset.i = String(i);
-          line.dataset.j = String(j);
-          line.dataset.w = w.toFixed(3);
-          lines.appendChild(line);
-          focusables.lines.push(line);
-        }
-      }
-      svg.appendChild(lines);
-      tokens.forEach((token, i) => {
-        const q = tokenNode(token, { x: COLUMN - 6, y: y(i), "text-anchor": "end" }, "q", i);
-        const k = tokenNode(token, { x: COLUMN + GAP + 6, y: y(i) }, "k", i);
-        const weight = s("text", { x: 2 * COLUMN + GAP + 36, y: y(i), class: "hv-weight" });
-        weight.setAttribute("text-anchor", "end");
-        weight.dataset.j = String(i);
-        svg.append(q, k, weight);
-        focusables.q.push(q);
-        focusables.k.push(k);
-        focusables.weights.push(weight);
-      });
-      headPanel.appendChild(svg);
-    } else {
-      const left = 110;
-      const top = 90;
-      const width = left + L * CELL + 8;
-      const height = top + L * CELL + 8;
-      const svg = s("svg", {
-        class: "hv-matrix",
-        width,
-        height,
-        viewBox: `0 0 ${width} ${height}`,
-        role: "img",
-      });
-      svg.setAttribute("aria-label", `Attention of layer ${layer}, head ${head} as a heatmap`);
-      tokens.forEach((token, i) => {
-        const yq = top + i * CELL + CELL / 2;
-        const q = tokenNode(token, { x: left - 6, y: yq, "text-anchor": "end" }, "q", i);
-        svg.appendChild(q);
-        focusables.q.push(q);
-        const xk = left + i * CELL + CELL / 2;
-        const k = tokenNode(token, { x: 0, y: 0, transform: `translate(${xk},${top - 6}) rotate(-60)` }, "k", i);
-        svg.appendChild(k);
-        focusables.k.push(k);
-      });
-      for (let i = 0; i < L; i++) {
-        for (let j = 0; j < L; j++) {
-          const w = matrix[i][j];
-          const cell = s("rect", {
-            x: left + j * CELL,
-            y: top + i * CELL,
-            width: CELL - 1,
-            height: CELL - 1,
-            "fill-opacity": (0.04 + 0.96 * w).toFixed(3),
-            class: "hv-cell",
-          });
-          cell.dataset.i = String(i);
-          cell.dataset.j = String(j);
-          cell.dataset.w = w.toFixed(3);
-          const tip = s("title", {}, `${tokens[i]} \u2192 ${tokens[j]}: ${w.toFixed(3)}`);
-          cell.appendChild(tip);
-          svg.appendChild(cell);
-          focusables.cells.push(cell);
-        }
-      }
-      headPanel.appendChild(svg);
-    }
-    const readout = h("div", "hv-readout");
-    readout.setAttribute("aria-live", "polite");
-    headPanel.appendChild(readout);
-    focusables.readout = readout;
-    applyFocus();
+    const caption = `Attention of layer ${layer}, head ${head}`;
+    const draw = mode === "lines" ? lineView : matrixView;
+    const view = draw(matrix, data.tokens, caption, handlers);
+    const which = el("div", { class: "hv-caption hv-which", text: `Layer ${layer}, head ${head}` });
+    const readout = el("div", { class: "hv-readout", "aria-live": "polite" });
+    headPanel.replaceChildren(which, view.svg, readout);
+    parts = { ...view.parts, readout };
+    focusNow();
   }
 
-  /** Highlight what the hovered (or pinned) token attends to, or what attends to it. */
-  function applyFocus() {
-    const { data, token } = state();
-    const focus = hover || (token >= 0 ? { side: "q", index: token } : null);
-    const { matrix } = focusables;
-    const match = (node) => {
-      if (!focus) return null;
-      const i = Number(node.dataset.i);
-      const j = Number(node.dataset.j);
-      return focus.side === "q" ? i === focus.index : j === focus.index;
-    };
-    for (const node of [...focusables.lines, ...focusables.cells]) {
-      const m = match(node);
-      node.classList.toggle("hv-active", m === true);
-      node.classList.toggle("hv-dim", m === false);
-    }
-    focusables.q.forEach((node, i) => {
-      node.classList.toggle("hv-hover", !!focus && focus.side === "q" && focus.index === i);
-      node.classList.toggle("hv-pinned", token === i);
-    });
-    focusables.k.forEach((node, j) => {
-      node.classList.toggle("hv-hover", !!focus && focus.side === "k" && focus.index === j);
-    });
-    focusables.weights.forEach((node, j) => {
-      node.textContent = focus && focus.side === "q" ? matrix[focus.index][j].toFixed(2) : "";
-    });
-    const readout = focusables.readout;
-    if (!readout) return;
-    if (focus && focus.side === "q") {
-      const best = topKeys(matrix, focus.index, 3)
-        .map(({ j, w }) => `${shown(data.tokens[j])} ${w.toFixed(2)}`)
-        .join(", ");
-      readout.textContent = `${shown(data.tokens[focus.index])} attends most to: ${best}`;
-    } else if (focus) {
-      const total = matrix.reduce((acc, row) => acc + row[focus.index], 0);
-      readout.textContent =
-        `${shown(data.tokens[focus.index])} receives ${total.toFixed(2)} of weight ` +
-        `in total (${(total / matrix.length).toFixed(2)} per query)`;
-    } else {
-      readout.textContent = "Hover a token to highlight its attention.";
-    }
-  }
-
-  // --- state -> view -------------------------------------------------------------------------
-  function syncControls() {
-    const { sentences, sentence, layer, head, mode } = state();
-    fillOptions(
-      sentenceCtl.select,
-      sentences.map((d) => d.text),
-    );
-    fillOptions(
-      layerCtl.select,
-      Array.from({ length: model.get("num_layers") }, (_, i) => String(i)),
-    );
-    fillOptions(
-      headCtl.select,
-      Array.from({ length: model.get("num_heads") }, (_, i) => String(i)),
-    );
-    sentenceCtl.select.value = String(sentence);
-    layerCtl.select.value = String(layer);
-    headCtl.select.value = String(head);
-    modeCtl.select.value = mode === "matrix" ? "1" : "0";
+  function syncSelects() {
+    const { sentence, layer, head, mode } = state();
+    controls.sentence.value = String(sentence);
+    controls.layer.value = String(layer);
+    controls.head.value = String(head);
+    controls.mode.value = mode === "matrix" ? "1" : "0";
+    return { layer, head };
   }
 
   function onSentences() {
     hover = null;
-    syncControls();
+    const count = (name) => Array.from({ length: model.get(name) }, (_, i) => String(i));
+    fillOptions(controls.sentence, model.get("sentences").map((d) => d.text));
+    fillOptions(controls.layer, count("num_layers"));
+    fillOptions(controls.head, count("num_heads"));
+    syncSelects();
     drawModelView();
     drawHeadView();
   }
   function onWhich() {
-    const { sentence, layer, head, mode } = state();
-    sentenceCtl.select.value = String(sentence);
-    layerCtl.select.value = String(layer);
-    headCtl.select.value = String(head);
-    modeCtl.select.value = mode === "matrix" ? "1" : "0";
-    markThumb(layer, head);
+    const { layer, head } = syncSelects();
+    markThumbs(thumbs, layer, head);
     drawHeadView();
   }
   function onSentence() {
     hover = null;
-    sentenceCtl.select.value = String(state().sentence);
+    syncSelects();
     drawModelView();
     drawHeadView();
   }
 
-  // --- view -> state -------------------------------------------------------------------------
-  sentenceCtl.select.addEventListener("change", () =>
-    set({ sentence: Number(sentenceCtl.select.value), token: -1 }),
+  const { sentence, layer, head, mode } = controls;
+  sentence.addEventListener("change", () =>
+    setState(model, { sentence: Number(sentence.value), token: -1 }),
   );
-  layerCtl.select.addEventListener("change", () => set({ layer: Number(layerCtl.select.value) }));
-  headCtl.select.addEventListener("change", () => set({ head: Number(headCtl.select.value) }));
-  modeCtl.select.addEventListener("change", () =>
-    set({ mode: modeCtl.select.value === "1" ? "matrix" : "lines" }),
+  layer.addEventListener("change", () => setState(model, { layer: Number(layer.value) }));
+  head.addEventListener("change", () => setState(model, { head: Number(head.value) }));
+  mode.addEventListener("change", () =>
+    setState(model, { mode: mode.value === "1" ? "matrix" : "lines" }),
   );
 
-  const handlers = [
-    ["change:sentences", onSentences],
-    ["change:sentence", onSentence],
-    ["change:layer", onWhich],
-    ["change:head", onWhich],
-    ["change:mode", onWhich],
-    ["change:token", applyFocus],
+  const stops = [
+    listen(model, ["sentences"], onSentences),
+    listen(model, ["sentence"], onSentence),
+    listen(model, ["layer", "head", "mode"], onWhich),
+    listen(model, ["token"], focusNow),
   ];
-  for (const [event, f] of handlers) model.on(event, f);
   onSentences();
-
-  return () => {
-    for (const [event, f] of handlers) model.off(event, f);
-  };
+  return () => stops.forEach((stop) => stop());
 }
 
 export default { render };

@@ -13,45 +13,32 @@ The design follows bertviz's head and model views (Vig, 2019), rebuilt as an any
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import anywidget
 import numpy as np
 import torch
 import traitlets
 
+from . import _base
+from ._frontend import build_css, build_esm
+
 __all__ = ["HeadView"]
 
-_HERE = Path(__file__).parent
-SCALE = 1000  # weights travel as integers in thousandths: 3 decimals
-# ... joined into one comma-separated string per sentence: a notebook stores nested JSON lists one
-# number per indented line, which would make the stored widget state several times larger.
+_WHERE = "HeadView"
+SCALE = _base.SCALE  # weights travel as integers in thousandths, one string per sentence
 
 
 def _as_stack(weights, where: str) -> np.ndarray:
     """A float64 array ``(layers, heads, L, L)`` from a tensor (any device) or an array."""
     if isinstance(weights, (list, tuple)) and weights and isinstance(weights[0], torch.Tensor):
         weights = torch.stack([w.detach().to("cpu") for w in weights])  # layers of (H, L, L)
-    if isinstance(weights, torch.Tensor):
-        weights = weights.detach().to("cpu").double().numpy()
-    try:
-        arr = np.asarray(weights, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"HeadView: {where} must be numeric, got {type(weights).__name__}"
-        ) from err
+    arr = _base.numeric(weights, where, _WHERE)
     if arr.ndim != 4 or arr.shape[2] != arr.shape[3]:
         raise ValueError(
             f"HeadView: {where} must have shape (layers, heads, L, L), got {arr.shape}"
         )
-    if not np.isfinite(arr).all():
-        raise ValueError(f"HeadView: {where} contains NaN or infinite values")
-    if (arr < 0).any():
-        raise ValueError(
-            f"HeadView: {where} must be non-negative attention weights; the smallest is "
-            f"{arr.min():.4g}"
-        )
-    return arr
+    _base.finite(arr, where, _WHERE)
+    return _base.non_negative(arr, where, _WHERE, "attention weights")
 
 
 class HeadView(anywidget.AnyWidget):
@@ -80,8 +67,8 @@ class HeadView(anywidget.AnyWidget):
     See chapter 8, "BERT: attention in both directions".
     """
 
-    _esm = _HERE / "heads.js"
-    _css = _HERE / "heads.css"
+    _esm = build_esm("heads")
+    _css = build_css("heads")
 
     title = traitlets.Unicode("").tag(sync=True)
     sentences = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -156,9 +143,8 @@ class HeadView(anywidget.AnyWidget):
                 f"HeadView: {where} has {len(toks)} tokens but weights of shape {arr.shape} "
                 f"(L = {arr.shape[2]})"
             )
-        milli = np.rint(arr * SCALE).astype(np.int64)  # (layers, heads, L, L), thousandths
         label = " ".join(toks) if text is None else str(text)
-        flat = ",".join(map(str, milli.ravel().tolist()))  # row-major (layers, heads, L, L)
+        flat = _base.pack_thousandths(arr)  # row-major (layers, heads, L, L)
         return {
             "shape": arr.shape[:2],
             "data": {"text": label, "tokens": toks, "shape": list(arr.shape), "weights": flat},
@@ -220,8 +206,7 @@ class HeadView(anywidget.AnyWidget):
         """The weights sent for a sentence, ``(layers, heads, L, L)``, as the browser sees them."""
         s = self.sentence if sentence is None else sentence
         entry = self.sentences[s]
-        milli = [int(v) for v in entry["weights"].split(",")]
-        return torch.tensor(milli, dtype=torch.float32).view(entry["shape"]) / SCALE
+        return torch.from_numpy(_base.unpack_thousandths(entry["weights"], entry["shape"])).float()
 
     def figure(self, layer: int | None = None, head: int | None = None,
                sentence: int | None = None, **kwargs):
@@ -237,23 +222,17 @@ class HeadView(anywidget.AnyWidget):
         return heatmap(self.weights_of(s)[lay, h], toks, **kwargs)
 
     # -- validation of the synced traits (the browser may set them too) --------------------------
-    def _bounded(self, proposal, n: int, name: str):
-        i = proposal["value"]
-        if n and not 0 <= i < n:
-            raise ValueError(f"HeadView: {name} must be in [0, {n}), got {i}")
-        return i
-
     @traitlets.validate("sentence")
     def _valid_sentence(self, proposal):
-        return self._bounded(proposal, len(self.sentences), "sentence")
+        return _base.index(proposal["value"], len(self.sentences), "sentence", _WHERE)
 
     @traitlets.validate("layer")
     def _valid_layer(self, proposal):
-        return self._bounded(proposal, self.num_layers, "layer")
+        return _base.index(proposal["value"], self.num_layers, "layer", _WHERE)
 
     @traitlets.validate("head")
     def _valid_head(self, proposal):
-        return self._bounded(proposal, self.num_heads, "head")
+        return _base.index(proposal["value"], self.num_heads, "head", _WHERE)
 
     @traitlets.validate("token")
     def _valid_token(self, proposal):

@@ -84,10 +84,9 @@ function vector(values) {
 /** The score grid, cut into tiles: {wrap, cells (L x S)}. */
 function scoreGrid(tokens, keyTokens, [blockQ, blockK]) {
   const S = keyTokens.length;
-  const edges = (i, j) =>
-    [j % blockK === 0 && j > 0 ? "tl-edge-left" : "", i % blockQ === 0 && i > 0 ? "tl-edge-top" : ""]
-      .filter(Boolean)
-      .join(" ");
+  const left = (j) => (j % blockK === 0 && j > 0 ? "tl-edge-left" : "");
+  const top = (i) => (i % blockQ === 0 && i > 0 ? "tl-edge-top" : "");
+  const edges = (i, j) => `${left(j)} ${top(i)}`.trim();
   const grid = el("div", {
     class: "attn-grid tl-grid",
     role: "grid",
