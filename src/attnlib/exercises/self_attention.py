@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import torch
 
-from .. import _checks
+from .._checks import shape
 from . import ExerciseError, call_answer, cases_generator, diagnose, expect_close, passed, unpack
 
 __all__ = [
@@ -234,7 +234,7 @@ def _check_pair(
     ):
         if not isinstance(got, torch.Tensor):
             raise ExerciseError(
-                f"{what}, {name}: expected a torch.Tensor of shape {_checks.shape(exp)}, "
+                f"{what}, {name}: expected a torch.Tensor of shape {shape(exp)}, "
                 f"got {type(got).__name__}"
             )
         if got.shape != exp.shape:
@@ -252,8 +252,8 @@ def _check_pair(
                     f"Ev = {exp.size(-1)}; the output is weights @ value"
                 )
             raise ExerciseError(
-                f"{what}, {name}: expected shape {_checks.shape(exp)}, "
-                f"got shape {_checks.shape(got)}{hint}"
+                f"{what}, {name}: expected shape {shape(exp)}, "
+                f"got shape {shape(got)}{hint}"
             )
     diagnose(weights, weight_mistakes, f"{what}, weights", expected=expected_weights)
     expect_close(weights, expected_weights, what=f"{what}, weights")
@@ -410,15 +410,15 @@ def check_self_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -
         if isinstance(output, torch.Tensor) and output.shape != expected_output.shape:
             if output.shape[-1] == D and wv.size(-1) != D:
                 raise ExerciseError(
-                    f"{what}, output: expected shape {_checks.shape(expected_output)}, got "
-                    f"shape {_checks.shape(output)}: the last dimension is D = {D}, so the "
+                    f"{what}, output: expected shape {shape(expected_output)}, got "
+                    f"shape {shape(output)}: the last dimension is D = {D}, so the "
                     f"values were not projected; use value = x @ w_v, shape (N, L, Ev) = "
                     f"(2, 6, {wv.size(-1)})"
                 )
             if output.shape[-1] == E and wv.size(-1) != E:
                 raise ExerciseError(
-                    f"{what}, output: expected shape {_checks.shape(expected_output)}, got "
-                    f"shape {_checks.shape(output)}: the last dimension is E = {E}, the key size; "
+                    f"{what}, output: expected shape {shape(expected_output)}, got "
+                    f"shape {shape(output)}: the last dimension is E = {E}, the key size; "
                     f"were the values projected with w_k? Use value = x @ w_v, Ev = {wv.size(-1)}"
                 )
         weight_mistakes = [

@@ -1,12 +1,14 @@
-"""Self-checks for chapter 10, "T5: an encoder–decoder with relative positions".
+"""Self-checks for the chapter "T5: an encoder–decoder with relative positions".
 
-Three exercises, three checks:
+Three exercises, each with a reference solution and a check:
 
-* :func:`check_relative_position_bucket` -- T5's bucket of a relative position ``j - i``;
-* :func:`check_relative_bias` -- the ``(1, H, L, S)`` bias matrix built from a table of learned
-  values, one per bucket and head;
-* :func:`check_t5_attention` -- attention as T5 runs it: no ``1/sqrt(E)``, the position bias added
-  to the scores, a boolean mask (True = may attend), zeros for a query with no allowed key.
+* :func:`solution_relative_position_bucket`, :func:`check_relative_position_bucket` -- T5's
+  bucket of a relative position ``j - i``;
+* :func:`solution_relative_bias`, :func:`check_relative_bias` -- the ``(1, H, L, S)`` bias matrix
+  built from a table of learned values, one per bucket and head;
+* :func:`solution_t5_attention`, :func:`check_t5_attention` -- attention as T5 runs it: no
+  ``1/sqrt(E)``, the position bias added to the scores, a boolean mask (True = may attend), zeros
+  for a query with no allowed key.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
@@ -14,37 +16,29 @@ then values). When a wrong answer matches a classic mistake (``i - j`` instead o
 clamp on the last bucket, a scale T5 does not use, the bias forgotten, an inverted mask...), the
 message names it.
 
-Shape legend (see book/notation.md): N batch, H heads, L query length, S key length, E query/key
+Shape legend (see the notation page): N batch, H heads, L query length, S key length, E query/key
 size, Ev value size.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
-from ..models.t5 import relative_position_bucket
-from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+from .._checks import shape
+from ..attention import scaled_dot_product_attention
+from . import ExerciseError, call_answer, cases_generator, diagnose, expect_close, passed, unpack
 
-__all__ = ["check_relative_position_bucket", "check_relative_bias", "check_t5_attention"]
-
-
-def _shape(t) -> str:
-    return str(tuple(t.shape)) if hasattr(t, "shape") else type(t).__name__
-
-
-def _same(a, b: torch.Tensor) -> bool:
-    if not isinstance(a, torch.Tensor) or a.shape != b.shape:
-        return False
-    a, b = a.detach().double().cpu(), b.detach().double().cpu()
-    return bool(torch.allclose(a, b, atol=1e-4, rtol=1e-4, equal_nan=True))
-
-
-def _diagnose(got, mistakes: list[tuple[torch.Tensor, str]], what: str) -> None:
-    for result, message in mistakes:
-        if _same(got, result):
-            raise ExerciseError(f"{what}: {message}")
+__all__ = [
+    "solution_relative_position_bucket",
+    "check_relative_position_bucket",
+    "solution_relative_bias",
+    "check_relative_bias",
+    "solution_t5_attention",
+    "check_t5_attention",
+]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -68,6 +62,40 @@ def _bucket_no_clamp(rel: torch.Tensor, bidirectional: bool, num_buckets: int, m
         torch.log(d.float() / exact) / torch.log(torch.tensor(max_distance / exact)) * (n - exact)
     ).long()
     return out + torch.where(d < exact, d, large)
+
+
+def solution_relative_position_bucket(
+    relative_position: torch.Tensor,
+    bidirectional: bool = True,
+    num_buckets: int = 32,
+    max_distance: int = 128,
+) -> torch.Tensor:
+    """Exercise 1's reference solution: T5's bucket of each relative position ``j - i``.
+
+    Args:
+        relative_position: a long tensor of distances ``j - i``, any shape.
+        bidirectional: whether keys on the right get buckets of their own (the encoder) or all
+            fall into bucket 0 (the decoder).
+        num_buckets: the number of buckets, both sides together when bidirectional.
+        max_distance: the distance from which every larger one shares the last bucket.
+
+    Returns:
+        A long tensor of the same shape, each entry in ``[0, num_buckets)``: small distances get
+        a bucket each, larger ones logarithmically wider buckets.
+    """
+    buckets = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2  # half for keys on the left (and the query itself), half for the right
+        buckets = buckets + (relative_position > 0).long() * num_buckets
+        distance = relative_position.abs()
+    else:
+        distance = (-relative_position).clamp(min=0)  # keys on the right: distance 0
+    max_exact = num_buckets // 2
+    log_ratio = torch.log(distance.float() / max_exact) / math.log(max_distance / max_exact)
+    large = (max_exact + (log_ratio * (num_buckets - max_exact)).long()).clamp(
+        max=num_buckets - 1
+    )
+    return buckets + torch.where(distance < max_exact, distance, large)
 
 
 def check_relative_position_bucket(fn: Callable[..., torch.Tensor]) -> None:
@@ -101,16 +129,16 @@ def check_relative_position_bucket(fn: Callable[..., torch.Tensor]) -> None:
         kwargs = {"bidirectional": bidirectional, "num_buckets": num_buckets,
                   "max_distance": max_distance}
         got = call_answer(fn, what, rel, **kwargs)
-        expected = relative_position_bucket(rel, **kwargs)
+        expected = solution_relative_position_bucket(rel, **kwargs)
         if not isinstance(got, torch.Tensor):
             raise ExerciseError(
-                f"{what}: expected a torch.Tensor of shape {_shape(expected)}, got "
+                f"{what}: expected a torch.Tensor of shape {shape(expected)}, got "
                 f"{type(got).__name__}"
             )
         if got.shape != expected.shape:
             raise ExerciseError(
-                f"{what}: expected shape {_shape(expected)} (one bucket per distance), got shape "
-                f"{_shape(got)}"
+                f"{what}: expected shape {shape(expected)} (one bucket per distance), got shape "
+                f"{shape(got)}"
             )
         if got.is_floating_point() or got.dtype == torch.bool:
             raise ExerciseError(
@@ -127,7 +155,7 @@ def check_relative_position_bucket(fn: Callable[..., torch.Tensor]) -> None:
             )
         mistakes = [
             (
-                relative_position_bucket(-rel, **kwargs),
+                solution_relative_position_bucket(-rel, **kwargs),
                 "your buckets are those of i - j; T5 buckets j - i, the key's position minus "
                 "the query's, so a key to the left of its query has a negative distance (in the "
                 "encoder, keys on the right get the upper half of the buckets)",
@@ -135,15 +163,17 @@ def check_relative_position_bucket(fn: Callable[..., torch.Tensor]) -> None:
         ]
         if not bidirectional:
             mistakes.append((
-                relative_position_bucket(rel, bidirectional=True, num_buckets=num_buckets,
-                                         max_distance=max_distance),
+                solution_relative_position_bucket(rel, bidirectional=True,
+                                                  num_buckets=num_buckets,
+                                                  max_distance=max_distance),
                 "these are the bidirectional buckets; with bidirectional=False all num_buckets "
                 "buckets are for keys at or to the left of the query, and every key to its "
                 "right (j - i > 0) falls into bucket 0",
             ))
             mistakes.append((
-                relative_position_bucket(-rel.abs(), bidirectional=False,
-                                         num_buckets=num_buckets, max_distance=max_distance),
+                solution_relative_position_bucket(-rel.abs(), bidirectional=False,
+                                                  num_buckets=num_buckets,
+                                                  max_distance=max_distance),
                 "keys to the right were bucketed by their distance like keys to the left; with "
                 "bidirectional=False, every j - i > 0 goes to bucket 0 (-min(j - i, 0))",
             ))
@@ -157,13 +187,14 @@ def check_relative_position_bucket(fn: Callable[..., torch.Tensor]) -> None:
                 "(num_buckets // 2 - 1 before adding the right half's offset)",
             ))
             mistakes.append((
-                relative_position_bucket(rel, bidirectional=False, num_buckets=num_buckets,
-                                         max_distance=max_distance),
+                solution_relative_position_bucket(rel, bidirectional=False,
+                                                  num_buckets=num_buckets,
+                                                  max_distance=max_distance),
                 "these are the unidirectional buckets; with bidirectional=True, halve "
                 "num_buckets, bucket |j - i| in the first half, and add num_buckets // 2 for "
                 "keys to the right (j - i > 0)",
             ))
-        _diagnose(got, mistakes, what)
+        diagnose(got, mistakes, what, expected=expected)
         if not torch.equal(got.long(), expected):
             bad = (got.long() != expected).nonzero()[0]
             idx = tuple(int(x) for x in bad)
@@ -182,14 +213,27 @@ def check_relative_position_bucket(fn: Callable[..., torch.Tensor]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _reference_bias(table, L, S, bidirectional, max_distance, sign=1):
-    i = torch.arange(L)[:, None]  # (L, 1)
-    j = torch.arange(S)[None, :]  # (1, S)
-    buckets = relative_position_bucket(
-        sign * (j - i), bidirectional=bidirectional, num_buckets=table.size(0),
-        max_distance=max_distance,
+def solution_relative_bias(
+    table: torch.Tensor, L: int, S: int, bidirectional: bool = True, max_distance: int = 128
+) -> torch.Tensor:
+    """Exercise 2's reference solution: T5's position bias from its table of learned values.
+
+    Args:
+        table: ``(num_buckets, H)``, the learned value of each bucket for each head.
+        L: the number of queries.
+        S: the number of keys.
+        bidirectional: as in :func:`solution_relative_position_bucket`.
+        max_distance: as in :func:`solution_relative_position_bucket`.
+
+    Returns:
+        ``(1, H, L, S)``: entry ``[0, h, i, j]`` is ``table[bucket(j - i), h]``.
+    """
+    i = torch.arange(L)[:, None]  # (L, 1) query positions
+    j = torch.arange(S)[None, :]  # (1, S) key positions
+    buckets = solution_relative_position_bucket(
+        j - i, bidirectional, table.size(0), max_distance
     )  # (L, S)
-    return table[buckets].permute(2, 0, 1)[None]  # (1, H, L, S)
+    return table[buckets].permute(2, 0, 1)[None]  # (L, S, H) -> (1, H, L, S)
 
 
 def check_relative_bias(fn: Callable[..., torch.Tensor]) -> None:
@@ -219,7 +263,7 @@ def check_relative_bias(fn: Callable[..., torch.Tensor]) -> None:
     for what, table, L, S, bidirectional, max_distance in cases:
         got = call_answer(fn, what, table, L=L, S=S, bidirectional=bidirectional,
                           max_distance=max_distance)
-        expected = _reference_bias(table, L, S, bidirectional, max_distance)
+        expected = solution_relative_bias(table, L, S, bidirectional, max_distance)
         if isinstance(got, torch.Tensor) and got.shape != expected.shape:
             H = table.size(1)
             hint = ""
@@ -233,14 +277,18 @@ def check_relative_bias(fn: Callable[..., torch.Tensor]) -> None:
             elif tuple(got.shape) == (1, H, S, L):
                 hint = ": rows are queries (L), columns keys (S)"
             raise ExerciseError(
-                f"{what}: expected shape (1, H, L, S) = {_shape(expected)}, got shape "
-                f"{_shape(got)}{hint}"
+                f"{what}: expected shape (1, H, L, S) = {shape(expected)}, got shape "
+                f"{shape(got)}{hint}"
             )
-        _diagnose(got, [(
-            _reference_bias(table, L, S, bidirectional, max_distance, sign=-1),
+        i_minus_j = torch.arange(L)[:, None] - torch.arange(S)[None, :]  # (L, S)
+        flipped = solution_relative_position_bucket(
+            i_minus_j, bidirectional, table.size(0), max_distance
+        )  # (L, S)
+        diagnose(got, [(
+            table[flipped].permute(2, 0, 1)[None],
             "the bias is that of i - j: entry [0, h, i, j] must use the bucket of j - i, the "
             "key's position minus the query's",
-        )], what)
+        )], what, expected=expected, equal_nan=True)
         expect_close(got, expected, what=what)
     passed(
         f"the bias matches on {len(cases)} cases: square and rectangular, bidirectional and "
@@ -253,8 +301,36 @@ def check_relative_bias(fn: Callable[..., torch.Tensor]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _reference_attention(q, k, v, bias, mask, *, scale=1.0, use_bias=True, invert=False,
-                         bias_after=False):
+def solution_t5_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    bias: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exercise 3's reference solution: attention as T5 computes it.
+
+    The mask becomes ``-inf`` in one float mask with the bias, and attnlib's kernel, called with
+    ``scale=1.0``, adds it to the scores and gives a query with no allowed key zeros.
+
+    Args:
+        query: ``(N, H, L, E)``.
+        key: ``(N, H, S, E)``.
+        value: ``(N, H, S, Ev)``.
+        bias: float, broadcastable to ``(N, H, L, S)``, added to the scores.
+        mask: optional boolean, broadcastable to ``(N, H, L, S)``, True = may attend.
+
+    Returns:
+        ``(output, weights)``: ``(N, H, L, Ev)`` and ``(N, H, L, S)``, the softmax of
+        ``q k^T + bias`` with no ``1/sqrt(E)``.
+    """
+    float_mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))  # (., H, L, S)
+    return scaled_dot_product_attention(query, key, value, float_mask, scale=1.0)
+
+
+def _attention_variant(q, k, v, bias, mask, *, scale=1.0, use_bias=True, invert=False,
+                       bias_after=False):
+    """T5's attention with one thing changed: what the classic mistakes compute."""
     scores = (q.double() @ k.double().transpose(-2, -1)) * scale  # (N, H, L, S)
     if use_bias and not bias_after:
         scores = scores + bias.double()
@@ -308,22 +384,17 @@ def check_t5_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> 
                       q, k, v, bias, m))
     for what, q, k, v, bias, m in cases:
         result = call_answer(fn, what, q, k, v, bias, m)
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
-            raise ExerciseError(
-                f"{what}: expected a pair (output, weights), got {type(result).__name__}; end "
-                "with `return output, weights`"
-            )
-        output, weights = result
-        exp_out, exp_w = _reference_attention(q, k, v, bias, m)
+        output, weights = unpack(result, ("output", "weights"), what)
+        exp_out, exp_w = solution_t5_attention(q, k, v, bias, m)
         for name, got, exp in (("weights", weights, exp_w), ("output", output, exp_out)):
             if not isinstance(got, torch.Tensor):
                 raise ExerciseError(
-                    f"{what}, {name}: expected a torch.Tensor of shape {_shape(exp)}, got "
+                    f"{what}, {name}: expected a torch.Tensor of shape {shape(exp)}, got "
                     f"{type(got).__name__}"
                 )
             if got.shape != exp.shape:
                 raise ExerciseError(
-                    f"{what}, {name}: expected shape {_shape(exp)}, got shape {_shape(got)}"
+                    f"{what}, {name}: expected shape {shape(exp)}, got shape {shape(got)}"
                 )
         if m is not None and not bool(m.any(-1).all()) and torch.isnan(weights).any():
             raise ExerciseError(
@@ -334,34 +405,34 @@ def check_t5_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> 
             )
         mistakes = [
             (
-                _reference_attention(q, k, v, bias, m, scale=E**-0.5)[1],
+                _attention_variant(q, k, v, bias, m, scale=E**-0.5)[1],
                 f"the scores were scaled by 1/sqrt(E) = 1/sqrt({E}); T5 folds that factor into "
                 "the initialisation of the query projection and computes q k^T + bias with no "
                 "scale (pass scale=1.0)",
             ),
             (
-                _reference_attention(q, k, v, bias, m, use_bias=False)[1],
+                _attention_variant(q, k, v, bias, m, use_bias=False)[1],
                 "the weights ignore the bias: add it to the scores q k^T before the softmax",
             ),
             (
-                _reference_attention(q, k, v, bias, m, bias_after=True)[1],
+                _attention_variant(q, k, v, bias, m, bias_after=True)[1],
                 "the bias was added to the weights after the softmax; add it to the scores "
                 "before, so every row still sums to 1",
             ),
         ]
         if m is not None and bool((~m).any(-1).all()):
             mistakes.append((
-                _reference_attention(q, k, v, bias, m, invert=True)[1],
+                _attention_variant(q, k, v, bias, m, invert=True)[1],
                 "the mask's polarity is inverted: True means the query MAY attend to that key; "
                 "fill the scores with -inf where the mask is False",
             ))
         if m is not None:
             mistakes.append((
-                _reference_attention(q, k, v, bias, None)[1],
+                _attention_variant(q, k, v, bias, None)[1],
                 "the weights ignore the mask: where it is False the score must be -inf, e.g. "
                 "bias.masked_fill(~mask, float('-inf')) as one float mask",
             ))
-        _diagnose(weights, mistakes, f"{what}, weights")
+        diagnose(weights, mistakes, f"{what}, weights", expected=exp_w, equal_nan=True)
         expect_close(weights, exp_w, what=f"{what}, weights")
         expect_close(output, exp_out, what=f"{what}, output")
     passed(
