@@ -8,8 +8,8 @@ import torch
 from attnlib import albert
 from attnlib.layers import TransformerEncoderLayer
 
-SMALL = {"vocab_size": 500, "d_model": 32, "num_layers": 3, "num_heads": 4, "d_ff": 64,
-         "max_positions": 16}
+SMALL = {"vocab_size": 500, "d_model": 32, "num_layers": 3, "num_heads": 4, "dim_feedforward": 64,
+         "context_length": 16}
 
 
 @pytest.fixture
@@ -22,9 +22,10 @@ def models():
 
 def test_configs():
     b, a = albert.bert_config(), albert.albert_config()
-    assert (b.E, b.factorised, b.share_layers) == (256, False, False)
-    assert (a.E, a.factorised, a.share_layers) == (64, True, True)
-    assert (a.d_model, a.num_layers, a.d_ff) == (b.d_model, b.num_layers, b.d_ff)
+    assert (b.embedding_dim, b.factorised, b.share_layers) == (256, False, False)
+    assert (a.embedding_dim, a.factorised, a.share_layers) == (64, True, True)
+    sizes = ("d_model", "num_layers", "dim_feedforward")
+    assert [getattr(a, n) for n in sizes] == [getattr(b, n) for n in sizes]
 
 
 def test_shared_layers_are_one_module(models):
@@ -47,9 +48,9 @@ def test_albert_cuts_parameters_of_the_default_shape():
     b, a = albert.bert_config(), albert.albert_config()
     pb, pa = albert.parameters_analytic(b), albert.parameters_analytic(a)
     assert pa["layers"] * b.num_layers == pb["layers"]  # one layer's weights instead of six
-    V, E, D = b.vocab_size, a.E, b.d_model
-    assert pa["embeddings"] - pb["embeddings"] == (V + b.max_positions) * (E - D) + 2 * (E - D) + (
-        E * D + D
+    vocab_size, e, D = b.vocab_size, a.embedding_dim, b.d_model
+    assert pa["embeddings"] - pb["embeddings"] == (
+        (vocab_size + b.context_length) * (e - D) + 2 * (e - D) + (e * D + D)
     )
     assert pb["total"] / pa["total"] > 4
 

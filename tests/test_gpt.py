@@ -1,5 +1,6 @@
-"""attnlib.gpt: causality, the KV cache, ALiBi, sampling, the tiny character GPT; and the
-sampling widget's Python half (attnlib.widgets.sampling)."""
+"""attnlib.generation (the KV cache, sampling, the generation loop), ALiBi (attnlib.positional),
+the tiny character GPT (attnlib.models.gpt); and the sampling widget's Python half
+(attnlib.widgets.sampling)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from attnlib import gpt
+from attnlib import generation
 from attnlib.masks import causal_mask
+from attnlib.models import gpt
+from attnlib.positional import alibi_causal_bias, alibi_slopes
 from attnlib.widgets.sampling import TAIL_BIN, SamplingExplorer, summarise
 
 
 def tiny(positions: str = "alibi", context_length: int = 64, seed: int = 0) -> gpt.CharGPT:
     torch.manual_seed(seed)
     config = gpt.GPTConfig(
-        vocab_size=11, context_length=context_length, d_model=16, n_heads=4, n_layers=2,
+        vocab_size=11, context_length=context_length, d_model=16, num_heads=4, num_layers=2,
         positions=positions,
     )
     return gpt.CharGPT(config).eval()
@@ -27,27 +30,27 @@ def tiny(positions: str = "alibi", context_length: int = 64, seed: int = 0) -> g
 
 
 def test_causal_mask_with_past():
-    assert torch.equal(gpt.causal_mask_with_past(5), causal_mask(5))
-    m = gpt.causal_mask_with_past(2, 3)  # 2 new queries at positions 3 and 4
+    assert torch.equal(generation.causal_mask_with_past(5), causal_mask(5))
+    m = generation.causal_mask_with_past(2, 3)  # 2 new queries at positions 3 and 4
     assert m.shape == (2, 5)
     assert m.tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
 
 
 def test_alibi_bias():
-    slopes = gpt.alibi_slopes(4)
+    slopes = alibi_slopes(4)
     assert torch.allclose(slopes, torch.tensor([0.25, 1 / 16, 1 / 64, 1 / 256]))
-    bias = gpt.alibi_causal_bias(slopes, 3)  # (H, L, S)
+    bias = alibi_causal_bias(slopes, 3)  # (H, L, S)
     assert bias.shape == (4, 3, 3)
     assert bias[0].tolist() == [
         [0.0, float("-inf"), float("-inf")],
         [-0.25, 0.0, float("-inf")],
         [-0.5, -0.25, 0.0],
     ]
-    with_past = gpt.alibi_causal_bias(slopes, 1, past=4)  # the newest of 5 positions
+    with_past = alibi_causal_bias(slopes, 1, past_length=4)  # the newest of 5 positions
     assert with_past.shape == (4, 1, 5)
     assert torch.allclose(with_past[:, 0], bias.new_tensor([4, 3, 2, 1, 0]) * -slopes[:, None])
     # the rows of a full bias equal the cached version's, row by row
-    full = gpt.alibi_causal_bias(slopes, 5)
+    full = alibi_causal_bias(slopes, 5)
     assert torch.equal(full[:, 4:], with_past)
 
 
@@ -115,13 +118,13 @@ def test_stop_token_ends_generation():
         context_length = 100
 
         def new_cache(self):
-            return gpt.KVCache(1)
+            return generation.KVCache(1)
 
         def __call__(self, ids, cache=None):
             logits = torch.nn.functional.one_hot((ids + 1) % 10, 10).float() * 10
-            return gpt.DecoderOutput(logits)
+            return generation.DecoderOutput(logits)
 
-    out = gpt.generate(Counter(), torch.tensor([[2], [6]]), 20, temperature=0, stop_token=8)
+    out = generation.generate(Counter(), torch.tensor([[2], [6]]), 20, temperature=0, stop_token=8)
     # row 0 reaches 8 after six steps; row 1 after two steps, then repeats the stop token
     assert out.tolist() == [[2, 3, 4, 5, 6, 7, 8], [6, 7, 8, 8, 8, 8, 8]]
 
@@ -164,44 +167,45 @@ def test_get_batch_targets_are_shifted_inputs():
 
 def test_top_k_filter():
     logits = torch.tensor([[1.0, 3.0, 2.0, 3.0, -1.0]])
-    out = gpt.top_k_filter(logits, 2)
+    out = generation.top_k_filter(logits, 2)
     assert torch.isneginf(out).tolist() == [[True, False, True, False, True]]
-    assert torch.isneginf(gpt.top_k_filter(logits, 3)).tolist() == [
+    assert torch.isneginf(generation.top_k_filter(logits, 3)).tolist() == [
         [True, False, False, False, True]  # 3.0, 3.0 and 2.0 survive
     ]
-    assert torch.equal(gpt.top_k_filter(logits, 9), logits)
-    tie = gpt.top_k_filter(torch.tensor([1.0, 3.0, 3.0]), 1)  # ties with the k-th are kept
+    assert torch.equal(generation.top_k_filter(logits, 9), logits)
+    tie = generation.top_k_filter(torch.tensor([1.0, 3.0, 3.0]), 1)  # ties with the k-th are kept
     assert torch.isneginf(tie).tolist() == [True, False, False]
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="positive int"):
-            gpt.top_k_filter(logits, bad)
+            generation.top_k_filter(logits, bad)
 
 
 def test_next_token_probs_temperature_and_top_k():
     logits = torch.tensor([2.0, 1.0, 0.0, -1.0])
-    p1 = gpt.next_token_probs(logits)
+    p1 = generation.next_token_probs(logits)
     torch.testing.assert_close(p1, torch.softmax(logits, -1))
-    cold, hot = gpt.next_token_probs(logits, 0.1), gpt.next_token_probs(logits, 10.0)
+    cold, hot = generation.next_token_probs(logits, 0.1), generation.next_token_probs(logits, 10.0)
     assert cold[0] > 0.9999 and hot.max() - hot.min() < 0.1
-    p2 = gpt.next_token_probs(logits, 1.0, top_k=2)
+    p2 = generation.next_token_probs(logits, 1.0, top_k=2)
     assert p2[2:].sum() == 0 and torch.isclose(p2.sum(), torch.tensor(1.0))
     torch.testing.assert_close(p2[:2], torch.softmax(logits[:2], -1))
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="temperature must be a positive number"):
-            gpt.next_token_probs(logits, bad)
+            generation.next_token_probs(logits, bad)
 
 
 def test_sample_next_follows_the_distribution():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).expand(20000, 4)
     g = torch.Generator().manual_seed(0)
-    ids = gpt.sample_next(logits, temperature=1.0, generator=g)
+    ids = generation.sample_next(logits, temperature=1.0, generator=g)
     freq = torch.bincount(ids, minlength=4).float() / len(ids)
     assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.015)
-    assert torch.equal(gpt.sample_next(logits[:3], temperature=0), torch.zeros(3, dtype=torch.long))
-    top1 = gpt.sample_next(logits[:50], temperature=2.0, top_k=1, generator=g)
+    greedy = generation.sample_next(logits[:3], temperature=0)
+    assert torch.equal(greedy, torch.zeros(3, dtype=torch.long))
+    top1 = generation.sample_next(logits[:50], temperature=2.0, top_k=1, generator=g)
     assert torch.all(top1 == 0)
-    a = gpt.sample_next(logits[:30], generator=torch.Generator().manual_seed(5))
-    b = gpt.sample_next(logits[:30], generator=torch.Generator().manual_seed(5))
+    a = generation.sample_next(logits[:30], generator=torch.Generator().manual_seed(5))
+    b = generation.sample_next(logits[:30], generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
 
 
@@ -223,7 +227,7 @@ def test_widget_probabilities_match_next_token_probs():
     for T in (0.3, 1.0, 2.5):
         w.temperature = T
         probs, other = w.probabilities(1)
-        exact = gpt.next_token_probs(logits[1], T).double()  # (V,)
+        exact = generation.next_token_probs(logits[1], T).double()  # (V,)
         top = exact.sort(descending=True).values
         np.testing.assert_allclose(probs, top[:20].numpy(), rtol=1e-3, atol=1e-6)
         # the tail, summarised by bins of 0.05, is within a few percent of the exact mass
@@ -232,7 +236,7 @@ def test_widget_probabilities_match_next_token_probs():
     w.top_k = 5
     probs, other = w.probabilities(0)
     assert other == 0 and np.all(probs[5:] == 0)
-    exact5 = gpt.next_token_probs(logits[0], w.temperature, top_k=5)
+    exact5 = generation.next_token_probs(logits[0], w.temperature, top_k=5)
     np.testing.assert_allclose(np.sort(probs[:5])[::-1], exact5.sort(descending=True).values[:5],
                                rtol=1e-3)
     assert w.candidates[0][0] == f"t{int(logits[0].argmax())}"
@@ -261,3 +265,18 @@ def test_widget_rejects_bad_input():
         w.prompt = 2
     with pytest.raises(Exception, match="top_k must be 0"):
         w.top_k = 11
+
+
+def test_extend_cache_and_past_length():
+    k, v = torch.ones(1, 2, 3, 4), torch.zeros(1, 2, 3, 5)
+    assert generation.extend_cache(None, 0, k, v) == (k, v, 0)
+    cache = generation.KVCache(2)
+    generation.extend_cache(cache, 1, k, v)
+    keys, values, past = generation.extend_cache(cache, 1, k[:, :, :1], v[:, :, :1])
+    assert past == 3 and keys.shape == (1, 2, 4, 4) and values.shape == (1, 2, 4, 5)
+    assert cache.length(1) == 4 and cache.length(0) == 0
+    assert generation.past_length(None, 5, 5, "M") == 0
+    with pytest.raises(ValueError, match="M: 0 cached \\+ 6 new positions exceed"):
+        generation.past_length(None, 6, 5, "M")
+    with pytest.raises(ValueError, match="KVCache: num_layers must be a positive int"):
+        generation.KVCache(0)

@@ -132,7 +132,7 @@ def test_additive_modules_bad_input(cls):
         module(torch.zeros(3, 4))
     with pytest.raises(ValueError, match=r"dtype torch.int64"):
         module(torch.zeros(2, 3, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match="max_len must be an int >= 1"):
+    with pytest.raises(ValueError, match="max_len must be a positive int"):
         cls(0, 4)
 
 

@@ -7,6 +7,7 @@ import torch
 
 import attnlib
 from attnlib import rnn
+from attnlib.data import toy
 from attnlib.data.dates import CharVocab
 from attnlib.scoring import additive_scores
 
@@ -171,7 +172,7 @@ def one_thread():
 
 
 def _tiny_task():
-    pairs = rnn.reversal_pairs(300, [2, 3, 4], alphabet="abcdef", seed=0)
+    pairs = toy.reversal_pairs(300, [2, 3, 4], alphabet="abcdef", seed=0)
     vocab = CharVocab.build(["abcdef"])
     return pairs, vocab, rnn.encode_pairs(pairs, vocab, vocab)
 
@@ -202,8 +203,8 @@ def test_translate_and_exact_match_agree(one_thread):
 
 
 def test_reversal_pairs():
-    pairs = rnn.reversal_pairs(50, [3, 5], alphabet="xy", seed=2)
-    assert pairs == rnn.reversal_pairs(50, [3, 5], alphabet="xy", seed=2)
+    pairs = toy.reversal_pairs(50, [3, 5], alphabet="xy", seed=2)
+    assert pairs == toy.reversal_pairs(50, [3, 5], alphabet="xy", seed=2)
     assert all(t == s[::-1] and len(s) in (3, 5) and set(s) <= {"x", "y"} for s, t in pairs)
 
 
@@ -234,7 +235,7 @@ def test_bad_arguments_are_rejected_with_clear_messages():
     with pytest.raises(ValueError, match="encode_pairs: pairs is empty"):
         rnn.encode_pairs([], vocab, vocab)
     with pytest.raises(ValueError, match="reversal_pairs: lengths must be positive ints"):
-        rnn.reversal_pairs(3, [0, 2])
+        toy.reversal_pairs(3, [0, 2])
 
 
 # --- the DecodingStepper widget's Python side (its browser side: tests/browser/test_decoding.py)

@@ -1,4 +1,4 @@
-"""The tiny T5 of chapter 10: relative buckets, the bias, masks, causality, shapes, bad input."""
+"""The T5 chapter's tiny T5: relative buckets, the bias, masks, causality, shapes, bad input."""
 
 from __future__ import annotations
 
@@ -8,24 +8,23 @@ import pytest
 import torch
 
 import attnlib
+from attnlib.layers import RMSNorm
 from attnlib.models.t5 import (
     Generation,
-    RelativePositionBias,
-    RMSNorm,
     T5Attentions,
     T5Config,
     T5Model,
-    relative_position_bucket,
     shift_right,
     train_t5,
 )
+from attnlib.positional import RelativePositionBias, relative_position_bucket
 
 V = 20  # a small vocabulary: 0 pad, 1 start, 2 eos, 3.. tokens
 
 
 def tiny(seed: int = 0, **kw) -> T5Model:
     attnlib.seed(seed)
-    cfg = T5Config(vocab_size=V, d_model=16, num_heads=2, d_ff=32, **kw)
+    cfg = T5Config(vocab_size=V, d_model=16, num_heads=2, dim_feedforward=32, **kw)
     return T5Model(cfg).eval()
 
 
@@ -163,7 +162,7 @@ def test_attention_is_unscaled_and_adds_the_bias():
 
 def test_initialisation_folds_the_scale_into_the_queries():
     attnlib.seed(0)
-    cfg = T5Config(vocab_size=V, d_model=256, num_heads=4, d_ff=64)
+    cfg = T5Config(vocab_size=V, d_model=256, num_heads=4, dim_feedforward=64)
     model = T5Model(cfg)
     E = 256 // 4
     attn = model.encoder_layers[0].self_attn
@@ -359,7 +358,7 @@ def test_bucket_rejects_float_positions():
     ("kwargs", "message"),
     [
         ({"d_model": 30, "num_heads": 4}, r"d_model \(30\) must be divisible by num_heads \(4\)"),
-        ({"vocab_size": 0}, "vocab_size must be an int >= 1"),
+        ({"vocab_size": 0}, "T5Config: vocab_size must be a positive int"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"eos_id": 99}, r"eos_id must be an id in \[0, vocab_size=20\)"),
         ({"num_buckets": 9}, "num_buckets must be even"),
@@ -381,7 +380,7 @@ def test_bad_inputs():
         model(ids([5, 20]), ids([1, 4]))
     with pytest.raises(ValueError, match="same batch size N, got 1 and 2"):
         model(ids([5, 6], [7]), ids([1, 4]))
-    with pytest.raises(ValueError, match="max_len must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="T5Model.generate: max_len must be a positive int, got 0"):
         model.generate(ids([5, 6]), max_len=0)
     with pytest.raises(TypeError, match="config must be a T5Config"):
         T5Model({"vocab_size": V})

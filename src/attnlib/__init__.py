@@ -19,7 +19,7 @@ The package is arranged in layers; each layer uses only the ones above it:
 - building blocks, at the top level: ``attention`` (the kernel), ``masks``, ``positional``
   (sinusoidal, learned, rotary, ALiBi, T5's buckets), ``scoring`` (additive, dot, general and
   concat scores), ``multihead`` (:class:`MultiHeadAttention`), ``layers`` (the encoder and decoder
-  layers);
+  layers, RMSNorm), ``generation`` (the KV cache and the decoding loop every decoder shares);
 - ``models``: whole models built from them (``rnn``, ``albert``, ``bert``, ``gpt``, ``llama``,
   ``t5``);
 - ``weights``: real checkpoints (MiniLM, SmolLM2) read from their registry packages into those
@@ -64,6 +64,7 @@ __all__ = [
     "widgets",
     "exercises",
     "data",
+    "generation",
     "scoring",
     "rnn",
     "t5",
@@ -83,6 +84,7 @@ _LAZY = {
     "widgets": "widgets",
     "exercises": "exercises",
     "data": "data",
+    "generation": "generation",
     "scoring": "scoring",
     "explain": "explain",
     "efficient": "efficient",

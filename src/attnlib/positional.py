@@ -14,14 +14,28 @@ the positions back:
   the score :math:`q_m \\cdot k_n` depends on the positions only through :math:`m - n` (Llama,
   SmolLM2).
 
-Shape legend (see book/notation.md): N batch, H heads, L length, E query/key size per head,
-D model size.
+and the two ways that put positions into the attention scores themselves, as a bias that depends on
+the distance between query and key:
+
+* ALiBi (Press et al., 2022) -- :func:`alibi_slopes` and :func:`alibi_causal_bias`: a fixed penalty
+  proportional to the distance, one slope per head (see the GPT chapter);
+* T5's relative position bias (Raffel et al., 2020) -- :func:`relative_position_bucket` and
+  :class:`RelativePositionBias`: a learned scalar per head for each bucket of distances (see the T5
+  chapter).
+
+Shape legend (see book/notation.md): N batch, H heads, L query length, S key length, E query/key
+size per head, D model size.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+
+from ._checks import positive_int
+from .masks import causal_mask
 
 __all__ = [
     "sinusoidal_encoding",
@@ -31,12 +45,15 @@ __all__ = [
     "rope_cos_sin",
     "rotate_half",
     "apply_rope",
+    "alibi_slopes",
+    "alibi_causal_bias",
+    "relative_position_bucket",
+    "RelativePositionBias",
 ]
 
 
 def _check_size(name: str, n, *, minimum: int = 0, even: bool = False) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {n!r}")
+    positive_int(n, name, minimum=minimum)
     if even and n % 2:
         raise ValueError(
             f"{name} must be even: the dimensions come in (sin, cos) pairs, one pair per "
@@ -348,3 +365,209 @@ def apply_rope(
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return x * cos + rotate_half(x) * sin  # (N, H, L, E)
 
+
+
+# ------------------------------------------------------------------------------------------------
+# ALiBi: attention with linear biases (Press et al., 2022)
+# ------------------------------------------------------------------------------------------------
+
+
+def alibi_slopes(num_heads: int) -> torch.Tensor:
+    """ALiBi's per-head slopes: a geometric sequence ``2^(-8/H), 2^(-16/H), ..., 2^(-8)``.
+
+    Head ``h`` subtracts ``slope[h] * distance`` from each score, so some heads look far back
+    (small slope) and others mostly at the last few positions (large slope).
+
+    Args:
+        num_heads: H.
+
+    Returns:
+        ``(H,)`` float32.
+
+    See the GPT chapter, "ALiBi".
+    """
+    positive_int(num_heads, "num_heads", "alibi_slopes")
+    H = num_heads
+    return 2.0 ** (-8.0 * torch.arange(1, H + 1, dtype=torch.float32) / H)  # (H,)
+
+
+def alibi_causal_bias(
+    slopes: torch.Tensor,
+    L: int,
+    past_length: int = 0,
+    *,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """A float attention mask: ``-slope * distance`` to earlier keys, ``-inf`` to later ones.
+
+    Attention with Linear Biases replaces position embeddings by this penalty on the scores. It
+    depends on the distance ``i - j`` only, so a model trained on short windows can read longer
+    ones. The forbidden (future) keys are those of :func:`attnlib.masks.causal_mask` with the same
+    ``past_length``.
+
+    Args:
+        slopes: ``(H,)`` from :func:`alibi_slopes`.
+        L: the number of new queries (at positions ``past_length .. past_length + L - 1``).
+        past_length: how many positions are already cached.
+        device: where to build the bias.
+
+    Returns:
+        ``(H, L, S)`` float32, S = past_length + L; added to the scores ``(N, H, L, S)``.
+    """
+    allowed = causal_mask(L, past_length=past_length, device=device)  # (L, S)
+    queries = torch.arange(past_length, past_length + L, device=device)  # (L,)
+    keys = torch.arange(past_length + L, device=device)  # (S,)
+    distance = (queries[:, None] - keys[None, :]).float()  # (L, S), >= 0 where allowed
+    bias = -slopes.to(device)[:, None, None] * distance  # (H, L, S)
+    return bias.masked_fill(~allowed, float("-inf"))  # (H, L, S): the future is forbidden
+
+
+# ------------------------------------------------------------------------------------------------
+# T5's relative position bias (Raffel et al., 2020)
+# ------------------------------------------------------------------------------------------------
+
+
+def _check_buckets(num_buckets, max_distance, bidirectional: bool) -> None:
+    positive_int(num_buckets, "num_buckets", minimum=2)
+    positive_int(max_distance, "max_distance")
+    if bidirectional and num_buckets % 2:
+        raise ValueError(
+            f"num_buckets must be even when bidirectional (half for keys on the left, half for "
+            f"keys on the right), got {num_buckets}"
+        )
+    per_side = num_buckets // 2 if bidirectional else num_buckets
+    if per_side < 2:
+        raise ValueError(
+            f"num_buckets={num_buckets} leaves {per_side} bucket per direction; need at least 2 "
+            f"(one exact, one logarithmic)"
+        )
+    max_exact = per_side // 2
+    if max_distance <= max_exact:
+        raise ValueError(
+            f"max_distance must exceed the {max_exact} distances that get a bucket each "
+            f"(num_buckets={num_buckets}, bidirectional={bidirectional}), got {max_distance}"
+        )
+
+
+def relative_position_bucket(
+    relative_position: torch.Tensor,
+    *,
+    bidirectional: bool = True,
+    num_buckets: int = 32,
+    max_distance: int = 128,
+) -> torch.Tensor:
+    """T5's bucket of each relative position ``j - i`` (key position minus query position).
+
+    Small distances get a bucket each; larger ones share buckets whose width grows
+    logarithmically up to ``max_distance``; everything farther falls into the last bucket. With
+    ``bidirectional=True`` (the encoder) the first half of the buckets is for keys at or to the
+    left of the query (``j - i <= 0``) and the second half for keys to its right; with
+    ``bidirectional=False`` (the decoder, which never sees the right) every key to the right
+    shares bucket 0 with the query itself. The arithmetic, float32 logarithms included, is the
+    reference implementation's (Mesh TensorFlow, reproduced in Hugging Face ``transformers``), so
+    the same positions land in the same buckets.
+
+    Args:
+        relative_position: integer tensor of any shape, ``j - i``.
+        bidirectional: whether keys to the right get their own buckets.
+        num_buckets: number of buckets (T5: 32).
+        max_distance: distances from this one on share the last bucket of their side (T5: 128).
+
+    Returns:
+        A long tensor of bucket ids in ``[0, num_buckets)``, the shape of ``relative_position``.
+
+    See the T5 chapter, "Relative position bias".
+    """
+    if (
+        not isinstance(relative_position, torch.Tensor)
+        or relative_position.is_floating_point()
+        or relative_position.dtype == torch.bool
+    ):
+        raise TypeError(
+            "relative_position must be an integer tensor of distances j - i, got "
+            f"{getattr(relative_position, 'dtype', type(relative_position).__name__)}"
+        )
+    _check_buckets(num_buckets, max_distance, bidirectional)
+    relative_position = relative_position.long()
+    buckets = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets = buckets + (relative_position > 0).long() * num_buckets  # right half
+        distance = relative_position.abs()
+    else:
+        distance = (-relative_position).clamp(min=0)  # keys to the right count as distance 0
+    max_exact = num_buckets // 2
+    is_small = distance < max_exact
+    # Distances max_exact .. max_distance share num_buckets - max_exact logarithmic buckets.
+    log_ratio = torch.log(distance.float() / max_exact) / math.log(max_distance / max_exact)
+    if_large = max_exact + (log_ratio * (num_buckets - max_exact)).long()
+    if_large = if_large.clamp(max=num_buckets - 1)
+    return buckets + torch.where(is_small, distance, if_large)
+
+
+class RelativePositionBias(nn.Module):
+    """A learned scalar per head for each bucket of relative positions, added to the scores.
+
+    Args:
+        num_heads: H.
+        bidirectional: True for an encoder's self-attention, False for a decoder's.
+        num_buckets: number of buckets (T5: 32).
+        max_distance: where the buckets stop growing (T5: 128).
+
+    Attributes:
+        embedding: ``nn.Embedding(num_buckets, H)``, the learned table.
+
+    See the T5 chapter, "Relative position bias".
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        *,
+        bidirectional: bool,
+        num_buckets: int = 32,
+        max_distance: int = 128,
+    ) -> None:
+        super().__init__()
+        positive_int(num_heads, "num_heads", "RelativePositionBias")
+        _check_buckets(num_buckets, max_distance, bidirectional)
+        self.num_heads = num_heads
+        self.bidirectional = bidirectional
+        self.num_buckets = num_buckets
+        self.max_distance = max_distance
+        self.embedding = nn.Embedding(num_buckets, num_heads)  # (buckets, H)
+
+    def buckets(self, relative_position: torch.Tensor) -> torch.Tensor:
+        """:func:`relative_position_bucket` with this module's settings."""
+        return relative_position_bucket(
+            relative_position,
+            bidirectional=self.bidirectional,
+            num_buckets=self.num_buckets,
+            max_distance=self.max_distance,
+        )
+
+    def by_distance(self, relative_position: torch.Tensor) -> torch.Tensor:
+        """The bias of each head at the given distances ``j - i``: ``(K,) -> (H, K)``."""
+        return self.embedding(self.buckets(relative_position)).T  # (H, K)
+
+    def forward(self, L: int, S: int | None = None) -> torch.Tensor:
+        """The bias for ``L`` queries and ``S`` keys (default ``S = L``).
+
+        Returns:
+            A float tensor ``(1, H, L, S)``: entry ``[0, h, i, j]`` is head ``h``'s learned value
+            for the bucket of ``j - i``; it broadcasts over the batch.
+        """
+        S = L if S is None else S
+        positive_int(L, "L", "RelativePositionBias", minimum=0)
+        positive_int(S, "S", "RelativePositionBias", minimum=0)
+        device = self.embedding.weight.device
+        i = torch.arange(L, device=device)[:, None]  # (L, 1) query positions
+        j = torch.arange(S, device=device)[None, :]  # (1, S) key positions
+        bias = self.embedding(self.buckets(j - i))  # (L, S, H)
+        return bias.permute(2, 0, 1)[None]  # (1, H, L, S)
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_heads={self.num_heads}, bidirectional={self.bidirectional}, "
+            f"num_buckets={self.num_buckets}, max_distance={self.max_distance}"
+        )

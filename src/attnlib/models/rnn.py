@@ -1,4 +1,5 @@
-r"""Recurrent encoder-decoders, with and without attention (chapter 3).
+r"""Recurrent encoder-decoders, with and without attention (the chapter on attention in RNN
+encoder–decoders).
 
 One encoder and three decoders, small enough to train in seconds on a CPU:
 
@@ -21,15 +22,15 @@ Source padding is masked with :func:`attnlib.masks.padding_mask` (True = a real 
 padding gets exactly zero weight.
 
 This attention is *cross-attention*: the queries come from the decoder, the keys and values from
-the encoder. Chapter 4 lets a sequence attend to itself.
+the encoder. The self-attention chapter lets a sequence
+attend to itself.
 
-Shapes (see book/notation.md): N batch, S source length, T target length, D model size (encoder
-memory and decoder state), V vocabulary size.
+Shapes (see book/notation.md): N batch, S source length, L target (decoder) length, D model size
+(encoder memory and decoder state); a vocabulary's size is written ``vocab_size``.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import positive_int
 from ..masks import padding_mask
 from ..scoring import SCORES, attend, make_score
 
@@ -58,24 +60,17 @@ __all__ = [
     "greedy_decode",
     "translate",
     "exact_match",
-    "reversal_pairs",
 ]
 
 #: Model names :func:`build` knows: no attention, Bahdanau's, and Luong's three scores.
 KINDS: tuple[str, ...] = ("none", "bahdanau", "luong-dot", "luong-general", "luong-concat")
 
 
-def _positive_int(name: str, n) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-        raise ValueError(f"{name} must be a positive int, got {n!r}")
-    return n
-
-
 class Encoder(nn.Module):
     """Embed the source characters and read them with a bidirectional GRU.
 
     Args:
-        vocab_size: V, the number of source ids (id 0 is padding).
+        vocab_size: the number of source ids (id 0 is padding).
         embed_size: size of a character embedding.
         hidden_size: D, the size of each memory vector; each direction has ``D // 2`` units.
 
@@ -125,8 +120,8 @@ class Decoder(nn.Module):
 
     ``step(e_prev (N, embed), state, memory (N, S, D), prepared, mask (N, 1, S))`` advances one
     character: ``e_prev`` is the embedding of the previous character, and it returns
-    ``(logits (N, V), new state, weights (N, S) or None)``. ``prepared`` is ``prepare(memory)``,
-    the key-side work of the score, done once per sentence.
+    ``(logits (N, vocab_size), new state, weights (N, S) or None)``. ``prepared`` is
+    ``prepare(memory)``, the key-side work of the score, done once per sentence.
     """
 
     attends = True
@@ -167,7 +162,7 @@ class BottleneckDecoder(Decoder):
     def step(self, e_prev, state, memory, prepared, mask):
         c = state["c"]  # (N, D): the same at every step
         s = self.cell(torch.cat([e_prev, c], dim=-1), state["s"])  # (N, D)
-        logits = self.out(torch.cat([s, c], dim=-1))  # (N, V)
+        logits = self.out(torch.cat([s, c], dim=-1))  # (N, vocab_size)
         return logits, {"s": s, "c": c}, None
 
 
@@ -197,7 +192,7 @@ class BahdanauDecoder(Decoder):
         context, weights = attend(scores, memory, mask)  # (N, 1, D), (N, 1, S)
         c = context[:, 0]  # (N, D)
         s = self.cell(torch.cat([e_prev, c], dim=-1), state["s"])  # (N, D)
-        logits = self.out(torch.cat([s, c], dim=-1))  # (N, V)
+        logits = self.out(torch.cat([s, c], dim=-1))  # (N, vocab_size)
         return logits, {"s": s}, weights[:, 0]  # weights: (N, S)
 
 
@@ -279,23 +274,23 @@ class EncoderDecoder(nn.Module):
         Args:
             src: ``(N, S)`` source ids, padded with 0.
             lengths: ``(N,)`` true source lengths.
-            tgt_in: ``(N, T)`` decoder inputs: ``bos`` then the target without its last id.
+            tgt_in: ``(N, L)`` decoder inputs: ``bos`` then the target without its last id.
 
         Returns:
-            ``(logits (N, T, V), weights (N, T, S) or None)``: the weights of every step (None
-            without attention).
+            ``(logits (N, L, vocab_size), weights (N, L, S) or None)``: the weights of every step
+            (None without attention).
         """
         memory, summary, mask = self.encode(src, lengths)
         state = self.decoder.start(memory, summary)
         prepared = self.decoder.prepare(memory)
-        embedded = self.decoder.embed(tgt_in)  # (N, T, embed): every input at once
+        embedded = self.decoder.embed(tgt_in)  # (N, L, embed): every input at once
         logits, weights = [], []
         for t in range(tgt_in.size(1)):
             out, state, w = self.decoder.step(embedded[:, t], state, memory, prepared, mask)
             logits.append(out)
             weights.append(w)
-        stacked = torch.stack(weights, dim=1) if self.attends else None  # (N, T, S)
-        return torch.stack(logits, dim=1), stacked  # (N, T, V)
+        stacked = torch.stack(weights, dim=1) if self.attends else None  # (N, L, S)
+        return torch.stack(logits, dim=1), stacked  # (N, L, vocab_size)
 
 
 def _check_src(src, lengths) -> None:
@@ -337,10 +332,10 @@ def build(
 
     Seed with :func:`attnlib.seed` first: the initial weights come from PyTorch's generator.
     """
-    src_vocab = _positive_int("build: src_vocab", src_vocab)
-    tgt_vocab = _positive_int("build: tgt_vocab", tgt_vocab)
-    _positive_int("build: embed_size", embed_size)
-    _positive_int("build: hidden_size", hidden_size)
+    src_vocab = positive_int(src_vocab, "src_vocab", "build")
+    tgt_vocab = positive_int(tgt_vocab, "tgt_vocab", "build")
+    positive_int(embed_size, "embed_size", "build")
+    positive_int(hidden_size, "hidden_size", "build")
     if kind not in KINDS:
         raise ValueError(f"build: kind must be one of {KINDS}, got {kind!r}")
     encoder = Encoder(src_vocab, embed_size, hidden_size)
@@ -362,7 +357,7 @@ def count_parameters(model: nn.Module) -> int:
 
 @dataclass
 class Batch:
-    """Pairs as padded tensors: ``src (N, S)``, ``lengths (N,)``, ``tgt (N, T)`` (bos ... eos)."""
+    """Pairs as padded tensors: ``src (N, S)``, ``lengths (N,)``, ``tgt (N, L)`` (bos ... eos)."""
 
     src: torch.Tensor
     lengths: torch.Tensor
@@ -379,8 +374,8 @@ class Batch:
         lengths = self.lengths[idx]
         S = int(lengths.max())
         tgt = self.tgt[idx]
-        T = int((tgt != 0).sum(dim=1).max())
-        return Batch(self.src[idx, :S], lengths, tgt[:, :T])
+        L = int((tgt != 0).sum(dim=1).max())
+        return Batch(self.src[idx, :S], lengths, tgt[:, :L])
 
 
 def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab, tgt_vocab) -> Batch:
@@ -434,8 +429,8 @@ def train(
     Returns:
         A :class:`TrainResult`.
     """
-    _positive_int("train: steps", steps)
-    _positive_int("train: batch_size", batch_size)
+    positive_int(steps, "steps", "train")
+    positive_int(batch_size, "batch_size", "train")
     if not isinstance(data, Batch):
         raise TypeError(
             f"train: data must be a Batch (see encode_pairs), got {type(data).__name__}"
@@ -450,7 +445,7 @@ def train(
     for i in range(steps):
         idx = torch.randint(len(data), (batch_size,), generator=g)  # (N,) on the CPU
         b = data.select(idx).to(dev)
-        logits, _ = model(b.src, b.lengths, b.tgt[:, :-1])  # (N, T-1, V)
+        logits, _ = model(b.src, b.lengths, b.tgt[:, :-1])  # (N, L - 1, vocab_size)
         loss = F.cross_entropy(logits.flatten(0, 1), b.tgt[:, 1:].flatten(), ignore_index=0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -478,11 +473,11 @@ def greedy_decode(
         max_len: number of steps (the output stops early once every row has produced ``eos``).
 
     Returns:
-        ``(ids (N, T), weights (N, T, S) or None)``: the generated ids (``eos`` included, then
+        ``(ids (N, L), weights (N, L, S) or None)``: the generated ids (``eos`` included, then
         padding) and, with attention, the weights each step put on each source position. Rows of
         steps after a row's ``eos`` are zeros.
     """
-    _positive_int("greedy_decode: max_len", max_len)
+    positive_int(max_len, "max_len", "greedy_decode")
     was_training = model.training
     model.eval()
     memory, summary, mask = model.encode(src, lengths)
@@ -503,8 +498,8 @@ def greedy_decode(
         if bool(done.all()):
             break
     model.train(was_training)
-    stacked = torch.stack(weights, dim=1) if weights else None  # (N, T, S)
-    return torch.stack(ids, dim=1), stacked  # (N, T)
+    stacked = torch.stack(weights, dim=1) if weights else None  # (N, L, S)
+    return torch.stack(ids, dim=1), stacked  # (N, L)
 
 
 def translate(
@@ -513,7 +508,7 @@ def translate(
     """Greedy outputs for ``texts``, with each one's attention weights.
 
     Returns:
-        ``(outputs, weights)``: N strings, and for each a CPU tensor ``(T_n, S_n)`` (its output
+        ``(outputs, weights)``: N strings, and for each a CPU tensor ``(L_n, S_n)`` (its output
         characters plus ``eos`` by its source characters), or None without attention.
     """
     dev = next(model.parameters()).device
@@ -527,8 +522,8 @@ def translate(
             per_text.append(None)
             continue
         ends = (ids[n] == model.eos_id).nonzero()
-        T = int(ends[0]) + 1 if len(ends) else ids.size(1)
-        per_text.append(w[n, :T, : len(text)].cpu())  # (T_n, S_n)
+        L = int(ends[0]) + 1 if len(ends) else ids.size(1)
+        per_text.append(w[n, :L, : len(text)].cpu())  # (L_n, S_n)
     return outputs, per_text
 
 
@@ -547,37 +542,9 @@ def exact_match(model: EncoderDecoder, data: Batch, *, batch_size: int = 500) ->
     correct = 0
     for i in range(0, len(data), batch_size):
         b = data.select(torch.arange(i, min(i + batch_size, len(data)))).to(dev)
-        target = b.tgt[:, 1:]  # (N, T): without bos
+        target = b.tgt[:, 1:]  # (N, L): without bos
         ids, _ = greedy_decode(model, b.src, b.lengths, target.size(1))
         got = torch.zeros_like(target)
         got[:, : ids.size(1)] = ids
         correct += int((got == target).all(dim=1).sum())
     return correct / len(data)
-
-
-def reversal_pairs(
-    n: int, lengths: Sequence[int], *, alphabet: str = "abcdefghijklmnopqrstuvwxyz", seed: int = 0
-) -> list[tuple[str, str]]:
-    """A synthetic task: random strings and the same strings reversed (``"abc"`` -> ``"cba"``).
-
-    Args:
-        n: number of pairs.
-        lengths: the lengths to draw from, uniformly.
-        alphabet: the characters.
-        seed: seeds a private generator.
-
-    Returns:
-        ``n`` pairs ``(text, reversed text)``.
-    """
-    _positive_int("reversal_pairs: n", n)
-    lengths = list(lengths)
-    if not lengths or any(not isinstance(k, int) or k <= 0 for k in lengths):
-        raise ValueError(f"reversal_pairs: lengths must be positive ints, got {lengths}")
-    if not alphabet:
-        raise ValueError("reversal_pairs: alphabet is empty")
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        text = "".join(rng.choice(alphabet) for _ in range(rng.choice(lengths)))
-        out.append((text, text[::-1]))
-    return out
