@@ -1,4 +1,6 @@
-"""Faster attention, exact and approximate (chapter 12, "The cost of attention and how to cut it").
+"""Faster attention, exact and approximate.
+
+See the chapter "The cost of attention and how to cut it".
 
 Exact:
 

@@ -1,4 +1,4 @@
-"""Approximate attention: four ways to avoid scoring every query against every key (chapter 12).
+"""Approximate attention: four ways to avoid scoring every query against every key.
 
 Each method trades exactness for work that grows linearly with the length ``n``, and each has a
 knob that, turned up, brings it back to exact attention:
@@ -33,7 +33,9 @@ from collections.abc import Sequence
 
 import torch
 
+from .._checks import positive_int, resolve_scale, shape
 from ..attention import check_attention_inputs
+from .flash import flatten_batch
 
 __all__ = [
     "linformer_projection",
@@ -56,33 +58,14 @@ _NEG_INF = float("-inf")
 # ------------------------------------------------------------------------------------------------
 
 
-def _positive_int(value, name: str, fn: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{fn}: {name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
-def _scale(scale, E: int, fn: str) -> float:
-    if scale is None:
-        return 1.0 / math.sqrt(E) if E > 0 else 1.0
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-        raise ValueError(f"{fn}: scale must be a finite number (or None), got {scale!r}")
-    return float(scale)
-
-
 def _check_inputs(query, key, value, fn: str, *, self_attention: bool = False):
-    check_attention_inputs(query, key, value)
+    check_attention_inputs(query, key, value, where=fn)
     if self_attention and query.size(-2) != key.size(-2):
         raise ValueError(
             f"{fn}: the pattern is defined for self-attention, L = S; got query "
-            f"{tuple(query.shape)} and key {tuple(key.shape)}"
+            f"{shape(query)} and key {shape(key)}"
         )
-    batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
-    B = math.prod(batch)  # explicit: reshape(-1, ...) cannot infer it when a tensor is empty
-    q = query.expand(*batch, *query.shape[-2:]).reshape(B, *query.shape[-2:])  # (B, L, E)
-    k = key.expand(*batch, *key.shape[-2:]).reshape(B, *key.shape[-2:])  # (B, S, E)
-    v = value.expand(*batch, *value.shape[-2:]).reshape(B, *value.shape[-2:])  # (B, S, Ev)
-    return batch, q, k, v
+    return flatten_batch(query, key, value)  # batch, (B, L, E), (B, S, E), (B, S, Ev)
 
 
 def _global_positions(global_tokens: Sequence[int], L: int, fn: str) -> list[int]:
@@ -177,8 +160,8 @@ def linformer_projection(
         ``(k, S)``.
     """
     fn = "linformer_projection"
-    _positive_int(S, "S", fn, minimum=0)
-    _positive_int(k, "k", fn)
+    positive_int(S, "S", fn, minimum=0)
+    positive_int(k, "k", fn)
     if kind == "mean":
         if k > S:
             raise ValueError(f"{fn}: mean pooling needs k <= S, got k = {k} and S = {S}")
@@ -228,19 +211,19 @@ def linformer_attention(
     Returns:
         ``(N, ..., L, Ev)``.
 
-    See chapter 12, "Approximate and cheap".
+    See the section "Approximate and cheap" of the efficiency chapter.
     """
     fn = "linformer_attention"
     batch, q, kk, v = _check_inputs(query, key, value, fn)
     S = kk.size(1)
-    _positive_int(k, "k", fn)
-    scale = _scale(scale, q.size(-1), fn)
+    positive_int(k, "k", fn)
+    scale = resolve_scale(scale, q.size(-1), fn)
     bias = None
     if isinstance(projection, torch.Tensor):
         if projection.shape != (k, S):
             raise ValueError(
                 f"{fn}: projection must have shape (k, S) = ({k}, {S}), got "
-                f"{tuple(projection.shape)}"
+                f"{shape(projection)}"
             )
         proj = projection.to(dtype=q.dtype, device=q.device)
     else:
@@ -288,8 +271,8 @@ def longformer_pattern(
         ``(L, L)`` boolean, True = computed (may attend).
     """
     fn = "longformer_pattern"
-    _positive_int(L, "L", fn, minimum=0)
-    _positive_int(window, "window", fn, minimum=0)
+    positive_int(L, "L", fn, minimum=0)
+    positive_int(window, "window", fn, minimum=0)
     glob = _global_positions(global_tokens, L, fn) if L else []
     pos = torch.arange(L, device=device)
     allowed = (pos[:, None] - pos[None, :]).abs() <= window  # (L, L) the band
@@ -325,13 +308,13 @@ def longformer_attention(
     Returns:
         ``(N, ..., L, Ev)``.
 
-    See chapter 12, "Approximate and cheap".
+    See the section "Approximate and cheap" of the efficiency chapter.
     """
     fn = "longformer_attention"
     batch, q, k, v = _check_inputs(query, key, value, fn, self_attention=True)
-    _positive_int(window, "window", fn, minimum=0)
+    positive_int(window, "window", fn, minimum=0)
     L = q.size(1)
-    scale = _scale(scale, q.size(-1), fn)
+    scale = resolve_scale(scale, q.size(-1), fn)
     glob = _global_positions(global_tokens, L, fn) if L else []
     if L == 0:
         return v.new_zeros(*batch, 0, v.size(-1))
@@ -389,10 +372,10 @@ def bigbird_blocks(
         ``nb`` lists of key-block indices; a global query block lists every block.
     """
     fn = "bigbird_blocks"
-    _positive_int(num_blocks, "num_blocks", fn, minimum=0)
-    _positive_int(window, "window", fn, minimum=0)
-    _positive_int(num_global, "num_global", fn, minimum=0)
-    _positive_int(num_random, "num_random", fn, minimum=0)
+    positive_int(num_blocks, "num_blocks", fn, minimum=0)
+    positive_int(window, "window", fn, minimum=0)
+    positive_int(num_global, "num_global", fn, minimum=0)
+    positive_int(num_random, "num_random", fn, minimum=0)
     gen = torch.Generator().manual_seed(seed)
     globals_ = set(range(min(num_global, num_blocks)))
     out = []
@@ -431,8 +414,8 @@ def bigbird_pattern(
         ``(L, L)`` boolean, True = computed (may attend).
     """
     fn = "bigbird_pattern"
-    _positive_int(L, "L", fn, minimum=0)
-    _positive_int(block_size, "block_size", fn)
+    positive_int(L, "L", fn, minimum=0)
+    positive_int(block_size, "block_size", fn)
     nb = -(-L // block_size)
     lists = bigbird_blocks(nb, window, num_global, num_random, seed=seed)
     blocks = torch.zeros(nb, nb, dtype=torch.bool)
@@ -474,13 +457,13 @@ def bigbird_attention(
     Returns:
         ``(N, ..., L, Ev)``.
 
-    See chapter 12, "Approximate and cheap".
+    See the section "Approximate and cheap" of the efficiency chapter.
     """
     fn = "bigbird_attention"
     batch, q, k, v = _check_inputs(query, key, value, fn, self_attention=True)
-    _positive_int(block_size, "block_size", fn)
+    positive_int(block_size, "block_size", fn)
     L = q.size(1)
-    scale = _scale(scale, q.size(-1), fn)
+    scale = resolve_scale(scale, q.size(-1), fn)
     nb = -(-L // block_size)
     lists = bigbird_blocks(nb, window, num_global, num_random, seed=seed)
     if L == 0:
@@ -534,8 +517,8 @@ def performer_random_features(
         ``(m, E)``.
     """
     fn = "performer_random_features"
-    _positive_int(E, "E", fn)
-    _positive_int(m, "m", fn)
+    positive_int(E, "E", fn)
+    positive_int(m, "m", fn)
     gen = torch.Generator().manual_seed(seed)
     if not orthogonal:
         return torch.randn(m, E, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
@@ -572,7 +555,7 @@ def performer_features(x: torch.Tensor, omega: torch.Tensor, *, stabilize: str =
         )
     if x.size(-1) != omega.size(-1):
         raise ValueError(
-            f"performer_features: x {tuple(x.shape)} and omega {tuple(omega.shape)} must share "
+            f"performer_features: x {shape(x)} and omega {shape(omega)} must share "
             f"their last size E"
         )
     m = omega.size(0)
@@ -615,13 +598,13 @@ def performer_attention(
     Returns:
         ``(N, ..., L, Ev)``.
 
-    See chapter 12, "Approximate and cheap".
+    See the section "Approximate and cheap" of the efficiency chapter.
     """
     fn = "performer_attention"
     batch, q, k, v = _check_inputs(query, key, value, fn)
-    _positive_int(m, "m", fn)
+    positive_int(m, "m", fn)
     E = q.size(-1)
-    scale = _scale(scale, E, fn)
+    scale = resolve_scale(scale, E, fn)
     acc = torch.promote_types(q.dtype, torch.float32)
     omega = performer_random_features(E, m, orthogonal=orthogonal, seed=seed, dtype=acc,
                                       device=q.device)  # (m, E)

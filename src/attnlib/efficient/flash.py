@@ -1,4 +1,4 @@
-"""Exact attention in tiles, with an online softmax: the idea behind FlashAttention (chapter 12).
+"""Exact attention in tiles, with an online softmax: the idea behind FlashAttention.
 
 :func:`flash_attention` computes exactly what
 :func:`torch.nn.functional.scaled_dot_product_attention` computes, but never holds the whole
@@ -30,9 +30,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .._checks import resolve_scale, shape
 from ..attention import check_attention_inputs
 
-__all__ = ["flash_attention", "online_softmax_trace", "TileStep", "check_block_size"]
+__all__ = [
+    "flash_attention",
+    "online_softmax_trace",
+    "TileStep",
+    "check_block_size",
+    "flatten_batch",
+]
 
 _NEG_INF = float("-inf")
 QUERY_BLOCK = 256  # queries handled together (SDPA's CPU kernel also uses 256 for long inputs)
@@ -56,16 +63,14 @@ def check_block_size(block_size, name: str = "block_size") -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def _check_scale(scale, E: int) -> float:
-    if scale is None:
-        return 1.0 / math.sqrt(E) if E > 0 else 1.0
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-        raise ValueError(f"scale must be a finite number (or None for 1/sqrt(E)), got {scale!r}")
-    return float(scale)
+def flatten_batch(query, key, value):
+    """Broadcast the leading dimensions and fold them into one batch dimension B.
 
-
-def _as_batched(query, key, value):
-    """Broadcast the leading dimensions and fold them into one batch dimension B."""
+    Returns:
+        ``(batch, q, k, v)``: the broadcast leading shape, and ``q (B, L, E)``, ``k (B, S, E)``,
+        ``v (B, S, Ev)`` with ``B = prod(batch)`` (views when possible). Every kernel in this
+        package works on the folded tensors and unfolds its output with ``reshape(*batch, ...)``.
+    """
     batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     B = math.prod(batch)  # explicit: reshape(-1, ...) cannot infer it when a tensor is empty
     q = query.expand(*batch, *query.shape[-2:]).reshape(B, *query.shape[-2:])  # (B, L, E)
@@ -127,17 +132,18 @@ def flash_attention(
             fit together (the message names the argument and the shapes), or for a bad
             ``block_size`` or ``scale``.
 
-    See chapter 12, "The cost of attention and how to cut it".
+    See the chapter "The cost of attention and how to cut it".
     """
     with torch.no_grad():  # the loop updates its tiles in place, which autograd cannot follow
         return _flash_forward(query, key, value, is_causal, scale, block_size)
 
 
 def _flash_forward(query, key, value, is_causal, scale, block_size) -> torch.Tensor:
-    check_attention_inputs(query, key, value, None, 0.0, is_causal)
+    where = "flash_attention"
+    check_attention_inputs(query, key, value, None, 0.0, is_causal, where=where)
     block_q, block_k = check_block_size(block_size)
-    scale = _check_scale(scale, query.size(-1))
-    batch, q, k, v = _as_batched(query, key, value)
+    scale = resolve_scale(scale, query.size(-1), where)
+    batch, q, k, v = flatten_batch(query, key, value)
     B, L, E = q.shape
     S, Ev = k.size(1), v.size(-1)
     acc_dtype = torch.promote_types(query.dtype, torch.float32)  # float16/bfloat16 -> float32
@@ -249,16 +255,15 @@ def online_softmax_trace(
         A list of :class:`TileStep`, one per tile visited, in order (query blocks outer, key
         blocks inner). Tensors are float64 on the CPU.
 
-    See chapter 12, "Exact and fast: tiles and an online softmax".
+    See the section "Exact and fast: tiles and an online softmax" of the efficiency chapter.
     """
-    check_attention_inputs(query, key, value, None, 0.0, is_causal)
+    where = "online_softmax_trace"
+    check_attention_inputs(query, key, value, None, 0.0, is_causal, where=where)
     for name, t in (("query", query), ("key", key), ("value", value)):
         if t.dim() != 2:
-            raise ValueError(
-                f"online_softmax_trace: {name} must be 2-D (one head), got shape {tuple(t.shape)}"
-            )
+            raise ValueError(f"{where}: {name} must be 2-D (one head), got shape {shape(t)}")
     block_q, block_k = check_block_size(block_size)
-    scale = _check_scale(scale, query.size(-1))
+    scale = resolve_scale(scale, query.size(-1), where)
     q, k, v = (t.detach().to("cpu", torch.float64) for t in (query, key, value))
     L, S, Ev = q.size(0), k.size(0), v.size(1)
     m = torch.full((L,), _NEG_INF, dtype=torch.float64)  # (L,)

@@ -1,4 +1,4 @@
-"""Count what an attention function allocates, exactly and the same on every device (chapter 12).
+"""Count what an attention function allocates, exactly and the same on every device.
 
 Timings and resident memory depend on the machine; the shapes of the tensors a function creates do
 not. :func:`largest_tensor` runs a function under a PyTorch dispatch mode that sees every

@@ -1,4 +1,4 @@
-"""FlashAttention's forward pass as a Triton kernel (chapter 12).
+"""FlashAttention's forward pass as a Triton kernel (see the efficiency chapter).
 
 :func:`triton_flash_attention` runs the algorithm of :func:`attnlib.efficient.flash_attention`
 (tiles of queries and keys, an online softmax with a running maximum and a running sum) as one
@@ -26,7 +26,6 @@ E query/key size, Ev value size.
 
 from __future__ import annotations
 
-import math
 import os
 
 import torch
@@ -37,7 +36,9 @@ if not torch.cuda.is_available():  # no GPU to compile for: run kernels in Trito
 import triton  # noqa: E402 - must come after TRITON_INTERPRET is decided
 import triton.language as tl  # noqa: E402
 
+from .._checks import resolve_scale  # noqa: E402
 from ..attention import check_attention_inputs  # noqa: E402
+from .flash import flatten_batch  # noqa: E402
 
 __all__ = ["triton_flash_attention", "INTERPRETED", "AUTOTUNE_CONFIGS"]
 
@@ -218,10 +219,10 @@ def triton_flash_attention(
             matrix products), for tensors on the wrong device (CPU tensors in the interpreter,
             CUDA tensors when compiled), or for E or Ev above 256.
 
-    See chapter 12, "The same algorithm as a GPU kernel".
+    See the section "The same algorithm as a GPU kernel" of the efficiency chapter.
     """
-    check_attention_inputs(query, key, value, None, 0.0, is_causal)
     fn = "triton_flash_attention"
+    check_attention_inputs(query, key, value, None, 0.0, is_causal, where=fn)
     if query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
         raise TypeError(
             f"{fn}: supports float16, bfloat16 and float32 inputs, got {query.dtype}"
@@ -241,17 +242,10 @@ def triton_flash_attention(
     E, EV = query.size(-1), value.size(-1)
     if max(E, EV) > 256:
         raise ValueError(f"{fn}: head sizes up to 256 are supported, got E = {E}, Ev = {EV}")
-    if scale is None:
-        scale = 1.0 / math.sqrt(E) if E else 1.0
-    elif isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-        raise ValueError(f"{fn}: scale must be a finite number (or None), got {scale!r}")
+    scale = resolve_scale(scale, E, fn)
 
-    batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
-    L, S = query.size(-2), key.size(-2)
-    B = math.prod(batch)  # explicit: reshape(-1, ...) cannot infer it when a tensor is empty
-    q = query.expand(*batch, L, E).reshape(B, L, E)  # (B, L, E), a view when possible
-    k = key.expand(*batch, S, E).reshape(B, S, E)  # (B, S, E)
-    v = value.expand(*batch, S, EV).reshape(B, S, EV)  # (B, S, Ev)
+    batch, q, k, v = flatten_batch(query, key, value)  # (B, L, E), (B, S, E), (B, S, Ev)
+    B, L, S = q.size(0), q.size(1), k.size(1)
     out = torch.zeros(B, L, EV, dtype=query.dtype, device=query.device)  # (B, L, Ev)
     if B == 0 or L == 0 or S == 0 or EV == 0:
         return out.reshape(*batch, L, EV)  # no keys: zero output, as in attnlib
