@@ -1,4 +1,4 @@
-"""The chapter 11 self-checks accept the reference solutions and name the classic mistakes."""
+"""The explanation chapter's self-checks accept the references and name the classic mistakes."""
 
 from __future__ import annotations
 
@@ -9,26 +9,9 @@ from attnlib import explain
 from attnlib.exercises import ExerciseError
 from attnlib.exercises import explanation as ex
 
-# ------------------------------------------------------------------------------------------------
-# Reference solutions (the ones the chapter folds under "hide-input")
-# ------------------------------------------------------------------------------------------------
-
-
-def rollout(attentions):
-    A = attentions.mean(dim=2)  # (layers, N, L, L): heads averaged
-    A = 0.5 * A + 0.5 * torch.eye(A.size(-1))  # (layers, N, L, L): the residual path
-    A = A / A.sum(dim=-1, keepdim=True)  # (layers, N, L, L): rows sum to 1
-    R = A[0]  # (N, L, L)
-    for layer in range(1, A.size(0)):
-        R = A[layer] @ R  # (N, L, L): later layers on the left
-    return R
-
-
-def zero_heads(x, heads, num_heads):
-    N, L, D = x.shape
-    y = x.view(N, L, num_heads, D // num_heads).clone()  # (N, L, H, E)
-    y[:, :, heads, :] = 0.0
-    return y.view(N, L, D)  # (N, L, H*E)
+# The reference solutions live in attnlib.exercises; the chapter shows their source.
+rollout = ex.solution_rollout
+zero_heads = ex.solution_zero_heads
 
 
 def test_reference_solutions_pass(capsys):

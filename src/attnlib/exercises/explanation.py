@@ -1,11 +1,13 @@
-"""Self-checks for chapter 11, "Attention is not explanation".
+"""Self-checks for the chapter "Attention is not explanation".
 
-Two exercises, two checks:
+Two exercises, each with a reference solution and a check:
 
-* :func:`check_rollout` -- attention rollout (Abnar & Zuidema, 2020): average the heads, mix in the
-  identity for the residual connection, renormalise the rows, multiply through the layers;
-* :func:`check_zero_heads` -- the heart of a head-ablation hook: given the heads' outputs side by
-  side, ``(N, L, H*E)``, return a copy with chosen heads' slices set to zero.
+* :func:`solution_rollout`, :func:`check_rollout` -- attention rollout (Abnar & Zuidema, 2020):
+  average the heads, mix in the identity for the residual connection, renormalise the rows,
+  multiply through the layers;
+* :func:`solution_zero_heads`, :func:`check_zero_heads` -- the heart of a head-ablation hook:
+  given the heads' outputs side by side, ``(N, L, H*E)``, return a copy with chosen heads' slices
+  set to zero.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
@@ -13,7 +15,7 @@ then values). When a wrong answer matches a classic mistake (no residual, the la
 the wrong order, rows not renormalised, heads taken as interleaved features...), the message names
 it.
 
-Shape legend (see book/notation.md): N batch, H heads, L length, E size per head; ``layers`` is
+Shape legend (see the notation page): N batch, H heads, L length, E size per head; ``layers`` is
 the number of layers.
 """
 
@@ -23,28 +25,32 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+from .._checks import shape
+from . import ExerciseError, call_answer, cases_generator, diagnose, expect_close, passed
 
-__all__ = ["check_rollout", "check_zero_heads"]
-
-
-def _shape(t) -> str:
-    return str(tuple(int(d) for d in t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
-
-
-def _close(a, b: torch.Tensor) -> bool:
-    if not isinstance(a, torch.Tensor) or a.shape != b.shape:
-        return False
-    return bool(torch.allclose(a.detach().double().cpu(), b.detach().double().cpu(), atol=1e-4))
-
-
-def _diagnose(got, mistakes: Sequence[tuple[torch.Tensor, str]], what: str) -> None:
-    for result, message in mistakes:
-        if _close(got, result):
-            raise ExerciseError(f"{what}: {message}")
+__all__ = ["solution_rollout", "check_rollout", "solution_zero_heads", "check_zero_heads"]
 
 
 # --- exercise 1: attention rollout ----------------------------------------------------------------
+
+
+def solution_rollout(attentions: torch.Tensor) -> torch.Tensor:
+    """Exercise 1's reference solution: attention rollout with the heads averaged.
+
+    Args:
+        attentions: ``(layers, N, H, L, L)``, first layer first.
+
+    Returns:
+        ``(N, L, L)``: the product of every layer's ``0.5 * mean_h(A) + 0.5 * I`` (rows
+        renormalised), later layers on the left; every row sums to 1.
+    """
+    A = attentions.mean(dim=2)  # (layers, N, L, L): heads averaged
+    A = 0.5 * A + 0.5 * torch.eye(A.size(-1), device=A.device)  # (layers, N, L, L)
+    A = A / A.sum(dim=-1, keepdim=True)  # (layers, N, L, L): rows sum to 1
+    R = A[0]  # (N, L, L)
+    for layer in range(1, A.size(0)):
+        R = A[layer] @ R  # (N, L, L): later layers on the left
+    return R
 
 
 def _mix(attentions: torch.Tensor, fusion: str = "mean", residual: float = 0.5) -> torch.Tensor:
@@ -84,7 +90,7 @@ def check_rollout(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     for what, attentions in cases:
         n_layers, N, H, L, _ = attentions.shape
         mixed = _mix(attentions)  # (layers, N, L, L)
-        expected = _product(mixed)  # (N, L, L)
+        expected = solution_rollout(attentions)  # (N, L, L)
         got = call_answer(fn, what, attentions)
         if isinstance(got, torch.Tensor) and got.shape != expected.shape:
             hints = {
@@ -94,9 +100,9 @@ def check_rollout(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
                 "identity, renormalise, multiply through the layers",
             }
             hint = hints.get(tuple(got.shape))
-            message = f"{what}: expected shape {_shape(expected)}, got shape {_shape(got)}"
+            message = f"{what}: expected shape {shape(expected)}, got shape {shape(got)}"
             raise ExerciseError(message + (f": that is {hint}" if hint else ""))
-        _diagnose(
+        diagnose(
             got,
             [
                 (
@@ -126,6 +132,7 @@ def check_rollout(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
                 ),
             ],
             what,
+            expected=expected,
         )
         expect_close(got, expected, what=what, atol=1e-5)
     passed(
@@ -137,11 +144,22 @@ def check_rollout(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
 # --- exercise 2: zero chosen heads ----------------------------------------------------------------
 
 
-def _zero(x: torch.Tensor, heads: Sequence[int], num_heads: int) -> torch.Tensor:
-    E = x.size(-1) // num_heads
-    y = x.view(*x.shape[:-1], num_heads, E).clone()  # (N, L, H, E)
-    y[..., list(heads), :] = 0.0
-    return y.flatten(-2)  # (N, L, H*E)
+def solution_zero_heads(x: torch.Tensor, heads: Sequence[int], num_heads: int) -> torch.Tensor:
+    """Exercise 2's reference solution: a copy of the heads' outputs with chosen heads zeroed.
+
+    Args:
+        x: ``(N, L, H*E)``, the heads' outputs side by side, head ``h`` in features ``h*E`` to
+            ``(h+1)*E - 1``; left unchanged.
+        heads: the heads to zero.
+        num_heads: ``H``.
+
+    Returns:
+        ``(N, L, H*E)``: ``x`` with the listed heads' features set to 0.
+    """
+    N, L, D = x.shape
+    y = x.view(N, L, num_heads, D // num_heads).clone()  # (N, L, H, E)
+    y[:, :, heads, :] = 0.0
+    return y.view(N, L, D)  # (N, L, H*E)
 
 
 def _zero_interleaved(x: torch.Tensor, heads: Sequence[int], num_heads: int) -> torch.Tensor:
@@ -167,12 +185,12 @@ def check_zero_heads(fn: Callable[[torch.Tensor, list[int], int], torch.Tensor])
         ("x (2, 3, 12), num_heads 4, heads [] (nothing to zero)", x, [], 4),
     ]
     for what, inp, heads, H in cases:
-        expected = _zero(inp, heads, H)
+        expected = solution_zero_heads(inp, heads, H)
         got = call_answer(lambda t, hs=heads, n=H: fn(t, list(hs), n), what, inp)
         if isinstance(got, torch.Tensor) and got.shape != expected.shape:
             raise ExerciseError(
-                f"{what}: expected shape {_shape(expected)} (the same as x), got shape "
-                f"{_shape(got)}: keep the heads side by side, (N, L, H*E)"
+                f"{what}: expected shape {shape(expected)} (the same as x), got shape "
+                f"{shape(got)}: keep the heads side by side, (N, L, H*E)"
             )
         E = inp.size(-1) // H
         others = [h for h in range(H) if h not in heads]
@@ -184,7 +202,7 @@ def check_zero_heads(fn: Callable[[torch.Tensor, list[int], int], torch.Tensor])
                 "not (N, L, E, H))",
             ),
             (
-                _zero(inp, others, H),
+                solution_zero_heads(inp, others, H),
                 "the chosen heads were kept and all the other heads zeroed: zero only the "
                 "listed heads",
             ),
@@ -192,13 +210,13 @@ def check_zero_heads(fn: Callable[[torch.Tensor, list[int], int], torch.Tensor])
         if heads and max(heads) + 1 < H:
             mistakes.append(
                 (
-                    _zero(inp, [h + 1 for h in heads], H),
+                    solution_zero_heads(inp, [h + 1 for h in heads], H),
                     "the zeros are one head too far: head h starts at feature h*E (heads count "
                     "from 0)",
                 )
             )
         if heads:
-            _diagnose(got, mistakes, what)
+            diagnose(got, mistakes, what, expected=expected)
         expect_close(got, expected, what=what, atol=0.0, rtol=0.0)
     passed(
         f"your function zeroes exactly the chosen heads' slices on {len(cases)} cases and leaves "
