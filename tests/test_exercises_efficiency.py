@@ -1,5 +1,5 @@
-"""Chapter 12's self-checks: the reference solutions pass, and typical wrong answers are caught
-with a message that says what went wrong."""
+"""The efficiency chapter's self-checks: the reference solutions pass, and typical wrong answers
+are caught with a message that says what went wrong."""
 
 from __future__ import annotations
 
@@ -11,33 +11,10 @@ import torch
 from attnlib.exercises import ExerciseError
 from attnlib.exercises import efficiency as ex
 
-# --- reference solutions (the ones folded in the chapter) ---------------------------------------
-
-
-def online_update(m, l, acc, scores, values):  # noqa: E741 - the papers' name
-    m_new = torch.maximum(m, scores.max(dim=-1).values)  # (L,)
-    alpha = torch.exp(m - m_new)  # (L,) shrinks the old sums to the new maximum
-    p = torch.exp(scores - m_new[:, None])  # (L, B)
-    return m_new, alpha * l + p.sum(dim=-1), alpha[:, None] * acc + p @ values
-
-
-def tiled_attention(query, key, value, block_size):
-    L, E = query.shape
-    m = torch.full((L,), float("-inf"))
-    ell = torch.zeros(L)
-    acc = torch.zeros(L, value.size(-1))
-    for j in range(0, key.size(0), block_size):
-        scores = query @ key[j:j + block_size].T / math.sqrt(E)  # (L, B)
-        m, ell, acc = online_update(m, ell, acc, scores, value[j:j + block_size])
-    return acc / ell[:, None]  # (L, Ev)
-
-
-def sliding_window(L, window, global_tokens):
-    pos = torch.arange(L)
-    allowed = (pos[:, None] - pos[None, :]).abs() <= window  # (L, L)
-    allowed[list(global_tokens), :] = True
-    allowed[:, list(global_tokens)] = True
-    return allowed
+# The reference solutions live in attnlib.exercises; the chapter shows their source.
+online_update = ex.solution_online_update
+tiled_attention = ex.solution_tiled_attention
+sliding_window = ex.solution_sliding_window
 
 
 def test_reference_solutions_pass(capsys):

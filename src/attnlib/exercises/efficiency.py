@@ -1,18 +1,20 @@
-"""Self-checks for chapter 12, "The cost of attention and how to cut it".
+"""Self-checks for the chapter "The cost of attention and how to cut it".
 
-Three exercises, three checks:
+Three exercises, each with a reference solution and a check:
 
-* :func:`check_online_update` -- fold one tile of scores into the running maximum, the running
-  sum and the running (unnormalised) output: the heart of FlashAttention;
-* :func:`check_tiled_attention` -- the whole loop: exact attention one block of keys at a time;
-* :func:`check_sliding_window` -- Longformer's pattern: a band of half-width ``window`` plus
-  global tokens.
+* :func:`solution_online_update`, :func:`check_online_update` -- fold one tile of scores into the
+  running maximum, the running sum and the running (unnormalised) output: the heart of
+  FlashAttention;
+* :func:`solution_tiled_attention`, :func:`check_tiled_attention` -- the whole loop: exact
+  attention one block of keys at a time;
+* :func:`solution_sliding_window`, :func:`check_sliding_window` -- Longformer's pattern: a band of
+  half-width ``window`` plus global tokens.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
 then values), naming the mistake when it recognises one.
 
-Shape legend (see book/notation.md): L query length, S key length, B keys in a tile,
+Shape legend (see the notation page): L query length, S key length, B keys in a tile,
 E query/key size, Ev value size.
 """
 
@@ -23,32 +25,27 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+from . import (
+    ExerciseError,
+    call_answer,
+    cases_generator,
+    diagnose,
+    expect_close,
+    matches,
+    passed,
+    unpack,
+)
 
-__all__ = ["check_online_update", "check_tiled_attention", "check_sliding_window"]
+__all__ = [
+    "solution_online_update",
+    "check_online_update",
+    "solution_tiled_attention",
+    "check_tiled_attention",
+    "solution_sliding_window",
+    "check_sliding_window",
+]
 
 _NEG_INF = float("-inf")
-
-
-def _close(a, b: torch.Tensor) -> bool:
-    if not isinstance(a, torch.Tensor) or a.shape != b.shape:
-        return False
-    a, b = a.detach().double().cpu(), b.detach().double().cpu()
-    return bool(torch.allclose(a, b, atol=1e-4, rtol=1e-4, equal_nan=False))
-
-
-def _triple(result, what: str) -> tuple:
-    if not isinstance(result, (tuple, list)) or len(result) != 3:
-        got = (
-            f"a {type(result).__name__} of length {len(result)}"
-            if isinstance(result, (tuple, list))
-            else f"a {type(result).__name__}"
-        )
-        raise ExerciseError(
-            f"{what}: expected a triple (m_new, l_new, acc_new), got {got}; end with "
-            "`return m_new, l_new, acc_new`"
-        )
-    return tuple(result)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -56,11 +53,30 @@ def _triple(result, what: str) -> tuple:
 # ------------------------------------------------------------------------------------------------
 
 
-def _reference_update(m, ell, acc, scores, values):
+def solution_online_update(
+    m: torch.Tensor,
+    ell: torch.Tensor,
+    acc: torch.Tensor,
+    scores: torch.Tensor,
+    values: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Exercise 1's reference solution: fold one tile into the running state of ``L`` queries.
+
+    Args:
+        m: ``(L,)``, each query's largest score so far (``-inf`` before the first tile).
+        ell: ``(L,)``, the running sum ``l`` of ``exp(score - m)``.
+        acc: ``(L, Ev)``, the running sum of ``exp(score - m) * value``, not divided by ``l``.
+        scores: ``(L, B)``, the tile's scores (``-inf`` for a masked key).
+        values: ``(B, Ev)``, the tile's values.
+
+    Returns:
+        ``(m_new, l_new, acc_new)``, the same shapes, all relative to the new maximum: the old
+        sums shrink by ``exp(m - m_new) <= 1`` (0 on a first tile).
+    """
     m_new = torch.maximum(m, scores.max(dim=-1).values)  # (L,)
-    alpha = torch.exp(m - m_new)  # (L,)
+    rescale = torch.exp(m - m_new)  # (L,) shrinks the old sums; 0 on a first tile
     p = torch.exp(scores - m_new[:, None])  # (L, B)
-    return m_new, alpha * ell + p.sum(dim=-1), alpha[:, None] * acc + p @ values
+    return m_new, rescale * ell + p.sum(dim=-1), rescale[:, None] * acc + p @ values
 
 
 def check_online_update(fn: Callable) -> None:
@@ -103,8 +119,10 @@ def check_online_update(fn: Callable) -> None:
     ]
     for what, m, ell, acc, scores in cases:
         values = torch.randn(B, Ev, generator=g)
-        result = _triple(call_answer(fn, what, m, ell, acc, scores, values), what)
-        expected = _reference_update(m, ell, acc, scores, values)
+        result = unpack(
+            call_answer(fn, what, m, ell, acc, scores, values), ("m_new", "l_new", "acc_new"), what
+        )
+        expected = solution_online_update(m, ell, acc, scores, values)
         got_m, got_l, got_acc = result
         e_m = expected[0]
         p = torch.exp(scores - e_m[:, None])  # (L, B)
@@ -112,7 +130,7 @@ def check_online_update(fn: Callable) -> None:
         inverted_l = inverted * ell + p.sum(-1)
         if isinstance(got_l, torch.Tensor) and got_l.shape == inverted_l.shape and torch.allclose(
             got_l.detach().double(), inverted_l.double(), equal_nan=True
-        ) and not _close(inverted_l, expected[1]):
+        ) and not matches(inverted_l, expected[1]):
             raise ExerciseError(
                 f"{what}, l_new: the rescale factor is inverted: old sums shrink by "
                 "exp(m - m_new) <= 1 (on a first tile that is exp(-inf) = 0, not inf)"
@@ -131,9 +149,7 @@ def check_online_update(fn: Callable) -> None:
         mistakes_l = [
             (p.sum(-1) + ell, "l_new adds the old sum without rescaling it by exp(m - m_new)"),
         ]
-        for candidate, message in mistakes_l:
-            if not _close(candidate, e_l) and _close(got_l, candidate):
-                raise ExerciseError(f"{what}, l_new: {message}")
+        diagnose(got_l, mistakes_l, f"{what}, l_new", expected=e_l)
         expect_close(got_l, e_l, what=f"{what}, l_new")
         mistakes_acc = [
             (acc + p @ values,
@@ -145,9 +161,7 @@ def check_online_update(fn: Callable) -> None:
             (inverted[:, None] * acc + p @ values,
              "the rescale factor is inverted: old sums shrink by exp(m - m_new) <= 1"),
         ]
-        for candidate, message in mistakes_acc:
-            if not _close(candidate, e_acc) and _close(got_acc, candidate):
-                raise ExerciseError(f"{what}, acc_new: {message}")
+        diagnose(got_acc, mistakes_acc, f"{what}, acc_new", expected=e_acc)
         expect_close(got_acc, e_acc, what=f"{what}, acc_new")
     passed(
         f"the online-softmax update matches on {len(cases)} tiles: a first tile, a rising and a "
@@ -158,6 +172,31 @@ def check_online_update(fn: Callable) -> None:
 # ------------------------------------------------------------------------------------------------
 # Exercise 2: exact attention, one block of keys at a time
 # ------------------------------------------------------------------------------------------------
+
+
+def solution_tiled_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, block_size: int
+) -> torch.Tensor:
+    """Exercise 2's reference solution: exact attention, one block of keys at a time.
+
+    Args:
+        query: ``(L, E)``.
+        key: ``(S, E)``.
+        value: ``(S, Ev)``.
+        block_size: the keys per block; the last block may be shorter.
+
+    Returns:
+        ``(L, Ev)``: ``softmax(query @ key.T / sqrt(E)) @ value``, without ever holding the
+        ``(L, S)`` score matrix.
+    """
+    L, E = query.shape
+    m = torch.full((L,), float("-inf"))  # (L,)
+    ell = torch.zeros(L)  # (L,)
+    acc = torch.zeros(L, value.size(-1))  # (L, Ev)
+    for j in range(0, key.size(0), block_size):
+        scores = query @ key[j:j + block_size].T / math.sqrt(E)  # (L, B)
+        m, ell, acc = solution_online_update(m, ell, acc, scores, value[j:j + block_size])
+    return acc / ell[:, None]  # (L, Ev): divide once, at the end
 
 
 def check_tiled_attention(fn: Callable) -> None:
@@ -203,9 +242,7 @@ def check_tiled_attention(fn: Callable) -> None:
                  f"the result ignores the last, shorter block of {S % block} key(s): loop with "
                  "range(0, S, block_size) and slice key[j:j + block_size]"),
             ]
-            for candidate, message in mistakes:
-                if not _close(candidate, expected) and _close(got, candidate):
-                    raise ExerciseError(f"{what}: {message}")
+            diagnose(got, mistakes, what, expected=expected)
         expect_close(got, expected, what=what, atol=1e-4, rtol=1e-4)
     passed(
         f"tiled attention equals exact attention on {len(cases)} cases, ragged last blocks and "
@@ -218,12 +255,22 @@ def check_tiled_attention(fn: Callable) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _reference_window(L: int, window: int, global_tokens: Sequence[int]) -> torch.Tensor:
+def solution_sliding_window(L: int, window: int, global_tokens: Sequence[int]) -> torch.Tensor:
+    """Exercise 3's reference solution: Longformer's pattern.
+
+    Args:
+        L: the sequence length.
+        window: the band's half-width.
+        global_tokens: the positions that see, and are seen by, every token.
+
+    Returns:
+        Boolean ``(L, L)``, True where query ``i`` may attend to key ``j``: ``|i - j| <= window``,
+        or ``i`` or ``j`` global.
+    """
     pos = torch.arange(L)
-    allowed = (pos[:, None] - pos[None, :]).abs() <= window  # (L, L)
-    for g in global_tokens:
-        allowed[g, :] = True
-        allowed[:, g] = True
+    allowed = (pos[:, None] - pos[None, :]).abs() <= window  # (L, L) the band
+    allowed[list(global_tokens), :] = True  # global tokens see everything
+    allowed[:, list(global_tokens)] = True  # and everything sees them
     return allowed
 
 
@@ -249,7 +296,7 @@ def check_sliding_window(fn: Callable) -> None:
     ]
     for what, L, window, glob in cases:
         got = call_answer(fn, what, L=L, window=window, global_tokens=glob)
-        expected = _reference_window(L, window, glob)
+        expected = solution_sliding_window(L, window, glob)
         if not isinstance(got, torch.Tensor):
             raise ExerciseError(
                 f"{what}: expected a boolean torch.Tensor of shape {tuple(expected.shape)}, got "
@@ -270,12 +317,12 @@ def check_sliding_window(fn: Callable) -> None:
         diff = pos[:, None] - pos[None, :]
         mistakes = [
             (~expected, "the mask is inverted: True must mean *may attend*"),
-            (_reference_window(L, window, glob) & (diff >= 0),
+            (solution_sliding_window(L, window, glob) & (diff >= 0),
              "the band is one-sided (causal): Longformer's window looks both ways, |i - j| <= "
              "window"),
-            (_reference_window(L, window - 1, glob) if window > 0 else None,
+            (solution_sliding_window(L, window - 1, glob) if window > 0 else None,
              "the window is one short: use |i - j| <= window, not < window"),
-            (_reference_window(L, window + 1, glob),
+            (solution_sliding_window(L, window + 1, glob),
              "the window is one too wide: use |i - j| <= window"),
         ]
         rows_only = diff.abs() <= window
