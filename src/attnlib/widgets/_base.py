@@ -10,11 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import anywidget
 import numpy as np
+import traitlets
 
 from .._checks import prefix, shape
+from ._frontend import build_css, build_esm
 
 __all__ = [
+    "Widget",
     "SCALE",
     "rounded",
     "numeric",
@@ -28,6 +32,26 @@ __all__ = [
     "pack_thousandths",
     "unpack_thousandths",
 ]
+
+class Widget(anywidget.AnyWidget):
+    """The base of attnlib's widgets: its front end is built from the shared base and its view.
+
+    A widget names its view when it subclasses, ``class OnlineSoftmaxTiles(Widget,
+    view="tiles")``, and gets ``_esm = build_esm("tiles")``, ``_css = build_css("tiles")`` and
+    the synced ``title`` every widget shows above itself.
+    """
+
+    title = traitlets.Unicode("").tag(sync=True)
+
+    def __init_subclass__(cls, *, view: str | None = None, **kwargs) -> None:
+        if view is not None:  # a subclass of a widget keeps its parent's front end
+            cls._esm = build_esm(view)
+            cls._css = build_css(view)
+        super().__init_subclass__(**kwargs)
+
+    def __init__(self, *, title: str = "", **traits) -> None:
+        super().__init__(title=str(title), **traits)
+
 
 DECIMALS = 4  # data travels rounded: small, stable notebook metadata
 SCALE = 1000  # weights travel as integers in thousandths (3 decimals), in one string

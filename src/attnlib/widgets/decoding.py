@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import anywidget
 import numpy as np
 import traitlets
 
 from . import _base
-from ._frontend import build_css, build_esm
 
 __all__ = ["DecodingStepper", "EOS"]
 
@@ -67,7 +65,7 @@ def _example(source, output, weights, label, where: str) -> dict:
     }
 
 
-class DecodingStepper(anywidget.AnyWidget):
+class DecodingStepper(_base.Widget, view="decoding"):
     """Decoding, one output character at a time, with the attention weights of each step.
 
     Make it the last expression of a cell. Build it from finished examples, or from a model with
@@ -89,10 +87,6 @@ class DecodingStepper(anywidget.AnyWidget):
     See chapter 3, "Attention in RNN encoder-decoders".
     """
 
-    _esm = build_esm("decoding")
-    _css = build_css("decoding")
-
-    title = traitlets.Unicode("").tag(sync=True)
     examples = traitlets.List(traitlets.Dict()).tag(sync=True)
     example = traitlets.Int(0).tag(sync=True)
     step = traitlets.Int(0).tag(sync=True)
@@ -120,7 +114,7 @@ class DecodingStepper(anywidget.AnyWidget):
             )
         self._model = None
         self._vocabs = None
-        super().__init__(title=str(title), examples=packed)
+        super().__init__(title=title, examples=packed)
         self.example = example
         self.step = step
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import anywidget
 import traitlets
 
 from .._checks import resolve_scale
 from . import _base
-from ._frontend import build_css, build_esm
 
 __all__ = ["AttentionExplorer"]
 
@@ -75,7 +73,7 @@ def _weight_stack(weights, scale) -> dict:
     }
 
 
-class AttentionExplorer(anywidget.AnyWidget):
+class AttentionExplorer(_base.Widget, view="explorer"):
     """An interactive attention heatmap whose arithmetic runs in the browser.
 
     Give it tokens and either a query and a key matrix (the browser computes
@@ -103,10 +101,6 @@ class AttentionExplorer(anywidget.AnyWidget):
     See chapters 2 (temperature) and 3 (the causal mask).
     """
 
-    _esm = build_esm("explorer")
-    _css = build_css("explorer")
-
-    title = traitlets.Unicode("").tag(sync=True)
     tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     key_tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     mode = traitlets.Enum(["qk", "weights"], default_value="qk").tag(sync=True)
@@ -157,15 +151,8 @@ class AttentionExplorer(anywidget.AnyWidget):
             labels = _base.labels(layer_labels, "layer_labels", _WHERE)
             _base.count(labels, n_matrices, "layer_labels", _WHERE,
                         f"there are {n_matrices} matrices ({shapes})", unit="names")
-        super().__init__(
-            title=str(title),
-            tokens=tokens,
-            key_tokens=key_tokens,
-            layer_labels=labels,
-            temperature=temperature,
-            causal=bool(causal),
-            **data,
-        )
+        super().__init__(title=title, tokens=tokens, key_tokens=key_tokens, layer_labels=labels,
+                         temperature=temperature, causal=bool(causal), **data)
 
     # -- validation of the synced traits (the browser may set them too) --------------------------
     @traitlets.validate("temperature")

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import anywidget
 import numpy as np
 import torch
 import traitlets
 
 from . import _base
-from ._frontend import build_css, build_esm
 
 __all__ = ["HeadView"]
 
@@ -41,7 +39,7 @@ def _as_stack(weights, where: str) -> np.ndarray:
     return _base.non_negative(arr, where, _WHERE, "attention weights")
 
 
-class HeadView(anywidget.AnyWidget):
+class HeadView(_base.Widget, view="heads"):
     """Every layer's and every head's attention for a few sentences, explorable in the browser.
 
     The *model view* is a grid of thumbnails, one per layer (rows) and head (columns); click one
@@ -67,10 +65,6 @@ class HeadView(anywidget.AnyWidget):
     See chapter 8, "BERT: attention in both directions".
     """
 
-    _esm = build_esm("heads")
-    _css = build_css("heads")
-
-    title = traitlets.Unicode("").tag(sync=True)
     sentences = traitlets.List(traitlets.Dict()).tag(sync=True)
     num_layers = traitlets.Int(0).tag(sync=True)
     num_heads = traitlets.Int(0).tag(sync=True)
@@ -124,7 +118,7 @@ class HeadView(anywidget.AnyWidget):
                 )
             entries.append(entry["data"])
         super().__init__(
-            title=str(title),
+            title=title,
             sentences=entries,
             num_layers=shape[0],
             num_heads=shape[1],

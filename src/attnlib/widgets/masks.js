@@ -200,9 +200,7 @@ function showRow(row, allowed, weights, { tokens, keyTokens, i, annotate }) {
 function render({ model, el: host }) {
   const tokens = model.get("tokens");
   const keyTokens = model.get("key_tokens");
-  const scores = model.get("scores");
-  const L = tokens.length;
-  const S = keyTokens.length;
+  const [L, S] = [tokens.length, keyTokens.length];
   const annotate = S <= ANNOTATE_MAX_KEYS;
 
   const { root } = widgetRoot("me", model, "Mask explorer", MASK_HELP);
@@ -220,7 +218,7 @@ function render({ model, el: host }) {
   function update() {
     const kind = model.get("kind");
     const allowed = current();
-    const weights = maskedSoftmax(scores, allowed);
+    const weights = maskedSoftmax(model.get("scores"), allowed);
     for (const k of KINDS) controls.radios[k].checked = k === kind;
     for (const [name, control] of Object.entries(controls.sliders)) {
       const v = model.get(name);

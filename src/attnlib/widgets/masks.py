@@ -16,14 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import anywidget
 import numpy as np
 import torch
 import traitlets
 
 from ..attention import masked_softmax as _masked_softmax
 from . import _base
-from ._frontend import build_css, build_esm
 
 __all__ = ["MaskExplorer", "KINDS", "allowed_pattern", "masked_softmax"]
 
@@ -119,7 +117,7 @@ def masked_softmax(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     return _masked_softmax(scores, allowed)
 
 
-class MaskExplorer(anywidget.AnyWidget):
+class MaskExplorer(_base.Widget, view="masks"):
     """Pick a mask, see which pairs it allows and what the softmax makes of them.
 
     Give it tokens and one ``(L, S)`` matrix of attention scores. The reader chooses a mask
@@ -146,10 +144,6 @@ class MaskExplorer(anywidget.AnyWidget):
     See chapter 6, "Masking".
     """
 
-    _esm = build_esm("masks")
-    _css = build_css("masks")
-
-    title = traitlets.Unicode("").tag(sync=True)
     tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     key_tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     scores = traitlets.List().tag(sync=True)  # (L, S)
@@ -191,17 +185,9 @@ class MaskExplorer(anywidget.AnyWidget):
             custom = allowed_pattern(kind, L, S, length=length, window=window).tolist()
         else:
             custom = _check_custom(custom, L, S)
-        super().__init__(
-            title=str(title),
-            tokens=tokens,
-            key_tokens=key_tokens,
-            scores=_base.rounded(s),
-            kind=kind,
-            length=length,
-            window=window,
-            causal=bool(causal),
-            custom=custom,
-        )
+        super().__init__(title=title, tokens=tokens, key_tokens=key_tokens,
+                         scores=_base.rounded(s), kind=kind, length=length, window=window,
+                         causal=bool(causal), custom=custom)
 
     # -- validation of the synced traits (the browser may set them too) --------------------------
     @traitlets.validate("kind")

@@ -19,12 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-import anywidget
 import numpy as np
 import traitlets
 
 from . import _base
-from ._frontend import build_css, build_esm
 
 __all__ = ["SamplingExplorer", "TAIL_BIN"]
 
@@ -73,7 +71,18 @@ def summarise(
     return ids.tolist(), _base.rounded(logits[ids]), tail
 
 
-class SamplingExplorer(anywidget.AnyWidget):
+def _summaries(logits: np.ndarray, top: int, text_of: Callable[[int], str]) -> dict:
+    """The traits that carry the ``(P, V)`` logits: each prompt's :func:`summarise`, with the
+    named tokens' texts."""
+    rows = [summarise(row, top) for row in logits]
+    return {
+        "candidates": [[str(text_of(i)) for i in ids] for ids, _, _ in rows],  # (P, M)
+        "logits": [values for _, values, _ in rows],  # (P, M)
+        "tail": [tail for _, _, tail in rows],  # (P, bins, 2)
+    }
+
+
+class SamplingExplorer(_base.Widget, view="sampling"):
     """Next-token distributions under temperature and top-k, recomputed in the browser.
 
     Give it a few prompts, the model's next-token logits after each, and a way to turn token ids
@@ -98,10 +107,6 @@ class SamplingExplorer(anywidget.AnyWidget):
     See chapter 9, "Temperature and top-k".
     """
 
-    _esm = build_esm("sampling")
-    _css = build_css("sampling")
-
-    title = traitlets.Unicode("").tag(sync=True)
     prompts = traitlets.List(traitlets.Unicode()).tag(sync=True)
     candidates = traitlets.List().tag(sync=True)  # (P, M) token texts, most likely first
     logits = traitlets.List().tag(sync=True)  # (P, M) their logits
@@ -155,24 +160,9 @@ class SamplingExplorer(anywidget.AnyWidget):
                 )
             text_of = token_text.__getitem__
 
-        candidates, top_logits, tails = [], [], []
-        for row in arr:
-            ids, values, tail = summarise(row, top)
-            candidates.append([str(text_of(i)) for i in ids])
-            top_logits.append(values)
-            tails.append(tail)
-
-        super().__init__(
-            title=str(title),
-            prompts=prompts,
-            candidates=candidates,
-            logits=top_logits,
-            tail=tails,
-            vocab_size=V,
-            shown=shown,
-            temperature=_temperature(temperature),
-            top_k=top_k,
-        )
+        super().__init__(title=title, prompts=prompts, vocab_size=V, shown=shown,
+                         temperature=_temperature(temperature), top_k=top_k,
+                         **_summaries(arr, top, text_of))
 
     @traitlets.validate("temperature")
     def _valid_temperature(self, proposal):

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import anywidget
 import torch
 import traitlets
 
 from . import _base
-from ._frontend import build_css, build_esm
 
 __all__ = ["OnlineSoftmaxTiles"]
 
@@ -38,7 +36,7 @@ def _tokens(tokens, n: int, name: str, what: str) -> list[str]:
     return _base.count(out, n, name, _WHERE, f"there are {n} {what}")
 
 
-class OnlineSoftmaxTiles(anywidget.AnyWidget):
+class OnlineSoftmaxTiles(_base.Widget, view="tiles"):
     """Step through the tiles of a tiled attention with an online softmax.
 
     The score matrix is drawn as a grid cut into tiles of ``query_block x key_block``. At each
@@ -64,10 +62,6 @@ class OnlineSoftmaxTiles(anywidget.AnyWidget):
     See chapter 12, "Exact and fast: tiles and an online softmax".
     """
 
-    _esm = build_esm("tiles")
-    _css = build_css("tiles")
-
-    title = traitlets.Unicode("").tag(sync=True)
     tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     key_tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     block = traitlets.List(traitlets.Int()).tag(sync=True)  # [query_block, key_block]
@@ -112,7 +106,7 @@ class OnlineSoftmaxTiles(anywidget.AnyWidget):
         )
         exact, _ = scaled_dot_product_attention(q, k, v, is_causal=is_causal, scale=scale)
         super().__init__(
-            title=str(title),
+            title=title,
             tokens=_tokens(tokens, L, "tokens", "queries"),
             key_tokens=_tokens(key_tokens, S, "key_tokens", "keys"),
             block=[block_q, block_k],
