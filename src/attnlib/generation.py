@@ -11,7 +11,8 @@ Every decoder-only model in attnlib (:class:`attnlib.models.gpt.CharGPT` and
 - :func:`top_k_filter`, :func:`next_token_probs`, :func:`sample_next`: greedy and sampled choice of
   the next token (temperature, top-k);
 - :func:`generate`: the loop, with or without the cache (both give the same tokens);
-- :class:`DecoderOutput`: what a decoder's forward pass returns.
+- :class:`DecoderOutput`: what a decoder's forward pass returns, and :class:`CausalDecoder`, the
+  base class that gives a decoder its cache and its ``generate`` method.
 
 See the GPT chapter, "The KV cache" and "Choosing the next token".
 
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ._checks import positive_int, shape
 from .masks import causal_mask
@@ -33,6 +35,7 @@ from .masks import causal_mask
 __all__ = [
     "DecoderOutput",
     "KVCache",
+    "CausalDecoder",
     "causal_mask_with_past",
     "past_length",
     "extend_cache",
@@ -106,6 +109,34 @@ class KVCache:
 
     def __repr__(self) -> str:
         return f"KVCache(layers={len(self.keys)}, positions={self.length(0)})"
+
+
+class CausalDecoder(nn.Module):
+    """What every decoder-only model shares: its context length, a fresh cache, ``generate``.
+
+    A subclass sets ``self.config`` (with ``num_layers`` and ``context_length``) and defines
+    ``forward(input_ids, *, cache=None, need_weights=False) -> DecoderOutput``.
+
+    Attributes:
+        stop_token: the token that ends generation by default (None: generate the full length).
+    """
+
+    stop_token: int | None = None
+
+    @property
+    def context_length(self) -> int:
+        """The longest sequence (prompt and generated tokens together) the model accepts."""
+        return self.config.context_length
+
+    def new_cache(self) -> KVCache:
+        """An empty KV cache with one slot per layer."""
+        return KVCache(self.config.num_layers)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
+        """Continue ``input_ids`` ``(N, L)`` by ``max_new_tokens``; see :func:`generate`."""
+        kwargs.setdefault("stop_token", self.stop_token)
+        return generate(self, input_ids, max_new_tokens, **kwargs)
 
 
 def causal_mask_with_past(

@@ -1,4 +1,4 @@
-"""Where a token sits: positional encodings (chapter 7, "Positions and the Transformer block").
+"""Where a token sits: positional encodings (the chapter "Positions and the Transformer block").
 
 Self-attention by itself cannot tell word order: permute the tokens and its output is permuted the
 same way, nothing else changes. This module holds the three standard ways of giving a Transformer
@@ -100,7 +100,7 @@ def sinusoidal_encoding(
     Returns:
         ``(L, D)``: row ``p`` is the vector added to the embedding of the token at position ``p``.
 
-    See chapter 7, "Sinusoidal encodings".
+    See the chapter "Positions and the Transformer block", "Sinusoidal encodings".
     """
     _check_size("length", length)
     _check_size("dim", dim, minimum=2, even=True)
@@ -143,7 +143,7 @@ class SinusoidalPositionalEncoding(nn.Module):
     The table is a non-persistent buffer: it moves with ``.to(device)`` but is not saved in the
     state dict, since it can always be recomputed.
 
-    See chapter 7, "Sinusoidal encodings".
+    See the chapter "Positions and the Transformer block", "Sinusoidal encodings".
     """
 
     def __init__(
@@ -190,7 +190,7 @@ class LearnedPositionalEmbedding(nn.Module):
     Attributes:
         weight: ``(max_len, D)``, the learned table (an ``nn.Parameter``).
 
-    See chapter 7, "Learned positions".
+    See the chapter "Positions and the Transformer block", "Learned positions".
     """
 
     def __init__(
@@ -246,7 +246,7 @@ def rope_frequencies(
     Returns:
         ``(E/2,)`` float32, from 1 down to about ``1 / base``.
 
-    See chapter 7, "Rotary embeddings".
+    See the chapter "Positions and the Transformer block", "Rotary embeddings".
     """
     _check_size("dim", dim, minimum=2, even=True)
     _check_base(base)
@@ -340,7 +340,7 @@ def apply_rope(
     Returns:
         ``(N, H, L, E)``, the same shape and dtype as ``x``. The angles are computed in float32.
 
-    See chapter 7, "Rotary embeddings".
+    See the chapter "Positions and the Transformer block", "Rotary embeddings".
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
         shape = tuple(getattr(x, "shape", ()))

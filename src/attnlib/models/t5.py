@@ -76,7 +76,8 @@ class FeedForward(nn.Module):
 
 
 class _T5Layer(nn.Module):
-    """What every T5 layer holds: an RMSNorm and self-attention, an RMSNorm and the MLP.
+    """What every T5 layer holds: an RMSNorm and self-attention, an RMSNorm and the MLP; a decoder
+    layer (``cross_attention = True``) also an RMSNorm and cross-attention to the encoder.
 
     Attention has no biases and runs with ``scale=1.0`` (see :meth:`T5Model.reset_parameters`).
 
@@ -87,6 +88,8 @@ class _T5Layer(nn.Module):
         dropout: dropout on residual branches and attention weights (training only).
         layer_norm_eps: RMSNorm's epsilon.
     """
+
+    cross_attention = False
 
     def __init__(
         self,
@@ -102,6 +105,9 @@ class _T5Layer(nn.Module):
         self.norm2 = RMSNorm(d_model, layer_norm_eps)
         self.ff = FeedForward(d_model, dim_feedforward, dropout)
         self.dropout = nn.Dropout(dropout)
+        if self.cross_attention:
+            self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=False)
+            self.norm3 = RMSNorm(d_model, layer_norm_eps)
 
 
 class T5EncoderLayer(_T5Layer):
@@ -133,17 +139,7 @@ class T5DecoderLayer(_T5Layer):
     and ``norm3`` (before the MLP).
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        num_heads: int,
-        dim_feedforward: int,
-        dropout: float = 0.0,
-        layer_norm_eps: float = 1e-6,
-    ) -> None:
-        super().__init__(d_model, num_heads, dim_feedforward, dropout, layer_norm_eps)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=False)
-        self.norm3 = RMSNorm(d_model, layer_norm_eps)
+    cross_attention = True
 
     def forward(
         self,
