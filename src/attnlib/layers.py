@@ -110,9 +110,11 @@ def _masks(where: str, prefix: str, attend, token, torch_mask, torch_padding) ->
 
 class _Layer(nn.Module):
     """What both layers share: PyTorch's constructor arguments, the self-attention sublayer, the
-    MLP, two norms and dropouts, and :meth:`from_torch`. The decoder adds its third sublayer."""
+    MLP, the norms and dropouts, and :meth:`from_torch`. With ``_CROSS_ATTENTION`` (the decoder)
+    a third sublayer: ``multihead_attn``, with ``norm3`` and ``dropout3``."""
 
     _TORCH: type[nn.Module] = nn.Module
+    _CROSS_ATTENTION = False
 
     def __init__(
         self,
@@ -146,6 +148,12 @@ class _Layer(nn.Module):
         self.dropout1 = nn.Dropout(dropout)  # on the first sublayer's output
         self.dropout2 = nn.Dropout(dropout)  # on the second sublayer's output
         self.activation = _activation(activation)
+        if self._CROSS_ATTENTION:  # the decoder's third sublayer
+            self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
+            self.dropout3 = nn.Dropout(dropout)  # on the MLP sublayer's output
+            # Created last, so a seed gives the weights it always gave.
+            self.multihead_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout,
+                                                     bias=bias, **factory)
 
     def _ff_block(self, x: torch.Tensor) -> torch.Tensor:
         h = self.dropout(self.activation(self.linear1(x)))  # (N, L, F)
@@ -282,30 +290,7 @@ class TransformerDecoderLayer(_Layer):
     """
 
     _TORCH = nn.TransformerDecoderLayer
-
-    def __init__(
-        self,
-        d_model: int,
-        num_heads: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: Activation = "relu",
-        layer_norm_eps: float = 1e-5,
-        norm_first: bool = False,
-        bias: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(
-            d_model, num_heads, dim_feedforward, dropout, activation, layer_norm_eps, norm_first,
-            bias, device, dtype,
-        )
-        factory = {"device": device, "dtype": dtype}
-        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.dropout3 = nn.Dropout(dropout)  # on the MLP sublayer's output
-        # Created last, so a seed gives the weights it always gave.
-        self.multihead_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=bias,
-                                                 **factory)
+    _CROSS_ATTENTION = True
 
     def _copy_from(self, module: nn.Module) -> None:
         super()._copy_from(module)
