@@ -65,7 +65,7 @@ def check_mean_pool(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) ->
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 8, "Sentence similarity".
+    See the chapter\'s section "Sentence similarity".
     """
     g = cases_generator(8)
     hidden = torch.randn(3, 5, 4, generator=g)  # (N, L, D) = (3, 5, 4)
@@ -121,7 +121,7 @@ def check_previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> No
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 8, "Heads with a job".
+    See the chapter\'s section "Heads with a job".
     """
     g = cases_generator(80)
     L = 6
@@ -178,7 +178,7 @@ def check_factorised_embedding_parameters(fn: Callable[[int, int, int], int]) ->
     Raises:
         ExerciseError: when the answer is not an integer or differs on one of the cases.
 
-    See chapter 8, "ALBERT: fewer parameters, the same work".
+    See the chapter\'s section "ALBERT: fewer parameters, the same work".
     """
     cases = [(30_000, 128, 768), (30_000, 64, 256), (10, 2, 3)]
     for vocab_size, embed_size, d_model in cases:

@@ -1,4 +1,4 @@
-"""Self-checks for chapter 1, "The big picture: encoders, decoders, and why attention".
+"""Self-checks for the chapter "The big picture: encoders, decoders, and why attention".
 
 Three exercises, each with a reference solution and a check:
 
@@ -114,7 +114,7 @@ def check_model_shape(model_shape: Callable[[str], str]) -> None:
     Raises:
         ExerciseError: naming the first task whose answer is wrong, with what was expected.
 
-    See chapter 1, exercise 1.
+    See the chapter's exercise 1.
     """
     for task in TASK_NAMES:
         expected = solution_model_shape(task)
@@ -196,7 +196,7 @@ def check_masked_max_pool(
         ExerciseError: the shape is wrong, or the values are (with a hint for the usual slips:
             forgetting the mask, or filling padding with 0 instead of ``-inf``).
 
-    See chapter 1, exercise 2.
+    See the chapter's exercise 2.
     """
     for what, x, mask in _max_pool_cases():
         got = masked_max_pool(x.clone(), mask.clone())
@@ -288,7 +288,7 @@ def check_greedy_decode(greedy_decode: Callable[[Callable, int, int, int], Any])
     Raises:
         ExerciseError: the returned ids differ from the reference's (with a hint).
 
-    See chapter 1, exercise 3.
+    See the chapter's exercise 3.
     """
     cases = [
         ("a decoder that ends at its 5th token", 4, 0, 10),

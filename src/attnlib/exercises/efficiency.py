@@ -31,6 +31,7 @@ from . import (
     cases_generator,
     diagnose,
     expect_close,
+    expect_tensor,
     matches,
     passed,
     unpack,
@@ -99,7 +100,7 @@ def check_online_update(fn: Callable) -> None:
             factor, or a normalised ``acc``), on NaN or inf, or when the function crashes or
             changes its inputs.
 
-    See chapter 12, "Exercises".
+    See the chapter's exercises.
     """
     g = cases_generator(12)
     L, B, Ev = 3, 4, 2
@@ -212,7 +213,7 @@ def check_tiled_attention(fn: Callable) -> None:
         ExerciseError: on a wrong type, shape or value (naming a missing scale or a forgotten
             last partial block), or when the function crashes or changes its inputs.
 
-    See chapter 12, "Exercises".
+    See the chapter's exercises.
     """
     g = cases_generator(21)
     cases = [
@@ -285,7 +286,7 @@ def check_sliding_window(fn: Callable) -> None:
         ExerciseError: on a wrong type, dtype, shape or value (naming a one-sided band, an
             off-by-one window, or a global token that only sees or is only seen).
 
-    See chapter 12, "Exercises".
+    See the chapter's exercises.
     """
     cases = [
         ("L = 6, window = 1, no global token", 6, 1, ()),
@@ -297,15 +298,7 @@ def check_sliding_window(fn: Callable) -> None:
     for what, L, window, glob in cases:
         got = call_answer(fn, what, L=L, window=window, global_tokens=glob)
         expected = solution_sliding_window(L, window, glob)
-        if not isinstance(got, torch.Tensor):
-            raise ExerciseError(
-                f"{what}: expected a boolean torch.Tensor of shape {tuple(expected.shape)}, got "
-                f"{type(got).__name__}"
-            )
-        if got.shape != expected.shape:
-            raise ExerciseError(
-                f"{what}: expected shape {tuple(expected.shape)}, got shape {tuple(got.shape)}"
-            )
+        expect_tensor(got, expected, what=what)
         if got.dtype != torch.bool:
             raise ExerciseError(
                 f"{what}: expected dtype torch.bool (True = may attend), got {got.dtype}; "

@@ -80,7 +80,7 @@ def check_top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 9, "Exercises".
+    See the chapter's exercises.
     """
     g = cases_generator(9)
     cases = [
@@ -180,7 +180,7 @@ def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 9, "Exercises".
+    See the chapter's exercises.
     """
     g = cases_generator(10)
     cases = [
@@ -257,7 +257,7 @@ def check_causal_mask_with_past(fn: Callable[[int, int], torch.Tensor]) -> None:
     Raises:
         ExerciseError: on a wrong type, shape, dtype or value, or when the function crashes.
 
-    See chapter 9, "Exercises".
+    See the chapter's exercises.
     """
     cases = [(4, 0), (3, 2), (1, 5), (2, 6)]
     for L, past in cases:

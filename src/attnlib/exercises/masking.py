@@ -108,7 +108,7 @@ def check_padding_mask(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
         ExerciseError: on a wrong type, shape, dtype or value; PyTorch's polarity (True =
             padding) and an off-by-one are named.
 
-    See chapter 6, "Exercises".
+    See the chapter's exercises.
     """
     cases = [
         ("lengths [3, 5, 1], S = 5", torch.tensor([3, 5, 1]), 5),
@@ -172,7 +172,7 @@ def check_causal_mask(fn: Callable[[int, int], torch.Tensor]) -> None:
         ExerciseError: on a wrong type, shape, dtype or value; the inverted triangle, the
             missing diagonal and the bottom-right alignment are named.
 
-    See chapter 6, "Exercises".
+    See the chapter's exercises.
     """
     cases = [("L = 4, S = 4", 4, 4), ("L = 1, S = 1", 1, 1), ("L = 3, S = 5", 3, 5),
              ("L = 5, S = 3", 5, 3)]
@@ -241,7 +241,7 @@ def check_masked_softmax(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
         ExerciseError: on a wrong type, shape or value; NaN rows, weights zeroed after the
             softmax and an inverted mask are named.
 
-    See chapter 6, "Exercises".
+    See the chapter's exercises.
     """
     g = cases_generator(9)
     scores = torch.randn(2, 4, 5, generator=g)  # (N, L, S)

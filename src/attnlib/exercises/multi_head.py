@@ -87,7 +87,7 @@ def check_split_heads(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 5, "Exercises".
+    See the chapter's exercises.
     """
     g = cases_generator(5)
     cases = [
@@ -155,7 +155,7 @@ def check_merge_heads(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 5, "Exercises".
+    See the chapter's exercises.
     """
     g = cases_generator(6)
     a = torch.randn(2, 5, 3, 4, generator=g).transpose(1, 2)  # (2, 3, 5, 4), not contiguous
@@ -263,7 +263,7 @@ def check_multi_head_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tenso
         ExerciseError: on a wrong type, shape or value (naming a scale by ``sqrt(D)``, a
             forgotten output projection, weights averaged over heads...), or on a crash.
 
-    See chapter 5, "Exercises".
+    See the chapter's exercises.
     """
     g = cases_generator(8)
     N, L, D = 2, 5, 12

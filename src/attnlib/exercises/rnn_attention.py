@@ -60,7 +60,7 @@ def check_general_score(fn: Callable[..., torch.Tensor]) -> None:
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 3, "Luong's three scores".
+    See the chapter\'s section "Luong's three scores".
     """
     g = cases_generator(3)
     cases = [
@@ -140,7 +140,7 @@ def check_bahdanau_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) ->
     Raises:
         ExerciseError: on a wrong type, shape or value, weight on padding, or a crash.
 
-    See chapter 3, "Bahdanau attention, one step at a time".
+    See the chapter\'s section "Bahdanau attention, one step at a time".
     """
     g = cases_generator(4)
     cases = []

@@ -76,7 +76,7 @@ def check_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         ExerciseError: on a wrong type, shape or value, on NaN or inf, or when the function
             crashes or modifies its input.
 
-    See chapter 4, "Exercises".
+    See the chapter's exercises.
     """
     g = cases_generator(3)
     cases = [
@@ -280,7 +280,7 @@ def check_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Non
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 4, "Scaled dot-product attention from scratch".
+    See the chapter\'s section "Scaled dot-product attention from scratch".
     """
     g = cases_generator(3)
     E, Ev = 16, 5
@@ -387,7 +387,7 @@ def check_self_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 4, "Queries, keys and values: three projections of one sequence".
+    See the chapter\'s section "Queries, keys and values: three projections of one sequence".
     """
     g = cases_generator(3)
     N, L, D, E, Ev = 2, 6, 12, 4, 3

@@ -71,7 +71,7 @@ def check_cosine(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> No
     Raises:
         ExerciseError: on a wrong type, shape or value.
 
-    See chapter 2, "Similarity: dot product and cosine".
+    See the chapter\'s section "Similarity: dot product and cosine".
     """
     g = cases_generator(2)
     lengths_q = torch.tensor([0.5, 1.0, 3.0])[:, None]  # (3, 1)
@@ -127,7 +127,7 @@ def check_soft_lookup(
 ) -> None:
     """Check a soft lookup: softmax of query-key dot products over temperature, then average.
 
-    The answer is called as ``fn(query, keys, values, temperature=T)``, with values of a size
+    The answer is called as ``fn(query, keys, values, temperature=tau)``, with values of a size
     different from the keys' (``Ev != E``), at several temperatures, including a very low one where
     a naive ``exp`` overflows.
 
@@ -139,13 +139,13 @@ def check_soft_lookup(
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 2, "The soft lookup, step by step".
+    See the chapter\'s section "The soft lookup, step by step".
     """
     g = cases_generator(2)
     keys = torch.randn(5, 3, generator=g)  # (S, E) = (5, 3)
     values = torch.randn(5, 2, generator=g) * 3  # (S, Ev) = (5, 2)
     query = torch.randn(3, generator=g)  # (E,)
-    sharp_query = 40.0 * keys[3]  # scores up to ~100; at T = 0.05 exp(2000) overflows
+    sharp_query = 40.0 * keys[3]  # scores up to ~100; at temperature 0.05 exp(2000) overflows
     cases = [
         ("query (3,), keys (5, 3), values (5, 2), temperature=1.0", query, 1.0),
         ("the same lookup at temperature=0.25", query, 0.25),
@@ -210,7 +210,7 @@ def check_temperature(temperature: float) -> None:
         ExerciseError: when the answer is not a positive number, is too hot (the top weight is
             below 0.9) or too cold (a warmer temperature would still keep 0.9).
 
-    See chapter 2, "Temperature: from a soft lookup to a hard one".
+    See the chapter\'s section "Temperature: from a soft lookup to a hard one".
     """
     if isinstance(temperature, torch.Tensor) and temperature.numel() == 1:
         temperature = temperature.item()

@@ -29,7 +29,16 @@ import torch
 
 from .._checks import shape
 from ..attention import scaled_dot_product_attention
-from . import ExerciseError, call_answer, cases_generator, diagnose, expect_close, passed, unpack
+from . import (
+    ExerciseError,
+    call_answer,
+    cases_generator,
+    diagnose,
+    expect_close,
+    expect_tensor,
+    passed,
+    unpack,
+)
 
 __all__ = [
     "solution_relative_position_bucket",
@@ -113,7 +122,7 @@ def check_relative_position_bucket(fn: Callable[..., torch.Tensor]) -> None:
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 10, "Relative position bias".
+    See the chapter\'s section "Relative position bias".
     """
     i = torch.arange(12)[:, None]  # (L, 1)
     j = torch.arange(15)[None, :]  # (1, S)
@@ -126,20 +135,11 @@ def check_relative_position_bucket(fn: Callable[..., torch.Tensor]) -> None:
          10),
     ]
     for what, rel, bidirectional, num_buckets, max_distance in cases:
-        kwargs = {"bidirectional": bidirectional, "num_buckets": num_buckets,
-                  "max_distance": max_distance}
+        sizes = {"num_buckets": num_buckets, "max_distance": max_distance}
+        kwargs = {"bidirectional": bidirectional, **sizes}
         got = call_answer(fn, what, rel, **kwargs)
         expected = solution_relative_position_bucket(rel, **kwargs)
-        if not isinstance(got, torch.Tensor):
-            raise ExerciseError(
-                f"{what}: expected a torch.Tensor of shape {shape(expected)}, got "
-                f"{type(got).__name__}"
-            )
-        if got.shape != expected.shape:
-            raise ExerciseError(
-                f"{what}: expected shape {shape(expected)} (one bucket per distance), got shape "
-                f"{shape(got)}"
-            )
+        expect_tensor(got, expected, what=what, legend="(one bucket per distance)")
         if got.is_floating_point() or got.dtype == torch.bool:
             raise ExerciseError(
                 f"{what}: expected integer bucket ids (a long tensor, to index the table of "
@@ -163,17 +163,13 @@ def check_relative_position_bucket(fn: Callable[..., torch.Tensor]) -> None:
         ]
         if not bidirectional:
             mistakes.append((
-                solution_relative_position_bucket(rel, bidirectional=True,
-                                                  num_buckets=num_buckets,
-                                                  max_distance=max_distance),
+                solution_relative_position_bucket(rel, bidirectional=True, **sizes),
                 "these are the bidirectional buckets; with bidirectional=False all num_buckets "
                 "buckets are for keys at or to the left of the query, and every key to its "
                 "right (j - i > 0) falls into bucket 0",
             ))
             mistakes.append((
-                solution_relative_position_bucket(-rel.abs(), bidirectional=False,
-                                                  num_buckets=num_buckets,
-                                                  max_distance=max_distance),
+                solution_relative_position_bucket(-rel.abs(), bidirectional=False, **sizes),
                 "keys to the right were bucketed by their distance like keys to the left; with "
                 "bidirectional=False, every j - i > 0 goes to bucket 0 (-min(j - i, 0))",
             ))
@@ -187,9 +183,7 @@ def check_relative_position_bucket(fn: Callable[..., torch.Tensor]) -> None:
                 "(num_buckets // 2 - 1 before adding the right half's offset)",
             ))
             mistakes.append((
-                solution_relative_position_bucket(rel, bidirectional=False,
-                                                  num_buckets=num_buckets,
-                                                  max_distance=max_distance),
+                solution_relative_position_bucket(rel, bidirectional=False, **sizes),
                 "these are the unidirectional buckets; with bidirectional=True, halve "
                 "num_buckets, bucket |j - i| in the first half, and add num_buckets // 2 for "
                 "keys to the right (j - i > 0)",
@@ -249,7 +243,7 @@ def check_relative_bias(fn: Callable[..., torch.Tensor]) -> None:
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 10, "Relative position bias".
+    See the chapter\'s section "Relative position bias".
     """
     g = cases_generator(10)
     cases = [
@@ -358,7 +352,7 @@ def check_t5_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> 
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 10, "The model, from attnlib's parts".
+    See the chapter\'s section "The model, from attnlib's parts".
     """
     g = cases_generator(11)
     N, H, L, S, E, Ev = 2, 3, 4, 6, 8, 5
@@ -387,15 +381,7 @@ def check_t5_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> 
         output, weights = unpack(result, ("output", "weights"), what)
         exp_out, exp_w = solution_t5_attention(q, k, v, bias, m)
         for name, got, exp in (("weights", weights, exp_w), ("output", output, exp_out)):
-            if not isinstance(got, torch.Tensor):
-                raise ExerciseError(
-                    f"{what}, {name}: expected a torch.Tensor of shape {shape(exp)}, got "
-                    f"{type(got).__name__}"
-                )
-            if got.shape != exp.shape:
-                raise ExerciseError(
-                    f"{what}, {name}: expected shape {shape(exp)}, got shape {shape(got)}"
-                )
+            expect_tensor(got, exp, what=f"{what}, {name}")
         if m is not None and not bool(m.any(-1).all()) and torch.isnan(weights).any():
             raise ExerciseError(
                 f"{what}, weights: NaN in the row of the query that may attend to no key "

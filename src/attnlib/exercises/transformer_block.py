@@ -107,7 +107,7 @@ def check_sinusoidal_encoding(fn: Callable[[int, int], torch.Tensor]) -> None:
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 7, "Exercises".
+    See the chapter's exercises.
     """
     cases = [(4, 6), (1, 2), (50, 16), (12, 128)]
     for length, dim in cases:
@@ -209,7 +209,7 @@ def check_rope(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 7, "Exercises".
+    See the chapter's exercises.
     """
     g = cases_generator(7)
     cases = [
@@ -337,7 +337,7 @@ def check_pre_norm_block(
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
 
-    See chapter 7, "Exercises".
+    See the chapter's exercises.
     """
     g = cases_generator(11)
     sizes = [(1, 4, 8, 2, 16, "relu"), (2, 6, 16, 4, 24, "gelu")]
