@@ -224,7 +224,8 @@ def test_bad_masks_and_factory_arguments():
         masked_softmax(scores, padding_mask([5, 2]))
     with pytest.raises(ValueError, match=r"mask of shape \(4,\) does not broadcast"):
         masked_softmax(scores, torch.ones(4, dtype=torch.bool))
-    with pytest.raises(TypeError, match="mask must be boolean"):
+    with pytest.raises(TypeError, match=r"masked_softmax: mask must be a boolean mask \(True = may "
+                                        r"attend\) or a float mask"):
         masked_softmax(scores, torch.ones(5, dtype=torch.long))
     with pytest.raises(TypeError, match="scores must be a floating-point tensor"):
         masked_softmax(torch.zeros(2, 3, dtype=torch.long))

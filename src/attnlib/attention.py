@@ -1,4 +1,4 @@
-"""Scaled dot-product attention, written out so every step can be read (chapter 4).
+"""Scaled dot-product attention, written out so every step can be read.
 
 The function below has the semantics of :func:`torch.nn.functional.scaled_dot_product_attention`
 (same argument names, same boolean-mask polarity, same batch-first layout) and one addition a course
@@ -204,7 +204,8 @@ def scaled_dot_product_attention(
             not the sequence length.
         enable_gqa: grouped-query attention: key and value have ``H_kv`` heads in dimension -3,
             ``H_kv`` divides the query's ``H``, and each group of ``H / H_kv`` consecutive query
-            heads shares one key/value head (see the GPT chapter's KV cache).
+            heads shares one key/value head (Llama's attention; see the chapter "GPT:
+            decoder-only Transformers").
 
     Returns:
         ``(output, weights)``: output ``(N, ..., L, Ev)`` and weights ``(N, ..., L, S)`` (with

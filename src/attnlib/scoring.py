@@ -1,4 +1,4 @@
-r"""Score functions: how much a query matches each key, before the softmax (chapters 2 and 3).
+r"""Score functions: how much a query matches each key, before the softmax.
 
 Attention turns scores into weights with a softmax and averages the values with them. The
 Transformer scores with a scaled dot product (:mod:`attnlib.attention`); the recurrent
@@ -17,7 +17,8 @@ Each comes twice: a function that takes its parameters as arguments (``additive_
 key, W_q, W_k, v)``: every symbol of the formula is visible), and an :class:`torch.nn.Module` that
 owns them (:class:`AdditiveScore`, ...), as a model uses it. ``concat`` is ``additive`` with the two
 matrices written side by side, :math:`W = [W_q \; W_k]`; the papers differ in *which* decoder
-state is the query, not in this formula (chapter 3 checks it).
+state is the query, not in this formula (the chapter "Attention in RNN encoder-decoders" checks
+it). See also "Queries and keys of different sizes" in the chapter "Attention as a soft lookup".
 
 Shapes (see book/notation.md): a query ``(N, L, Eq)`` and keys ``(N, S, Ek)`` give scores
 ``(N, L, S)``; leading dimensions may be absent (``(L, Eq)``) or more than one, and broadcast.
@@ -36,6 +37,8 @@ import math
 import torch
 from torch import nn
 
+from . import _checks
+from ._checks import shape
 from .attention import masked_softmax
 
 __all__ = [
@@ -58,35 +61,47 @@ __all__ = [
 SCORES: tuple[str, ...] = ("additive", "dot", "general", "concat")
 
 
-def _shape(t) -> str:
-    return str(tuple(t.shape)) if hasattr(t, "shape") else type(t).__name__
-
-
 def _check_query_key(fn: str, query, key) -> None:
     for name, t in (("query", query), ("key", key)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{fn}: {name} must be a floating-point tensor, got dtype {t.dtype}")
+        _checks.floating_tensor(t, name, fn)
         if t.dim() < 2:
             raise ValueError(
                 f"{fn}: {name} must have at least 2 dimensions (..., length, features), got "
-                f"shape {_shape(t)}"
+                f"shape {shape(t)}"
             )
     try:
         torch.broadcast_shapes(query.shape[:-2], key.shape[:-2])
     except RuntimeError:
         raise ValueError(
-            f"{fn}: the leading (batch) dimensions of query {_shape(query)} and key {_shape(key)} "
+            f"{fn}: the leading (batch) dimensions of query {shape(query)} and key {shape(key)} "
             f"do not broadcast together"
         ) from None
 
 
-def _check_param(fn: str, name: str, t, shape: tuple[int, ...], meaning: str) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
-    if tuple(t.shape) != shape:
-        raise ValueError(f"{fn}: {name} must have shape {shape} {meaning}, got {_shape(t)}")
+def _check_param(fn: str, name: str, t, expected: tuple[int, ...], meaning: str) -> None:
+    _checks.tensor(t, name, fn)
+    if tuple(t.shape) != expected:
+        raise ValueError(f"{fn}: {name} must have shape {expected} {meaning}, got {shape(t)}")
+
+
+def _check_v(fn: str, v) -> int:
+    """The hidden size h of the vector ``v`` ``(h,)`` of the additive and concat scores."""
+    if not isinstance(v, torch.Tensor) or v.dim() != 1:
+        raise ValueError(f"{fn}: v must have shape (h,), got {shape(v)}")
+    return v.size(0)
+
+
+def _tanh_scores(q_h: torch.Tensor, k_h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """:math:`v^\top \tanh(q_h + k_h)` for every (query, key) pair: the additive family's last step.
+
+    Args:
+        q_h: ``(..., L, h)`` projected queries; k_h: ``(..., S, h)`` projected keys; v: ``(h,)``.
+
+    Returns:
+        Scores ``(..., L, S)``.
+    """
+    hidden = torch.tanh(q_h[..., :, None, :] + k_h[..., None, :, :])  # (..., L, S, h)
+    return hidden @ v  # (..., L, S)
 
 
 def additive_scores(
@@ -111,19 +126,15 @@ def additive_scores(
     Returns:
         Scores ``(..., L, S)``.
 
-    See chapter 2 ("Queries and keys of different sizes") and chapter 3 (Bahdanau et al., 2015).
+    See "Queries and keys of different sizes" in the chapter "Attention as a soft lookup", and the
+    chapter "Attention in RNN encoder-decoders" (Bahdanau et al., 2015).
     """
     fn = "additive_scores"
     _check_query_key(fn, query, key)
-    if not isinstance(v, torch.Tensor) or v.dim() != 1:
-        raise ValueError(f"{fn}: v must have shape (h,), got {_shape(v)}")
-    h = v.size(0)
+    h = _check_v(fn, v)
     _check_param(fn, "W_q", W_q, (h, query.size(-1)), "(hidden size h of v, query size Eq)")
     _check_param(fn, "W_k", W_k, (h, key.size(-1)), "(hidden size h of v, key size Ek)")
-    q_h = query @ W_q.T  # (..., L, h)
-    k_h = key @ W_k.T  # (..., S, h)
-    hidden = torch.tanh(q_h[..., :, None, :] + k_h[..., None, :, :])  # (..., L, S, h)
-    return hidden @ v  # (..., L, S)
+    return _tanh_scores(query @ W_q.T, key @ W_k.T, v)  # (..., L, h), (..., S, h) -> (..., L, S)
 
 
 def dot_scores(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
@@ -136,13 +147,13 @@ def dot_scores(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     Returns:
         Scores ``(..., L, S)``.
 
-    See chapter 3 (Luong et al., 2015).
+    See the chapter "Attention in RNN encoder-decoders" (Luong et al., 2015).
     """
     _check_query_key("dot_scores", query, key)
     if query.size(-1) != key.size(-1):
         raise ValueError(
             f"dot_scores: query and key must have the same size E (a dot product pairs their "
-            f"entries), got query {_shape(query)} and key {_shape(key)}; use general_scores or "
+            f"entries), got query {shape(query)} and key {shape(key)}; use general_scores or "
             f"additive_scores when the sizes differ"
         )
     return query @ key.transpose(-2, -1)  # (..., L, S)
@@ -162,7 +173,7 @@ def general_scores(query: torch.Tensor, key: torch.Tensor, W: torch.Tensor) -> t
     Returns:
         Scores ``(..., L, S)``.
 
-    See chapter 3 (Luong et al., 2015).
+    See the chapter "Attention in RNN encoder-decoders" (Luong et al., 2015).
     """
     fn = "general_scores"
     _check_query_key(fn, query, key)
@@ -188,12 +199,11 @@ def concat_scores(
     Returns:
         Scores ``(..., L, S)``.
 
-    See chapter 3 (Luong et al., 2015).
+    See the chapter "Attention in RNN encoder-decoders" (Luong et al., 2015).
     """
     fn = "concat_scores"
     _check_query_key(fn, query, key)
-    if not isinstance(v, torch.Tensor) or v.dim() != 1:
-        raise ValueError(f"{fn}: v must have shape (h,), got {_shape(v)}")
+    _check_v(fn, v)
     Eq, Ek = query.size(-1), key.size(-1)
     _check_param(fn, "W", W, (v.size(0), Eq + Ek), "(hidden size h of v, Eq + Ek)")
     L, S = query.size(-2), key.size(-2)
@@ -222,7 +232,7 @@ def attend(
     if not isinstance(value, torch.Tensor) or value.dim() < 2 or value.size(-2) != scores.size(-1):
         raise ValueError(
             f"attend: value must be (..., S, Ev) with S = {scores.size(-1)} keys as in the scores "
-            f"{_shape(scores)}, got {_shape(value)}"
+            f"{shape(scores)}, got {shape(value)}"
         )
     return weights @ value, weights  # (..., L, Ev), (..., L, S)
 
@@ -269,9 +279,7 @@ class AdditiveScore(Score):
         return key @ self.W_k.T  # (..., S, h)
 
     def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
-        q_h = query @ self.W_q.T  # (..., L, h)
-        hidden = torch.tanh(q_h[..., :, None, :] + prepared[..., None, :, :])  # (..., L, S, h)
-        return hidden @ self.v  # (..., L, S)
+        return _tanh_scores(query @ self.W_q.T, prepared, self.v)  # (..., L, S)
 
 
 class DotScore(Score):
@@ -312,8 +320,7 @@ class ConcatScore(Score):
 
     def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
         q_h = query @ self.W[:, : self.query_size].T  # (..., L, h)
-        hidden = torch.tanh(q_h[..., :, None, :] + prepared[..., None, :, :])  # (..., L, S, h)
-        return hidden @ self.v  # (..., L, S)
+        return _tanh_scores(q_h, prepared, self.v)  # (..., L, S)
 
 
 def _uniform(*shape: int, fan_in: int | None = None) -> torch.Tensor:
@@ -331,12 +338,10 @@ def make_score(kind: str, query_size: int, key_size: int, hidden_size: int | Non
         key_size: ``Ek`` (must equal ``Eq`` for ``"dot"``).
         hidden_size: ``h`` for ``"additive"`` and ``"concat"`` (defaults to ``key_size``).
     """
-    for name, n in (("query_size", query_size), ("key_size", key_size)):
-        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-            raise ValueError(f"make_score: {name} must be a positive int, got {n!r}")
+    _checks.positive_int(query_size, "query_size", "make_score")
+    _checks.positive_int(key_size, "key_size", "make_score")
     h = key_size if hidden_size is None else hidden_size
-    if not isinstance(h, int) or isinstance(h, bool) or h <= 0:
-        raise ValueError(f"make_score: hidden_size must be a positive int, got {hidden_size!r}")
+    _checks.positive_int(h, "hidden_size", "make_score")
     if kind == "additive":
         return AdditiveScore(query_size, key_size, h)
     if kind == "dot":

@@ -211,7 +211,8 @@ def linformer_attention(
     Returns:
         ``(N, ..., L, Ev)``.
 
-    See the section "Approximate and cheap" of the efficiency chapter.
+    See the section "Approximate and cheap" of the chapter
+    "The cost of attention and how to cut it".
     """
     fn = "linformer_attention"
     batch, q, kk, v = _check_inputs(query, key, value, fn)
@@ -308,7 +309,8 @@ def longformer_attention(
     Returns:
         ``(N, ..., L, Ev)``.
 
-    See the section "Approximate and cheap" of the efficiency chapter.
+    See the section "Approximate and cheap" of the chapter
+    "The cost of attention and how to cut it".
     """
     fn = "longformer_attention"
     batch, q, k, v = _check_inputs(query, key, value, fn, self_attention=True)
@@ -457,7 +459,8 @@ def bigbird_attention(
     Returns:
         ``(N, ..., L, Ev)``.
 
-    See the section "Approximate and cheap" of the efficiency chapter.
+    See the section "Approximate and cheap" of the chapter
+    "The cost of attention and how to cut it".
     """
     fn = "bigbird_attention"
     batch, q, k, v = _check_inputs(query, key, value, fn, self_attention=True)
@@ -598,7 +601,8 @@ def performer_attention(
     Returns:
         ``(N, ..., L, Ev)``.
 
-    See the section "Approximate and cheap" of the efficiency chapter.
+    See the section "Approximate and cheap" of the chapter
+    "The cost of attention and how to cut it".
     """
     fn = "performer_attention"
     batch, q, k, v = _check_inputs(query, key, value, fn)

@@ -255,7 +255,8 @@ def online_softmax_trace(
         A list of :class:`TileStep`, one per tile visited, in order (query blocks outer, key
         blocks inner). Tensors are float64 on the CPU.
 
-    See the section "Exact and fast: tiles and an online softmax" of the efficiency chapter.
+    See the section "Exact and fast: tiles and an online softmax" of the chapter
+    "The cost of attention and how to cut it".
     """
     where = "online_softmax_trace"
     check_attention_inputs(query, key, value, None, 0.0, is_causal, where=where)

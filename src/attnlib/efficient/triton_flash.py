@@ -1,4 +1,6 @@
-"""FlashAttention's forward pass as a Triton kernel (see the efficiency chapter).
+"""FlashAttention's forward pass as a Triton kernel.
+
+See the chapter "The cost of attention and how to cut it".
 
 :func:`triton_flash_attention` runs the algorithm of :func:`attnlib.efficient.flash_attention`
 (tiles of queries and keys, an online softmax with a running maximum and a running sum) as one
@@ -219,7 +221,8 @@ def triton_flash_attention(
             matrix products), for tensors on the wrong device (CPU tensors in the interpreter,
             CUDA tensors when compiled), or for E or Ev above 256.
 
-    See the section "The same algorithm as a GPU kernel" of the efficiency chapter.
+    See the section "The same algorithm as a GPU kernel" of the chapter
+    "The cost of attention and how to cut it".
     """
     fn = "triton_flash_attention"
     check_attention_inputs(query, key, value, None, 0.0, is_causal, where=fn)
