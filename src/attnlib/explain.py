@@ -1,4 +1,4 @@
-"""Which input tokens did a prediction depend on? Four answers, and how to test them (chapter 11).
+"""Which input tokens did a prediction depend on? Four answers, and how to test them.
 
 A heatmap of attention weights is tempting to read as an explanation. This module computes that
 reading and three others for the same prediction, so a chapter can compare them:
@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
+from ._checks import shape
+
 __all__ = [
     "Target",
     "attention_maps",
@@ -57,27 +59,18 @@ Target = Callable[[object, torch.Tensor], torch.Tensor]
 # --- checks -------------------------------------------------------------------------------------
 
 
-def _shape(t: torch.Tensor) -> str:
-    return str(tuple(t.shape))
-
-
-def _describe(x) -> str:
-    """A tensor's shape, or the type of anything else, for error messages."""
-    return _shape(x) if isinstance(x, torch.Tensor) else type(x).__name__
-
-
 def _check_ids(input_ids, attention_mask, fn: str) -> torch.Tensor:
     """Validate ``input_ids`` (N, L) long and return a boolean ``attention_mask`` (N, L)."""
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
         raise ValueError(
-            f"{fn}: input_ids must be a (N, L) tensor of token ids, got {_describe(input_ids)}"
+            f"{fn}: input_ids must be a (N, L) tensor of token ids, got {shape(input_ids)}"
         )
     if attention_mask is None:
         return torch.ones(input_ids.shape, dtype=torch.bool, device=input_ids.device)
     if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
         raise ValueError(
-            f"{fn}: attention_mask must have the shape of input_ids {_shape(input_ids)} "
-            f"(True = a real token), got {_describe(attention_mask)}"
+            f"{fn}: attention_mask must have the shape of input_ids {shape(input_ids)} "
+            f"(True = a real token), got {shape(attention_mask)}"
         )
     return attention_mask.bool()
 
@@ -111,7 +104,7 @@ def _stack(attentions, fn: str, *, name: str = "attentions") -> torch.Tensor:
     if stacked.dim() != 5:
         raise ValueError(
             f"{fn}: {name} must have shape (layers, N, H, L, S) (or be a sequence of "
-            f"(N, H, L, S) tensors), got {_shape(stacked)}"
+            f"(N, H, L, S) tensors), got {shape(stacked)}"
         )
     return stacked
 
@@ -199,12 +192,12 @@ def attention_rollout(
         ``(N, L, L)`` after the last layer, or ``(layers, N, L, L)`` with ``cumulative=True``
         (entry ``l`` is the rollout through layers ``0..l``). Every row sums to 1.
 
-    See chapter 11, "Attention is not explanation".
+    See the chapter "Attention is not explanation".
     """
     a = _stack(attentions, "attention_rollout")
     if a.size(-1) != a.size(-2):
         raise ValueError(
-            f"attention_rollout: self-attention weights must be square (L == S), got {_shape(a)}"
+            f"attention_rollout: self-attention weights must be square (L == S), got {shape(a)}"
         )
     number = isinstance(residual, (int, float)) and not isinstance(residual, bool)
     if not number or not 0 <= residual <= 1:
@@ -257,7 +250,7 @@ def pooled_scores(
     """
     if not isinstance(weights, torch.Tensor) or weights.dim() != 3:
         raise ValueError(
-            f"pooled_scores: weights must be a (N, L, S) tensor, got {_describe(weights)}"
+            f"pooled_scores: weights must be a (N, L, S) tensor, got {shape(weights)}"
         )
     if pooling == "cls":
         return weights[:, 0]  # (N, S)
@@ -269,7 +262,7 @@ def pooled_scores(
     if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != (N, L):
         raise ValueError(
             f"pooled_scores: attention_mask must have shape (N, L) = {(N, L)}, got "
-            f"{_describe(attention_mask)}"
+            f"{shape(attention_mask)}"
         )
     m = attention_mask.to(weights.dtype)[..., None]  # (N, L, 1)
     return (weights * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)  # (N, S)
@@ -289,7 +282,7 @@ def _target_values(target: Target, out, mask: torch.Tensor, fn: str) -> torch.Te
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != (N,):
         raise ValueError(
             f"{fn}: target must return one number per sequence, shape (N,) = ({N},), got "
-            f"{_describe(y)}"
+            f"{shape(y)}"
         )
     return y
 
@@ -320,7 +313,7 @@ def gradient_saliency(
     Returns:
         ``(N, L)``, non-negative; 0 at padded positions.
 
-    See chapter 11, "Attention is not explanation".
+    See the chapter "Attention is not explanation".
     """
     fn = "gradient_saliency"
     mask = _check_ids(input_ids, attention_mask, fn)
@@ -399,9 +392,7 @@ def occlusion(
 
 def _head_geometry(layer: nn.Module) -> tuple[int, int]:
     attn = layer.self_attn
-    H = int(attn.num_heads)
-    E = attn.out_proj.in_features // H
-    return H, E
+    return int(attn.num_heads), int(attn.head_dim)
 
 
 @contextlib.contextmanager
@@ -422,7 +413,7 @@ def ablate_heads(model: nn.Module, heads: Iterable[tuple[int, int]]) -> Iterator
         with ablate_heads(model, [(5, 9)]):
             out = model(ids, mask)   # layer 5's head 9 silenced
 
-    See chapter 11, "Attention is not explanation".
+    See the chapter "Attention is not explanation".
     """
     fn = "ablate_heads"
     layers = _layers(model, fn)
@@ -479,12 +470,12 @@ def scale_heads(model: nn.Module, gates: torch.Tensor) -> Iterator[None]:
     H, E = _head_geometry(layers[0])
     if not isinstance(gates, torch.Tensor) or gates.dim() not in (2, 3):
         raise ValueError(
-            f"{fn}: gates must be a tensor (layers, H) or (layers, N, H), got {_describe(gates)}"
+            f"{fn}: gates must be a tensor (layers, H) or (layers, N, H), got {shape(gates)}"
         )
     if gates.size(0) != len(layers) or gates.size(-1) != H:
         raise ValueError(
             f"{fn}: gates must have shape (layers, H) = {(len(layers), H)} or (layers, N, H), "
-            f"got {_shape(gates)}"
+            f"got {shape(gates)}"
         )
 
     def make_hook(gate: torch.Tensor):
@@ -570,7 +561,7 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.shape != b.shape or a.dim() == 0 or a.size(-1) < 2:
         raise ValueError(
             f"rank_correlation: a and b must have the same shape (..., n) with n >= 2, got "
-            f"{_shape(a)} and {_shape(b)}"
+            f"{shape(a)} and {shape(b)}"
         )
     ra = _ranks(a.detach())  # (..., n)
     rb = _ranks(b.detach())  # (..., n)
