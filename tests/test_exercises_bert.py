@@ -139,3 +139,9 @@ def test_factorised_tensor_answer_is_accepted(capsys):
         lambda vocab, emb, d: torch.tensor(count(vocab, emb, d))
     )
     assert "Correct" in capsys.readouterr().out
+
+
+def test_factorised_reference_counts_the_modules_parameters():
+    table, projection = torch.nn.Embedding(100, 8), torch.nn.Linear(8, 32)
+    held = sum(p.numel() for m in (table, projection) for p in m.parameters())
+    assert count(100, 8, 32) == held

@@ -148,3 +148,10 @@ def test_greedy_dropping_the_state():
 def test_greedy_wrong_type():
     with pytest.raises(ExerciseError, match="expected a list of int token ids"):
         big_picture.check_greedy_decode(lambda *args: "2 3 4")
+
+
+def test_masked_max_pool_reference_agrees_with_a_loop():
+    x = torch.randn(2, 4, 3)
+    mask = torch.tensor([[True, True, False, False], [True, True, True, False]])
+    loop = torch.stack([x[n, mask[n]].max(dim=0).values for n in range(2)])  # (N, D)
+    torch.testing.assert_close(masked_max_pool(x, mask), loop)

@@ -154,3 +154,22 @@ def test_sliding_window_global_rows_only_and_dtype():
         )
     with pytest.raises(ExerciseError, match=r"expected shape \(6, 6\), got shape \(6,\)"):
         ex.check_sliding_window(lambda L, window, global_tokens: torch.ones(L, dtype=torch.bool))
+
+
+# --- the references against independent computations --------------------------------------------
+
+
+def test_sliding_window_library_pattern_passes_as_an_answer(capsys):
+    from attnlib.efficient import longformer_pattern
+
+    ex.check_sliding_window(lambda L, window, glob: longformer_pattern(L, window, glob))
+    assert "Correct" in capsys.readouterr().out
+
+
+def test_online_update_over_two_tiles_is_the_softmax_average():
+    scores, values = torch.randn(3, 8), torch.randn(8, 2)
+    state = (torch.full((3,), float("-inf")), torch.zeros(3), torch.zeros(3, 2))
+    for j in (0, 4):
+        state = online_update(*state, scores[:, j:j + 4], values[j:j + 4])
+    _, ell, acc = state
+    torch.testing.assert_close(acc / ell[:, None], torch.softmax(scores, dim=-1) @ values)

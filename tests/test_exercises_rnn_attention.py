@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import attnlib
 from attnlib import scoring
 from attnlib.exercises import ExerciseError, rnn_attention
 
@@ -120,3 +121,15 @@ def test_bahdanau_in_place_change_is_caught():
 
     with pytest.raises(ExerciseError, match="changed its argument 1 in place"):
         rnn_attention.check_bahdanau_step(in_place)
+
+
+def test_bahdanau_reference_agrees_with_the_library():
+    s_prev, memory = torch.randn(2, 3), torch.randn(2, 4, 3)
+    lengths, v = torch.tensor([4, 2]), torch.randn(5)
+    W_q, W_k = torch.randn(5, 3), torch.randn(5, 3)
+    scores = scoring.additive_scores(s_prev[:, None, :], memory, W_q, W_k, v)  # (N, 1, S)
+    mask = attnlib.masks.padding_mask(lengths, 4)[:, 0]  # (N, 1, S)
+    context, weights = scoring.attend(scores, memory, mask)  # (N, 1, D), (N, 1, S)
+    got_context, got_weights = bahdanau_step(s_prev, memory, lengths, W_q, W_k, v)
+    torch.testing.assert_close(got_weights, weights[:, 0])
+    torch.testing.assert_close(got_context, context[:, 0])

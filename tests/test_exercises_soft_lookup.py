@@ -146,3 +146,9 @@ def test_temperature_non_positive_fails(bad):
 def test_temperature_wrong_type_fails():
     with pytest.raises(ExerciseError, match="expected a positive number .* got str"):
         soft_lookup.check_temperature("0.4")
+
+
+def test_soft_lookup_reference_agrees_with_attention_in_double_precision():
+    q, k, v = torch.randn(3, dtype=torch.float64), torch.randn(5, 3), torch.randn(5, 2)
+    expected = torch.softmax(k.double() @ q / 0.25, dim=-1) @ v.double()  # (Ev,)
+    torch.testing.assert_close(soft(q.float(), k, v, temperature=0.25).double(), expected)
