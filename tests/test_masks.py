@@ -39,7 +39,7 @@ def test_causal_mask_matches_pytorch_is_causal(L, S):
 
 def test_causal_mask_device_and_errors():
     assert causal_mask(2, device="cpu").device.type == "cpu"
-    with pytest.raises(ValueError, match="causal_mask: L must be a non-negative int"):
+    with pytest.raises(ValueError, match=r"causal_mask: L must be an int >= 0, got -1"):
         causal_mask(-1)
     with pytest.raises(ValueError, match="causal_mask: S must be"):
         causal_mask(2, 2.5)

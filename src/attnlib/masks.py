@@ -67,12 +67,10 @@ def causal_mask(
 
     See the chapters on self-attention, masking and GPT (the KV cache).
     """
-    for name, n in (("L", L), ("past_length", past_length)):
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"causal_mask: {name} must be a non-negative int, got {n!r}")
+    positive_int(L, "L", "causal_mask", minimum=0)
+    positive_int(past_length, "past_length", "causal_mask", minimum=0)
     S = past_length + L if S is None else S
-    if not isinstance(S, int) or isinstance(S, bool) or S < 0:
-        raise ValueError(f"causal_mask: S must be a non-negative int, got {S!r}")
+    positive_int(S, "S", "causal_mask", minimum=0)
     if window is not None:
         positive_int(window, "window (a positive int or None)", "causal_mask")
     mask = torch.ones(L, S, dtype=torch.bool, device=device).tril(diagonal=past_length)  # (L, S)
