@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/attention_cost.py --n 128 1024 --methods sdpa flash --repeats 3
     .venv/bin/python benchmarks/attention_cost.py --point flash 4096   # one point, as JSON
 
-Writes benchmarks/results/attention_cost.json, the data chapter 12 plots. Every point runs in a
-fresh Python process, so that one point's memory cannot hide in another's:
+Writes benchmarks/results/attention_cost.json, the data the chapter "The cost of attention and
+how to cut it" plots. Every point runs in a fresh Python process, so that one point's memory
+cannot hide in another's:
 
 * **time** is the best of ``--repeats`` calls after a first, untimed one, with
   ``torch.set_num_threads(--threads)`` (the median is stored too). On a shared machine other

@@ -1,7 +1,8 @@
 """Throughput of attnlib's Triton FlashAttention kernel against each of PyTorch's SDPA backends.
 
 Needs a CUDA GPU (the kernel is compiled there; on a CPU it would only run in Triton's
-interpreter, which measures nothing useful). Forward pass only, as in chapter 12:
+interpreter, which measures nothing useful). Forward pass only, as in the chapter "The cost of
+attention and how to cut it":
 
     .venv/bin/python benchmarks/gpu_flash.py                     # n = 4096, d = 64, float16
     .venv/bin/python benchmarks/gpu_flash.py --n 1024 4096 16384 --causal both
