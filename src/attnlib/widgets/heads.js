@@ -306,6 +306,26 @@ function headControls() {
   return { bar, ...selects, mode: mode.select };
 }
 
+/** The model's choices -> the selectors. */
+function showSelects(controls, { sentence, layer, head, mode }) {
+  controls.sentence.value = String(sentence);
+  controls.layer.value = String(layer);
+  controls.head.value = String(head);
+  controls.mode.value = mode === "matrix" ? "1" : "0";
+}
+
+/** The reader's choices in the selectors -> the model (a new sentence unpins the token). */
+function wireSelects({ sentence, layer, head, mode }, model) {
+  const choose = (select, name, value) =>
+    select.addEventListener("change", () => setState(model, { [name]: value(select.value) }));
+  choose(layer, "layer", Number);
+  choose(head, "head", Number);
+  choose(mode, "mode", (v) => (v === "1" ? "matrix" : "lines"));
+  sentence.addEventListener("change", () =>
+    setState(model, { sentence: Number(sentence.value), token: -1 }),
+  );
+}
+
 function render({ model, el: host }) {
   const { root } = widgetRoot("hv", model, "Attention heads", HEADS_HELP);
   const controls = headControls();
@@ -371,12 +391,9 @@ function render({ model, el: host }) {
   }
 
   function syncSelects() {
-    const { sentence, layer, head, mode } = state();
-    controls.sentence.value = String(sentence);
-    controls.layer.value = String(layer);
-    controls.head.value = String(head);
-    controls.mode.value = mode === "matrix" ? "1" : "0";
-    return { layer, head };
+    const now = state();
+    showSelects(controls, now);
+    return now;
   }
 
   function onSentences() {
@@ -401,16 +418,7 @@ function render({ model, el: host }) {
     drawHeadView();
   }
 
-  const { sentence, layer, head, mode } = controls;
-  sentence.addEventListener("change", () =>
-    setState(model, { sentence: Number(sentence.value), token: -1 }),
-  );
-  layer.addEventListener("change", () => setState(model, { layer: Number(layer.value) }));
-  head.addEventListener("change", () => setState(model, { head: Number(head.value) }));
-  mode.addEventListener("change", () =>
-    setState(model, { mode: mode.value === "1" ? "matrix" : "lines" }),
-  );
-
+  wireSelects(controls, model);
   const stops = [
     listen(model, ["sentences"], onSentences),
     listen(model, ["sentence"], onSentence),
