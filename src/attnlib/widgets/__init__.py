@@ -1,15 +1,20 @@
 """Interactive widgets that stay interactive in the static book (the browser does the arithmetic).
 
 - :class:`AttentionExplorer`: an attention matrix with a temperature slider, a causal-mask toggle
-  and per-query bars (chapter 2 onwards).
+  and per-query bars (from the soft-lookup chapter on).
 - :class:`DecodingStepper`: an RNN translator's output, one character at a time, with where its
-  attention looks (chapter 3).
-- :class:`MaskExplorer`: which keys each mask allows, and the weights that result (chapter 6).
-- :class:`HeadView`: every layer and head of a pretrained model (chapter 8).
+  attention looks (the chapter on attention in RNN encoder-decoders).
+- :class:`MaskExplorer`: which keys each mask allows, and the weights that result (the masking
+  chapter).
+- :class:`HeadView`: every layer and head of a pretrained model (the BERT chapter).
 - :class:`SamplingExplorer`: a language model's next-token distribution reshaped by temperature
-  and top-k (chapter 9).
+  and top-k (the GPT chapter).
 - :class:`OnlineSoftmaxTiles`: tiled attention stepped through, with the running maximum, sum
-  and output of the online softmax (chapter 12).
+  and output of the online softmax (the chapter on the cost of attention).
+
+Each widget is a :class:`attnlib.widgets._base.Widget`: its front end is the shared base
+(``_base.js``, ``_base.css``) followed by its own view (``<view>.js``, ``<view>.css``), joined by
+:mod:`attnlib.widgets._frontend`.
 """
 
 from .decoding import DecodingStepper

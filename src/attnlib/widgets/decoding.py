@@ -84,7 +84,7 @@ class DecodingStepper(_base.Widget, view="decoding"):
     Synced traits: ``example`` (the example shown) and ``step`` (the current output position,
     0-based).
 
-    See chapter 3, "Attention in RNN encoder-decoders".
+    See the chapter "Attention in RNN encoder-decoders".
     """
 
     examples = traitlets.List(traitlets.Dict()).tag(sync=True)

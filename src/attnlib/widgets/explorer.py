@@ -98,7 +98,8 @@ class AttentionExplorer(_base.Widget, view="explorer"):
     Synced traits (Python and the browser see each other's changes): ``temperature``,
     ``causal``, ``selected`` (the query row whose bars are shown) and ``layer``.
 
-    See chapters 2 (temperature) and 3 (the causal mask).
+    See the chapters "Attention as a soft lookup" (temperature) and "Attention in RNN
+    encoder-decoders" (the causal mask).
     """
 
     tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)

@@ -62,7 +62,7 @@ class HeadView(_base.Widget, view="heads"):
     Synced traits: ``sentence``, ``layer``, ``head``, ``mode`` and ``token`` (the query token
     whose lines are kept highlighted, ``-1`` for none).
 
-    See chapter 8, "BERT: attention in both directions".
+    See the chapter "BERT: attention in both directions".
     """
 
     sentences = traitlets.List(traitlets.Dict()).tag(sync=True)

@@ -1,4 +1,4 @@
-"""A mask explorer that keeps working in the static book (chapter 6, masking).
+"""A mask explorer that keeps working in the static book (the masking chapter).
 
 The widget sends one matrix of attention scores to the browser, once. The browser builds the
 allowed-matrix of the mask the reader picks (padding, causal, bidirectional, a sliding window, or a
@@ -141,7 +141,7 @@ class MaskExplorer(_base.Widget, view="masks"):
 
     Synced traits: ``kind``, ``length``, ``window``, ``causal``, ``custom``.
 
-    See chapter 6, "Masking".
+    See the chapter "Masking".
     """
 
     tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)

@@ -1,4 +1,4 @@
-"""A sampling explorer that keeps working in the static book (chapter 9, GPT).
+"""A sampling explorer that keeps working in the static book (the GPT chapter).
 
 A language model's last layer gives one score (logit) per vocabulary token; generation turns them
 into a distribution with ``softmax(top_k(logits) / T)`` and draws from it. This widget sends the
@@ -104,7 +104,7 @@ class SamplingExplorer(_base.Widget, view="sampling"):
 
     Synced traits: ``prompt`` (index), ``temperature``, ``top_k``.
 
-    See chapter 9, "Temperature and top-k".
+    See the GPT chapter, "Temperature and top-k".
     """
 
     prompts = traitlets.List(traitlets.Unicode()).tag(sync=True)

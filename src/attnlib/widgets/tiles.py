@@ -1,4 +1,5 @@
-"""Step through FlashAttention's tiles and watch the online softmax at work (chapter 12).
+"""Step through FlashAttention's tiles and watch the online softmax at work (the chapter on the
+cost of attention).
 
 :class:`OnlineSoftmaxTiles` runs :func:`attnlib.efficient.online_softmax_trace` once, in Python,
 and sends every recorded step to the browser: which tile of the score matrix is being processed,
@@ -59,7 +60,8 @@ class OnlineSoftmaxTiles(_base.Widget, view="tiles"):
 
     Synced trait: ``step``, the index of the step shown (0 = after the first tile).
 
-    See chapter 12, "Exact and fast: tiles and an online softmax".
+    See the chapter "The cost of attention and how to cut it", "Exact and fast: tiles and an
+    online softmax".
     """
 
     tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
