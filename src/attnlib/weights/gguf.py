@@ -83,6 +83,11 @@ def unpermute_qk(weight: np.ndarray, num_heads: int) -> np.ndarray:
     return w.swapaxes(1, 2).reshape(rows, cols)  # (heads, pair, E/2, D) -> first halves, seconds
 
 
+def _decimal(value) -> float:
+    """A float32 metadata value as the decimal it was written from (1e-05, not 9.99999974e-06)."""
+    return float(str(np.float32(value)))
+
+
 def _field(reader, key: str, default=None):
     field = reader.fields.get(key)
     return default if field is None else field.contents()
@@ -134,8 +139,8 @@ def read_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, torch.Tensor], d
         num_heads=int(meta("attention.head_count")),
         num_kv_heads=int(meta("attention.head_count_kv", meta("attention.head_count"))),
         dim_feedforward=int(meta("feed_forward_length")),
-        rope_theta=float(meta("rope.freq_base", 10000.0)),
-        layer_norm_eps=float(meta("attention.layer_norm_rms_epsilon", 1e-5)),
+        rope_theta=_decimal(meta("rope.freq_base", 10000.0)),
+        layer_norm_eps=_decimal(meta("attention.layer_norm_rms_epsilon", 1e-5)),
         context_length=int(meta("context_length", 2048)),
         tie_embeddings="output.weight" not in names,
         bos_id=int(_field(reader, "tokenizer.ggml.bos_token_id", 1)),
