@@ -395,6 +395,9 @@ def test_attend_mask_of_the_wrong_shape():
         mha(x, x, x, attend_mask=torch.zeros(3, 4, 4))  # not (H, L, S)
     with pytest.raises(ValueError, match=r"\(N, H, L, S\) = \(2, 2, 4, 4\)"):
         mha(x, x, x, attend_mask=torch.zeros(3, 2, 2, 4, 4))  # would grow the scores
+    with pytest.raises(ValueError, match=r"for PyTorch's \(N\*H, L, S\) layout use "
+                                         r"attend_mask.view\(N, H, L, S\)"):
+        mha(x, x, x, attend_mask=torch.ones(4, 4, 4, dtype=torch.bool))  # (N*H, L, S)
 
 
 def test_pytorch_attn_mask_of_the_wrong_shape():

@@ -32,7 +32,7 @@ from torch import nn
 
 from . import _checks
 from ._checks import shape
-from .multihead import MultiHeadAttention, pick_mask
+from .multihead import MultiHeadAttention, refuse_both_names
 
 __all__ = ["RMSNorm", "TransformerEncoderLayer", "TransformerDecoderLayer"]
 
@@ -96,10 +96,10 @@ def _check_sequence(name: str, x: torch.Tensor, d_model: int, where: str) -> Non
 
 def _masks(where: str, prefix: str, attend, token, torch_mask, torch_padding) -> dict:
     """MultiHeadAttention's mask arguments from a layer's, refusing both names of one mask."""
-    pick_mask((f"{prefix}_attend_mask", attend), (f"{prefix}_mask", torch_mask),
-              "from_mha_attn_mask", where)
-    pick_mask((f"{prefix}_token_mask", token), (f"{prefix}_key_padding_mask", torch_padding),
-              "from_key_padding_mask", where)
+    refuse_both_names((f"{prefix}_attend_mask", attend), (f"{prefix}_mask", torch_mask),
+                      "from_mha_attn_mask", where)
+    refuse_both_names((f"{prefix}_token_mask", token),
+                      (f"{prefix}_key_padding_mask", torch_padding), "from_key_padding_mask", where)
     return {
         "attend_mask": attend,
         "token_mask": token,

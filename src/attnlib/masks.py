@@ -173,15 +173,8 @@ def from_mha_attn_mask(attn_mask: torch.Tensor) -> torch.Tensor:
     Returns:
         The same shape, boolean True = may attend (floating masks are returned unchanged).
     """
-    _mha_layout(attn_mask, "attn_mask", "from_mha_attn_mask")
-    if attn_mask.dtype == torch.bool:
-        return ~attn_mask
-    if attn_mask.is_floating_point():
-        return attn_mask
-    raise TypeError(
-        f"from_mha_attn_mask: attn_mask must be boolean (True = not allowed, PyTorch's MHA "
-        f"polarity) or floating (added to the scores), got dtype {attn_mask.dtype}"
-    )
+    polarity = "True = not allowed, PyTorch's MHA polarity"
+    return _flip(attn_mask, "attn_mask", "from_mha_attn_mask", polarity)
 
 
 def to_mha_attn_mask(attend_mask: torch.Tensor) -> torch.Tensor:
@@ -193,15 +186,7 @@ def to_mha_attn_mask(attend_mask: torch.Tensor) -> torch.Tensor:
     Returns:
         The same shape, boolean True = *not allowed* (floating masks are returned unchanged).
     """
-    _mha_layout(attend_mask, "attend_mask", "to_mha_attn_mask")
-    if attend_mask.dtype == torch.bool:
-        return ~attend_mask
-    if attend_mask.is_floating_point():
-        return attend_mask
-    raise TypeError(
-        f"to_mha_attn_mask: attend_mask must be boolean (True = may attend) or floating (added "
-        f"to the scores), got dtype {attend_mask.dtype}"
-    )
+    return _flip(attend_mask, "attend_mask", "to_mha_attn_mask", "True = may attend")
 
 
 def combine(*masks: torch.Tensor) -> torch.Tensor:
@@ -251,9 +236,18 @@ def _two_dimensional(mask, name: str, where: str, letters: str) -> None:
         raise ValueError(f"{where}: {name} must be a 2-D tensor {letters}, got shape {shape(mask)}")
 
 
-def _mha_layout(mask, name: str, where: str) -> None:
+def _flip(mask, name: str, where: str, polarity: str) -> torch.Tensor:
+    """``~mask`` for a boolean ``(L, S)`` or ``(N*H, L, S)`` mask; a float mask unchanged."""
     tensor(mask, name, where)
     if mask.dim() not in (2, 3):
         raise ValueError(
             f"{where}: {name} must be a tensor (L, S) or (N*H, L, S), got shape {shape(mask)}"
         )
+    if mask.dtype == torch.bool:
+        return ~mask
+    if mask.is_floating_point():
+        return mask
+    raise TypeError(
+        f"{where}: {name} must be boolean ({polarity}) or floating (added to the "
+        f"scores), got dtype {mask.dtype}"
+    )

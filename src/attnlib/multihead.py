@@ -31,7 +31,7 @@ from ._checks import shape
 from .attention import scaled_dot_product_attention
 from .masks import causal_mask, combine, from_key_padding_mask, from_mha_attn_mask
 
-__all__ = ["MultiHeadAttention", "merge_masks", "pick_mask"]
+__all__ = ["MultiHeadAttention", "merge_masks", "refuse_both_names"]
 
 
 def merge_masks(
@@ -81,13 +81,15 @@ def merge_masks(
     return combine(*parts) if parts else None
 
 
-def pick_mask(
+def refuse_both_names(
     ours: tuple[str, torch.Tensor | None],
     theirs: tuple[str, torch.Tensor | None],
     convert: str,
     where: str,
-) -> torch.Tensor | None:
-    """The one mask given under attnlib's name or PyTorch's; a ``TypeError`` if both are given.
+) -> None:
+    """A ``TypeError`` if one mask came under both attnlib's name and PyTorch's.
+
+    The two names of a mask have opposite polarities, so there is no sensible way to read both.
 
     Args:
         ours: ``(name, mask)`` under attnlib's name, e.g. ``("attend_mask", m)``.
@@ -103,7 +105,6 @@ def pick_mask(
             f"one. To use both, convert {their_name} with attnlib.masks.{convert}(...) and "
             f"combine the two with attnlib.masks.combine(...)"
         )
-    return our_mask if our_mask is not None else their_mask
 
 
 class MultiHeadAttention(nn.Module):
@@ -213,10 +214,10 @@ class MultiHeadAttention(nn.Module):
         """One ``attend_mask`` from attnlib's and PyTorch's names (PyTorch's converted here)."""
         where = "MultiHeadAttention"
         H = self.num_heads
-        pick_mask(("attend_mask", attend_mask), ("attn_mask", attn_mask), "from_mha_attn_mask",
-                  where)
-        pick_mask(("token_mask", token_mask), ("key_padding_mask", key_padding_mask),
-                  "from_key_padding_mask", where)
+        refuse_both_names(("attend_mask", attend_mask), ("attn_mask", attn_mask),
+                          "from_mha_attn_mask", where)
+        refuse_both_names(("token_mask", token_mask), ("key_padding_mask", key_padding_mask),
+                          "from_key_padding_mask", where)
         if attn_mask is not None:  # PyTorch's name: True = not allowed, (L, S) or (N*H, L, S)
             _checks.tensor(attn_mask, "attn_mask", where)
             if tuple(attn_mask.shape) not in ((L, S), (N * H, L, S)):
@@ -239,9 +240,16 @@ class MultiHeadAttention(nn.Module):
             padding = from_key_padding_mask(key_padding_mask)  # (N, 1, 1, S), True = may attend
             attend_mask = padding if attend_mask is None else combine(attend_mask, padding)
         if attend_mask is not None:
-            _checks.mask_for_scores(
-                attend_mask, (N, H, L, S), "attend_mask", where, target_text="(N, H, L, S)"
-            )
+            try:
+                _checks.mask_for_scores(
+                    attend_mask, (N, H, L, S), "attend_mask", where, target_text="(N, H, L, S)"
+                )
+            except ValueError as err:
+                if tuple(attend_mask.shape) == (N * H, L, S):  # PyTorch's layout, attnlib's name
+                    raise ValueError(
+                        f"{err}; for PyTorch's (N*H, L, S) layout use attend_mask.view(N, H, L, S)"
+                    ) from None
+                raise
         return attend_mask
 
     def forward(

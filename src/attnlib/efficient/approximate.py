@@ -22,8 +22,8 @@ All of them are bidirectional (encoder) attention: they take no causal mask. Ran
 random blocks, Linformer's random projection, Performer's features) is drawn on the CPU from a
 seeded generator and then moved, so every device sees the same numbers.
 
-Shape legend (see book/notation.md): N batch, H heads, L query length, S key length,
-E query/key size, Ev value size.
+Shapes as in book/notation.md (N, H, L, S, E, Ev); each method folds the leading dimensions into
+one batch B with :func:`attnlib.efficient.flash.flatten_batch`.
 """
 
 from __future__ import annotations

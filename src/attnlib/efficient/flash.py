@@ -18,8 +18,8 @@ of quadratically.
 :func:`online_softmax_trace` runs the same loop on one small head and records every step, for the
 chapter's printed example and for :class:`attnlib.widgets.tiles.OnlineSoftmaxTiles`.
 
-Shape legend (see book/notation.md): N batch, H heads, L query length, S key length,
-E query/key size, Ev value size.
+Shapes as in book/notation.md: N batch and H heads (folded into B = N * H by the loop), L queries,
+S keys, E query/key size, Ev value size.
 """
 
 from __future__ import annotations

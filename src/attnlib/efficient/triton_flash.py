@@ -22,8 +22,8 @@ interpreter on a GPU machine, start Python with ``TRITON_INTERPRET=1`` in the en
 
 Forward only: the output carries no gradient.
 
-Shape legend (see book/notation.md): N batch, H heads, L query length, S key length,
-E query/key size, Ev value size.
+Shapes as in book/notation.md; the kernel sees the batch and head dimensions folded into one,
+B = N * H, and its tiles are BLOCK_M queries by BLOCK_N keys.
 """
 
 from __future__ import annotations
