@@ -13,7 +13,6 @@ import torch
 from attnlib import generation
 from attnlib.masks import causal_mask
 from attnlib.models import gpt
-from attnlib.positional import alibi_causal_bias, alibi_slopes
 from attnlib.widgets.sampling import TAIL_BIN, SamplingExplorer, summarise
 
 
@@ -34,24 +33,6 @@ def test_causal_mask_with_past():
     m = generation.causal_mask_with_past(2, 3)  # 2 new queries at positions 3 and 4
     assert m.shape == (2, 5)
     assert m.tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
-
-
-def test_alibi_bias():
-    slopes = alibi_slopes(4)
-    assert torch.allclose(slopes, torch.tensor([0.25, 1 / 16, 1 / 64, 1 / 256]))
-    bias = alibi_causal_bias(slopes, 3)  # (H, L, S)
-    assert bias.shape == (4, 3, 3)
-    assert bias[0].tolist() == [
-        [0.0, float("-inf"), float("-inf")],
-        [-0.25, 0.0, float("-inf")],
-        [-0.5, -0.25, 0.0],
-    ]
-    with_past = alibi_causal_bias(slopes, 1, past_length=4)  # the newest of 5 positions
-    assert with_past.shape == (4, 1, 5)
-    assert torch.allclose(with_past[:, 0], bias.new_tensor([4, 3, 2, 1, 0]) * -slopes[:, None])
-    # the rows of a full bias equal the cached version's, row by row
-    full = alibi_causal_bias(slopes, 5)
-    assert torch.equal(full[:, 4:], with_past)
 
 
 # --- the model: causal, cached, trainable ---------------------------------------------------------

@@ -331,3 +331,29 @@ def test_each_encoding_breaks_the_equivariance(seed):
     assert _permutation_changes_output(plain, sinusoidal, L, dim, seed)
     assert _permutation_changes_output(plain, learned, L, dim, seed)
     assert _permutation_changes_output(SelfAttention(dim, rope=True), lambda x: x, L, dim, seed)
+
+
+# ------------------------------------------------------------------------------------------------
+# ALiBi: a distance penalty on the scores (T5's relative bias is tested in tests/test_t5.py)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_alibi_bias():
+    slopes = attnlib.positional.alibi_slopes(4)
+    assert torch.allclose(slopes, torch.tensor([0.25, 1 / 16, 1 / 64, 1 / 256]))
+    bias = attnlib.positional.alibi_causal_bias(slopes, 3)  # (H, L, S)
+    assert bias.shape == (4, 3, 3)
+    assert bias[0].tolist() == [
+        [0.0, float("-inf"), float("-inf")],
+        [-0.25, 0.0, float("-inf")],
+        [-0.5, -0.25, 0.0],
+    ]
+    # the newest of 5 positions, 4 of them cached
+    with_past = attnlib.positional.alibi_causal_bias(slopes, 1, past_length=4)
+    assert with_past.shape == (4, 1, 5)
+    assert torch.allclose(with_past[:, 0], bias.new_tensor([4, 3, 2, 1, 0]) * -slopes[:, None])
+    # the rows of a full bias equal the cached version's, row by row
+    full = attnlib.positional.alibi_causal_bias(slopes, 5)
+    assert torch.equal(full[:, 4:], with_past)
+    with pytest.raises(ValueError, match="alibi_slopes: num_heads must be a positive int"):
+        attnlib.positional.alibi_slopes(0)
