@@ -352,6 +352,19 @@ def test_decoder_weights():
         )
 
 
+def test_memory_is_causal_equals_pytorchs_memory_mask():
+    """memory_is_causal: query i of the target sees memory positions j <= i (top-left aligned)."""
+    ref = torch_layer("decoder", 16, 4, 32, norm_first=True, activation="gelu", seed=9)
+    ours = TransformerDecoderLayer.from_torch(ref)
+    g = torch.Generator().manual_seed(9)
+    tgt, memory = torch.randn(2, 5, 16, generator=g), torch.randn(2, 7, 16, generator=g)
+    with torch.no_grad():
+        expected = ref(tgt, memory, memory_mask=~causal_mask(5, 7))  # PyTorch: True = blocked
+        out, (_, cross_w) = ours(tgt, memory, memory_is_causal=True, need_weights=True)
+    torch.testing.assert_close(out, expected, **F32)
+    assert torch.equal(cross_w.triu(1), torch.zeros_like(cross_w))
+
+
 # ------------------------------------------------------------------------------------------------
 # Properties: permutation equivariance, causal independence
 # ------------------------------------------------------------------------------------------------
