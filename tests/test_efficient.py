@@ -372,7 +372,8 @@ def test_performer_error_falls_as_m_grows():
         (lambda q, k, v: longformer_attention(q, q, q, -1), r"window must be an int >= 0, got -1"),
         (lambda q, k, v: longformer_attention(q, q, q, 2, (0, 20)),
          r"every global token must be a position in \[0, L=20\), got 20"),
-        (lambda q, k, v: bigbird_attention(q, q, q, 0), r"block_size must be a positive int, got 0"),
+        (lambda q, k, v: bigbird_attention(q, q, q, 0),
+         r"block_size must be a positive int, got 0"),
         (lambda q, k, v: bigbird_attention(q, k, v, 4), r"bigbird_attention: the pattern is "
                                                         r"defined for self-attention"),
         (lambda q, k, v: performer_attention(q, k, v, 0), r"m must be a positive int, got 0"),
