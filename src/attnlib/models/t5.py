@@ -118,13 +118,13 @@ class T5EncoderLayer(_T5Layer):
     """
 
     def forward(
-        self, x: torch.Tensor, *, position_bias: torch.Tensor, key_padding_mask: torch.Tensor
+        self, x: torch.Tensor, *, position_bias: torch.Tensor, token_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Args: x ``(N, S, D)``; position_bias ``(1, H, S, S)``; key_padding_mask ``(N, S)``
+        """Args: x ``(N, S, D)``; position_bias ``(1, H, S, S)``; token_mask ``(N, S)``
         (True = real token). Returns ``(x (N, S, D), weights (N, H, S, S))``."""
         h = self.norm1(x)  # (N, S, D)
         h, weights = self.self_attn(
-            h, h, h, attend_mask=position_bias, token_mask=key_padding_mask, scale=1.0
+            h, h, h, attend_mask=position_bias, token_mask=token_mask, scale=1.0
         )  # (N, S, D), (N, H, S, S)
         x = x + self.dropout(h)
         x = x + self.dropout(self.ff(self.norm2(x)))  # (N, S, D)
@@ -147,10 +147,10 @@ class T5DecoderLayer(_T5Layer):
         memory: torch.Tensor,
         *,
         position_bias: torch.Tensor,
-        memory_key_padding_mask: torch.Tensor,
+        memory_token_mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Args: y ``(N, L, D)``; memory ``(N, S, D)``; position_bias ``(1, H, L, L)``;
-        memory_key_padding_mask ``(N, S)`` (True = real source token).
+        memory_token_mask ``(N, S)`` (True = a real source token).
         Returns ``(y (N, L, D), self_weights (N, H, L, L), cross_weights (N, H, L, S))``."""
         h = self.norm1(y)  # (N, L, D)
         h, self_w = self.self_attn(
@@ -159,7 +159,7 @@ class T5DecoderLayer(_T5Layer):
         y = y + self.dropout(h)
         h = self.norm2(y)  # (N, L, D)
         h, cross_w = self.cross_attn(
-            h, memory, memory, token_mask=memory_key_padding_mask, scale=1.0
+            h, memory, memory, token_mask=memory_token_mask, scale=1.0
         )  # (N, L, D), (N, H, L, S)
         y = y + self.dropout(h)
         y = y + self.dropout(self.ff(self.norm3(y)))  # (N, L, D)
@@ -323,7 +323,7 @@ class T5Model(nn.Module):
         x = self.dropout(self.embed(src_ids))  # (N, S, D)
         weights = []
         for layer in self.encoder_layers:
-            x, w = layer(x, position_bias=bias, key_padding_mask=real)  # (N, S, D)
+            x, w = layer(x, position_bias=bias, token_mask=real)  # (N, S, D)
             weights.append(w)
         return self.dropout(self.encoder_norm(x)), tuple(weights)
 
@@ -359,7 +359,7 @@ class T5Model(nn.Module):
         y = self.dropout(self.embed(tgt_in))  # (N, L, D)
         self_weights, cross_weights = [], []
         for layer in self.decoder_layers:
-            y, sw, cw = layer(y, memory, position_bias=bias, memory_key_padding_mask=real)
+            y, sw, cw = layer(y, memory, position_bias=bias, memory_token_mask=real)
             self_weights.append(sw)
             cross_weights.append(cw)
         y = self.dropout(self.decoder_norm(y))  # (N, L, D)
