@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from . import ExerciseError, expect_close, passed
+from . import passed
+from ._compare import ExerciseError, expect_close
 
 __all__ = [
     "MODEL_SHAPES",

@@ -25,17 +25,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from . import (
-    ExerciseError,
-    call_answer,
-    cases_generator,
-    diagnose,
-    expect_close,
-    expect_tensor,
-    matches,
-    passed,
-    unpack,
-)
+from . import call_answer, cases_generator, passed, unpack
+from ._compare import ExerciseError, diagnose, expect_close, expect_tensor, matches
 
 __all__ = [
     "solution_online_update",

@@ -26,7 +26,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .._checks import shape
-from . import ExerciseError, call_answer, cases_generator, diagnose, expect_close, passed
+from . import call_answer, cases_generator, passed
+from ._compare import ExerciseError, diagnose, expect_close
 
 __all__ = ["solution_rollout", "check_rollout", "solution_zero_heads", "check_zero_heads"]
 

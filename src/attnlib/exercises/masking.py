@@ -24,15 +24,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .._checks import shape
-from . import (
-    ExerciseError,
-    call_answer,
-    cases_generator,
-    diagnose,
-    expect_close,
-    expect_tensor,
-    passed,
-)
+from . import call_answer, cases_generator, passed
+from ._compare import ExerciseError, diagnose, expect_close, expect_tensor
 
 __all__ = [
     "solution_padding_mask",

@@ -22,7 +22,8 @@ from collections.abc import Callable
 import torch
 
 from ..masks import padding_mask
-from . import ExerciseError, call_answer, cases_generator, expect_close, passed, unpack
+from . import call_answer, cases_generator, passed, unpack
+from ._compare import ExerciseError, expect_close
 
 __all__ = [
     "solution_general_score",

@@ -27,7 +27,8 @@ from collections.abc import Callable
 import torch
 
 from .._checks import shape
-from . import ExerciseError, call_answer, cases_generator, diagnose, expect_close, passed, unpack
+from . import call_answer, cases_generator, passed, unpack
+from ._compare import ExerciseError, diagnose, expect_close
 
 __all__ = [
     "solution_softmax",

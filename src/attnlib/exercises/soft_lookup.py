@@ -23,7 +23,8 @@ from collections.abc import Callable
 
 import torch
 
-from . import ExerciseError, call_answer, cases_generator, expect_close, passed
+from . import call_answer, cases_generator, passed
+from ._compare import ExerciseError, expect_close
 
 __all__ = [
     "solution_cosine",

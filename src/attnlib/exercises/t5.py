@@ -29,16 +29,8 @@ import torch
 
 from .._checks import shape
 from ..attention import scaled_dot_product_attention
-from . import (
-    ExerciseError,
-    call_answer,
-    cases_generator,
-    diagnose,
-    expect_close,
-    expect_tensor,
-    passed,
-    unpack,
-)
+from . import call_answer, cases_generator, passed, unpack
+from ._compare import ExerciseError, diagnose, expect_close, expect_tensor
 
 __all__ = [
     "solution_relative_position_bucket",

@@ -26,15 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from ..layers import TransformerEncoderLayer
-from . import (
-    ExerciseError,
-    call_answer,
-    cases_generator,
-    diagnose,
-    expect_close,
-    expect_tensor,
-    passed,
-)
+from . import call_answer, cases_generator, passed
+from ._compare import ExerciseError, diagnose, expect_close, expect_tensor
 
 __all__ = [
     "solution_sinusoidal_encoding",
