@@ -203,16 +203,16 @@ def test_summarise_sends_the_top_tokens_and_a_histogram_of_the_rest():
 
 def test_widget_probabilities_match_next_token_probs():
     g = torch.Generator().manual_seed(0)
-    logits = 3 * torch.randn(2, 500, generator=g)  # (P, V)
+    logits = 3 * torch.randn(2, 500, generator=g)  # (P, vocab_size)
     w = SamplingExplorer(["a", "b"], logits, [f"t{i}" for i in range(500)], top=20)
-    for T in (0.3, 1.0, 2.5):
-        w.temperature = T
+    for tau in (0.3, 1.0, 2.5):
+        w.temperature = tau
         probs, other = w.probabilities(1)
-        exact = generation.next_token_probs(logits[1], T).double()  # (V,)
+        exact = generation.next_token_probs(logits[1], tau).double()  # (vocab_size,)
         top = exact.sort(descending=True).values
         np.testing.assert_allclose(probs, top[:20].numpy(), rtol=1e-3, atol=1e-6)
         # the tail, summarised by bins of 0.05, is within a few percent of the exact mass
-        assert other == pytest.approx(top[20:].sum().item(), rel=0.02 / T + 1e-3)
+        assert other == pytest.approx(top[20:].sum().item(), rel=0.02 / tau + 1e-3)
         assert probs.sum() + other == pytest.approx(1.0)
     w.top_k = 5
     probs, other = w.probabilities(0)
@@ -221,7 +221,7 @@ def test_widget_probabilities_match_next_token_probs():
     np.testing.assert_allclose(np.sort(probs[:5])[::-1], exact5.sort(descending=True).values[:5],
                                rtol=1e-3)
     assert w.candidates[0][0] == f"t{int(logits[0].argmax())}"
-    assert repr(w) == "SamplingExplorer(prompts=2, V=500, top=20)"
+    assert repr(w) == "SamplingExplorer(prompts=2, vocab_size=500, top=20)"
 
 
 def test_widget_rejects_bad_input():
@@ -233,7 +233,7 @@ def test_widget_rejects_bad_input():
         SamplingExplorer("ab", logits, names, top=10)
     with pytest.raises(ValueError, match="NaN or infinite"):
         SamplingExplorer(["a", "b"], torch.full((2, 30), float("nan")), names, top=10)
-    with pytest.raises(ValueError, match="V = 30 tokens"):
+    with pytest.raises(ValueError, match="vocab_size = 30 tokens"):
         SamplingExplorer(["a", "b"], logits, names[:5], top=10)
     with pytest.raises(ValueError, match="top must be an int"):
         SamplingExplorer(["a", "b"], logits, names, top=31)

@@ -253,12 +253,12 @@ def test_decoding_stepper_from_model_and_add():
     assert [e["label"] for e in stepper.examples] == ["one", "two"]
     assert [e["source"] for e in stepper.examples] == [list("abc"), list("fedcb")]
     src, lengths = vocab.encode(texts)
-    ids, weights = rnn.greedy_decode(model, src, lengths, 6)  # (2, T), (2, T, S)
+    ids, weights = rnn.greedy_decode(model, src, lengths, 6)  # (2, L), (2, L, S)
     for n, ex in enumerate(stepper.examples):
         row = ids[n].tolist()
-        T = row.index(model.eos_id) + 1 if model.eos_id in row else len(row)
-        assert ex["output"] == [EOS if i == model.eos_id else vocab.itos[i] for i in row[:T]]
-        w = weights[n, :T, : len(texts[n])]
+        L = row.index(model.eos_id) + 1 if model.eos_id in row else len(row)
+        assert ex["output"] == [EOS if i == model.eos_id else vocab.itos[i] for i in row[:L]]
+        w = weights[n, :L, : len(texts[n])]
         parsed = [int(v) for v in ex["weights"].split(",")]
         assert parsed == torch.round(w * SCALE).long().flatten().tolist()
         torch.testing.assert_close(
@@ -295,7 +295,7 @@ def test_decoding_stepper_validates_its_input_and_traits():
     with pytest.raises(ValueError, match="example 0 has 2 source tokens but weights over 3"):
         DecodingStepper([("ab", "xy", w)])
     with pytest.raises(
-        ValueError, match=r"weights must be 2-D \(output steps T, source length S\)"
+        ValueError, match=r"weights must be 2-D \(output steps L, source length S\)"
     ):
         DecodingStepper([("abc", "xy", torch.zeros(3))])
     with pytest.raises(ValueError, match="finite and non-negative"):

@@ -148,7 +148,7 @@ TOKENS = HOSTILE + [" "]
 
 
 def example(source, output, weights, label=None) -> dict:
-    """What DecodingStepper sends for one example: weights (T, S) in thousandths."""
+    """What DecodingStepper sends for one example: weights (L, S) in thousandths."""
     milli = np.rint(np.asarray(weights) * 1000).astype(int)
     return {
         "label": label if label is not None else "".join(source),
@@ -158,8 +158,8 @@ def example(source, output, weights, label=None) -> dict:
     }
 
 
-def random_weights(rng, T, S):
-    scores = rng.normal(size=(T, S)) * 2
+def random_weights(rng, L, S):
+    scores = rng.normal(size=(L, S)) * 2
     w = np.exp(scores - scores.max(-1, keepdims=True))
     return w / w.sum(-1, keepdims=True)
 

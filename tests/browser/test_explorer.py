@@ -247,7 +247,7 @@ def test_browser_arithmetic_matches_numpy(harness):
     np.testing.assert_allclose(js(temperature=0.3), softmax(scores / 0.3), atol=1e-9)
     causal = np.where(np.tril(np.ones((L, S), dtype=bool)), scores / 2.0, -np.inf)
     np.testing.assert_allclose(js(temperature=2.0, causal=True), softmax(causal), atol=1e-9)
-    # Weights: T = 1 gives them back (renormalised); T = 2 takes square roots.
+    # Weights: temperature 1 gives them back (renormalised); 2 takes square roots.
     np.testing.assert_allclose(js(mode="weights"), w[0] / w[0].sum(-1, keepdims=True), atol=1e-9)
     root2 = np.sqrt(w[0]) / np.sqrt(w[0]).sum(-1, keepdims=True)
     np.testing.assert_allclose(js(mode="weights", temperature=2.0), root2, atol=1e-9)
@@ -302,7 +302,7 @@ def test_view_and_model_stay_in_sync(harness):
         f" {model}.set('selected', 1); }}"
     )
     s = read(root)
-    assert s["temperature"] == "T = 0.50" and s["causal"] is False and s["selected"] == 1
+    assert s["temperature"] == "\u03c4 = 0.50" and s["causal"] is False and s["selected"] == 1
     expected = softmax(q @ k.T / np.sqrt(2) / 0.5)
     np.testing.assert_allclose(np.array(s["matrix"]), expected, atol=1e-4)
     assert json.dumps(s["bars"]) == json.dumps(s["matrix"][1])

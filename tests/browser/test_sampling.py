@@ -55,11 +55,11 @@ def exercise_sampler(root, where: str) -> None:
     # Cold: the top token takes (nearly) everything; hot: the tail grows and the entropy with it.
     t_slider.fill("0")
     cold = read(root)
-    assert cold["temperature"] == "T = 0.05", f"{where}: {cold['temperature']}"
-    assert cold["probs"][0] > 0.99, f"{where}: at T = 0.05 the top token has {cold['probs'][0]}"
+    assert cold["temperature"] == "\u03c4 = 0.05", f"{where}: {cold['temperature']}"
+    assert cold["probs"][0] > 0.99, f"{where}: at tau = 0.05 the top token has {cold['probs'][0]}"
     t_slider.fill("200")
     hot = read(root)
-    assert hot["temperature"] == "T = 5.00"
+    assert hot["temperature"] == "\u03c4 = 5.00"
     assert hot["other"] > s0["other"] and entropy_of(hot) > entropy_of(s0) > entropy_of(cold)
 
     # Top-k = 1: only the first token can be drawn, whatever the temperature.
@@ -75,7 +75,7 @@ def exercise_sampler(root, where: str) -> None:
     root.locator(".se-clear").click()
     assert read(root)["chips"] == []
 
-    # Top-k = 3 at T = 1: three bars share the mass exactly.
+    # Top-k = 3 at temperature 1: three bars share the mass exactly.
     t_slider.fill("100")
     k_slider.fill("3")
     three = read(root)
@@ -167,23 +167,23 @@ def softmax(z: np.ndarray) -> np.ndarray:
 def test_browser_arithmetic_matches_numpy(harness):
     page, watch = harness
     rng = np.random.default_rng(0)
-    V, M = 200, 15
-    z = np.sort(rng.normal(scale=2.0, size=V))[::-1].round(4)  # (V,), largest first
+    vocab_size, M = 200, 15
+    z = np.sort(rng.normal(scale=2.0, size=vocab_size))[::-1].round(4)  # largest first
     tail = [[float(v), 1] for v in z[M:]]  # one bin per tail logit: exact
 
     def js(temperature, top_k):
         args = {"logits": z[:M].tolist(), "tail": tail, "temperature": temperature,
-                "topK": top_k, "vocabSize": V}
+                "topK": top_k, "vocabSize": vocab_size}
         return page.evaluate("(a) => window.sampling.distribution(a)", args)
 
-    for T in (0.05, 0.3, 1.0, 2.5):
-        got = js(T, 0)
-        exact = softmax(z / T)
+    for tau in (0.05, 0.3, 1.0, 2.5):
+        got = js(tau, 0)
+        exact = softmax(z / tau)
         np.testing.assert_allclose(got["probs"], exact[:M], rtol=1e-9, atol=1e-12)
         assert got["other"] == pytest.approx(exact[M:].sum(), rel=1e-9, abs=1e-12)
         p = exact[exact > 0]
         assert got["entropy"] == pytest.approx(-(p * np.log2(p)).sum(), rel=1e-9)
-        assert got["possible"] == V
+        assert got["possible"] == vocab_size
     for k in (1, 4, M):
         got = js(0.7, k)
         exact = softmax(z[:k] / 0.7)
@@ -244,7 +244,7 @@ def test_view_and_model_stay_in_sync(harness):
         f" {model}.set('prompt', 0); }}"
     )
     s = read(root)
-    assert s["temperature"] == "T = 2.00" and s["topk"] == "k = 3"
+    assert s["temperature"] == "\u03c4 = 2.00" and s["topk"] == "k = 3"
     assert s["prompt"] == "first prompt"
     np.testing.assert_allclose(s["probs"], softmax(np.array([3.0, 2.0, 1.0]) / 2), atol=1e-6)
     assert not watch.problems(), "\n".join(watch.problems())

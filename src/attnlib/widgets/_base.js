@@ -8,9 +8,9 @@
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const HEAT_FLOOR = 0.04; // the lightest shade a cell takes (weight 0), so empty cells stay visible
-const T_MIN = 0.05; // the temperature sliders' range ...
-const T_MAX = 5;
-const TEMPERATURE_STEPS = 200; // ... and positions: a step multiplies T by (5 / 0.05) ** (1 / 200)
+const TEMPERATURE_MIN = 0.05; // the temperature sliders' range ...
+const TEMPERATURE_MAX = 5;
+const TEMPERATURE_STEPS = 200; // ... and positions: a step multiplies it by (5 / 0.05) ** (1 / 200)
 
 // ---------------------------------------------------------------------------------------------
 // The DOM: el() and svgEl() build every node of every widget.
@@ -271,15 +271,18 @@ export function stepKeys(root, move, { vertical = false } = {}) {
   });
 }
 
-/** Temperature -> slider position: a log scale, so T = 0.05..0.5 and 0.5..5 get equal room. */
+/** Temperature -> slider position: a log scale, so 0.05..0.5 and 0.5..5 get equal room. */
 export function temperatureToSlider(t) {
-  const clamped = Math.min(T_MAX, Math.max(T_MIN, t));
-  return Math.round((Math.log(clamped / T_MIN) / Math.log(T_MAX / T_MIN)) * TEMPERATURE_STEPS);
+  const clamped = Math.min(TEMPERATURE_MAX, Math.max(TEMPERATURE_MIN, t));
+  const range = Math.log(TEMPERATURE_MAX / TEMPERATURE_MIN);
+  const fraction = Math.log(clamped / TEMPERATURE_MIN) / range;
+  return Math.round(fraction * TEMPERATURE_STEPS);
 }
 
 /** Slider position -> temperature, rounded to 3 decimals so the synced value is tidy. */
 export function sliderToTemperature(v) {
-  const t = T_MIN * Math.pow(T_MAX / T_MIN, Number(v) / TEMPERATURE_STEPS);
+  const t =
+    TEMPERATURE_MIN * Math.pow(TEMPERATURE_MAX / TEMPERATURE_MIN, Number(v) / TEMPERATURE_STEPS);
   return Math.round(t * 1000) / 1000;
 }
 
@@ -291,7 +294,7 @@ export function temperatureControl(prefix, valueClass) {
 /** Show temperature t on its control (the slider moves only when the reader is not dragging it). */
 export function showTemperature({ input, value }, t) {
   if (document.activeElement !== input) input.value = String(temperatureToSlider(t));
-  value.textContent = `T = ${t.toFixed(2)}`;
+  value.textContent = `\u03c4 = ${t.toFixed(2)}`; // tau, the temperature
   input.setAttribute("aria-valuetext", `temperature ${t.toFixed(2)}`);
 }
 

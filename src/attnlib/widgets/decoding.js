@@ -15,16 +15,16 @@ const STRONG = 0.5; // from this weight on, a source character is written in the
 // ---------------------------------------------------------------------------------------------
 // Pure helpers (exported for the browser tests)
 
-/** The (T, S) weights of one example, as an array of rows of numbers in [0, 1]. */
+/** The (L, S) weights of one example, as an array of rows of numbers in [0, 1]. */
 export function unpack(example) {
-  const T = example.output.length;
+  const L = example.output.length;
   const S = example.source.length;
   const flat = String(example.weights || "")
     .split(",")
     .filter((s) => s !== "")
     .map(Number);
   const rows = [];
-  for (let t = 0; t < T; t++) {
+  for (let t = 0; t < L; t++) {
     const row = new Array(S);
     for (let j = 0; j < S; j++) {
       const v = flat[t * S + j];
@@ -211,17 +211,17 @@ function render({ model, el: host }) {
     picker.select.value = String(index);
     if (!example) return;
     if (example !== shownExample) build(example);
-    const T = example.output.length;
-    const step = clampIndex(model.get("step"), T);
-    stepper.show(step, T);
+    const L = example.output.length;
+    const step = clampIndex(model.get("step"), L);
+    stepper.show(step, L);
     showStep(view, example, view.weights[step], step);
     looks.replaceChildren(...looksAt(example, view.weights[step], step));
   }
 
   picker.select.addEventListener("change", () => {
     const i = Number(picker.select.value);
-    const T = examples()[i].output.length;
-    setState(model, get() >= T ? { example: i, step: T - 1 } : { example: i });
+    const L = examples()[i].output.length;
+    setState(model, get() >= L ? { example: i, step: L - 1 } : { example: i });
   });
   stepKeys(root, (delta) => setStep(get() + delta));
 

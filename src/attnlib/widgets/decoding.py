@@ -27,10 +27,10 @@ EOS = "</s>"
 
 
 def _weights_array(weights, where: str) -> np.ndarray:
-    """One example's ``(T, S)`` weights, checked."""
+    """One example's ``(L, S)`` weights, checked."""
     name = f"{where} weights"
     arr = _base.numeric(weights, name, _WHERE)
-    _base.ndim(arr, 2, name, _WHERE, "2-D (output steps T, source length S)")
+    _base.ndim(arr, 2, name, _WHERE, "2-D (output steps L, source length S)")
     if not np.isfinite(arr).all() or (arr < 0).any():
         raise ValueError(f"{_WHERE}: {name} must be finite and non-negative attention weights")
     return arr
@@ -44,18 +44,18 @@ def _example(source, output, weights, label, where: str) -> dict:
     source = [str(c) for c in source]
     output = [str(c) for c in output]
     arr = _weights_array(weights, where)
-    T, S = arr.shape
-    if len(output) != T:
+    L, S = arr.shape
+    if len(output) != L:
         raise ValueError(
-            f"DecodingStepper: {where} has {len(output)} output tokens but weights for {T} steps "
-            f"(weights are (T, S): one row per output token)"
+            f"DecodingStepper: {where} has {len(output)} output tokens but weights for {L} steps "
+            f"(weights are (L, S): one row per output token)"
         )
     if len(source) != S:
         raise ValueError(
             f"DecodingStepper: {where} has {len(source)} source tokens but weights over {S} "
-            f"positions (weights are (T, S): one column per source token)"
+            f"positions (weights are (L, S): one column per source token)"
         )
-    if T == 0 or S == 0:
+    if L == 0 or S == 0:
         raise ValueError(f"DecodingStepper: {where} is empty (weights of shape {arr.shape})")
     return {
         "label": str(label) if label is not None else "".join(source),
@@ -74,8 +74,8 @@ class DecodingStepper(_base.Widget, view="decoding"):
     Args:
         examples: a list of ``(source, output, weights)`` or ``(source, output, weights, label)``:
             ``source`` the ``S`` source tokens (a string is split into characters), ``output``
-            the ``T`` tokens the decoder produced (include :data:`EOS` if the model stopped), and
-            ``weights`` ``(T, S)``: row ``t`` is where step ``t`` attended (a tensor on any
+            the ``L`` tokens the decoder produced (include :data:`EOS` if the model stopped), and
+            ``weights`` ``(L, S)``: row ``t`` is where step ``t`` attended (a tensor on any
             device, an array or nested lists). Sent rounded to 3 decimals.
         title: a heading above the widget.
         example: which example to show first.
@@ -202,17 +202,17 @@ class DecodingStepper(_base.Widget, view="decoding"):
 
     @traitlets.validate("step")
     def _valid_step(self, proposal):
-        T = len(self.examples[self.example]["output"])
-        return _base.index(proposal["value"], T, "step", _WHERE)
+        L = len(self.examples[self.example]["output"])
+        return _base.index(proposal["value"], L, "step", _WHERE)
 
     @traitlets.observe("example")
     def _reset_step(self, change) -> None:
-        T = len(self.examples[change["new"]]["output"])
-        if self.step >= T:
-            self.step = T - 1
+        L = len(self.examples[change["new"]]["output"])
+        if self.step >= L:
+            self.step = L - 1
 
     def weights_of(self, example: int | None = None) -> np.ndarray:
-        """The ``(T, S)`` weights the browser shows for ``example`` (default: the current one)."""
+        """The ``(L, S)`` weights the browser shows for ``example`` (default: the current one)."""
         ex = self.examples[self.example if example is None else example]
         return _base.unpack_thousandths(ex["weights"], (len(ex["output"]), len(ex["source"])))
 

@@ -17,8 +17,9 @@ const EXPLORER_HELP =
 /**
  * The (L, S) attention matrix the widget shows.
  *
- * mode "qk":      softmax(q_i . k_j * scale / T)
- * mode "weights": softmax(log(w_ij) / T), so T = 1 gives back the (renormalised) weights
+ * mode "qk":      softmax(q_i . k_j * scale / temperature)
+ * mode "weights": softmax(log(w_ij) / temperature), so temperature 1 gives back the
+ *                  (renormalised) weights
  * causal:         key j > query i is masked (-Infinity), aligned top-left like PyTorch.
  */
 export function attentionMatrix({ mode, query, key, weights, layer, scale, temperature, causal }) {

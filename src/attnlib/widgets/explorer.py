@@ -77,10 +77,11 @@ class AttentionExplorer(_base.Widget, view="explorer"):
     """An interactive attention heatmap whose arithmetic runs in the browser.
 
     Give it tokens and either a query and a key matrix (the browser computes
-    ``softmax(query @ key.T * scale / T)``) or finished weights (the browser uses ``log(weights)``
-    as the scores, so ``T = 1`` shows them unchanged). The reader gets a temperature slider, a
-    causal-mask toggle, a selector when there are several matrices, and a click on a query row
-    shows that row's distribution as labelled bars. Make it the last expression of a cell.
+    ``softmax(query @ key.T * scale / temperature)``) or finished weights (the browser uses
+    ``log(weights)`` as the scores, so ``temperature = 1`` shows them unchanged). The reader gets a
+    temperature slider, a causal-mask toggle, a selector when there are several matrices, and a
+    click on a query row shows that row's distribution as labelled bars. Make it the last
+    expression of a cell.
 
     Args:
         tokens: the ``L`` query tokens (row labels).
@@ -89,7 +90,7 @@ class AttentionExplorer(_base.Widget, view="explorer"):
         weights: instead of ``query``/``key``: an ``(L, S)`` matrix or an ``(H, L, S)`` stack of
             non-negative weights (rows of attention weights, e.g. one per head or layer).
         key_tokens: the ``S`` key tokens (column labels); defaults to ``tokens``.
-        temperature: the starting temperature ``T > 0`` (the slider spans 0.05 to 5).
+        temperature: the starting temperature, ``> 0`` (the slider spans 0.05 to 5).
         causal: start with the causal mask on (query ``i`` sees keys ``j <= i``).
         scale: the score scale for ``query``/``key``; defaults to ``1 / sqrt(E)``.
         layer_labels: ``H`` names for the matrices of a stack (default "matrix 0", ...).

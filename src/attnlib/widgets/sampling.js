@@ -2,8 +2,9 @@
 //
 // Python sends, once, each prompt's M most likely next tokens with their logits, and a histogram
 // of the logits of all the other tokens. This module recomputes the next-token distribution
-// softmax(top_k(logits) / T) here, in plain JavaScript, whenever the reader moves a slider, and
-// draws tokens from it. That keeps the widget interactive in the static book, with no kernel.
+// softmax(top_k(logits) / temperature) here, in plain JavaScript, whenever the reader moves a
+// slider, and draws tokens from it. That keeps the widget interactive in the static book, with
+// no kernel.
 
 const MAX_DRAWS = 20; // draws kept on show
 const SAMPLING_HELP =
@@ -22,7 +23,7 @@ const SAMPLING_HELP =
  *
  * Returns { probs (M numbers), other (the other tokens' total probability), entropy (bits),
  * possible (how many tokens have a non-zero probability) }. Computed relative to the largest
- * logit, so nothing overflows however small T is.
+ * logit, so nothing overflows however small the temperature is.
  */
 export function distribution({ logits, tail, temperature, topK, vocabSize }) {
   const M = logits.length;

@@ -1,17 +1,17 @@
 """A sampling explorer that keeps working in the static book (the GPT chapter).
 
 A language model's last layer gives one score (logit) per vocabulary token; generation turns them
-into a distribution with ``softmax(top_k(logits) / T)`` and draws from it. This widget sends the
-next-token logits of a few prompts to the browser, once, and sampling.js recomputes the
+into a distribution with ``softmax(top_k(logits) / temperature)`` and draws from it. This widget
+sends the next-token logits of a few prompts to the browser, once, and sampling.js recomputes the
 distribution whenever the reader moves the temperature or the top-k slider, and draws tokens from
 it. No kernel is needed, so the published page stays interactive.
 
 Only the ``top`` most likely tokens of each prompt are sent by name. The remaining tokens (49 000
 and more for SmolLM2) still carry probability, which grows with the temperature, so they are sent
 as a histogram of their logits (bins 0.05 wide): the browser adds
-``count * exp(bin / T)`` to the normaliser, so "all other tokens" gets its due share.
+``count * exp(bin / temperature)`` to the normaliser, so "all other tokens" gets its due share.
 
-Shape legend: P prompts, V vocabulary size, M the tokens sent by name.
+Shape legend: P prompts, ``vocab_size`` the vocabulary, M the tokens sent by name.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ _WHERE = "SamplingExplorer"
 TAIL_BIN = 0.05
 """Width of the histogram bins that summarise the logits of the tokens not sent by name."""
 
-T_MIN, T_MAX = 0.05, 5.0  # the temperature slider's range (as in AttentionExplorer)
+# The temperature slider's range (as in AttentionExplorer).
+TEMPERATURE_MIN, TEMPERATURE_MAX = 0.05, 5.0
 
 
 def _temperature(value) -> float:
@@ -42,8 +43,8 @@ def _as_logits(logits) -> np.ndarray:
     arr = arr[None] if arr.ndim == 1 else arr
     if arr.ndim != 2 or arr.shape[1] < 2:
         raise ValueError(
-            f"SamplingExplorer: logits must be (P, V) (one row of V >= 2 scores per prompt), got "
-            f"shape {arr.shape}"
+            f"SamplingExplorer: logits must be (P, vocab_size) (one row of at least 2 scores per "
+            f"prompt), got shape {arr.shape}"
         )
     return _base.finite(arr, "logits", _WHERE)
 
@@ -54,15 +55,15 @@ def summarise(
     """One prompt's logits as the browser receives them.
 
     Args:
-        logits: ``(V,)``.
+        logits: ``(vocab_size,)``.
         top: M, how many tokens to send by name.
 
     Returns:
         ``(ids, top_logits, tail)``: the ``M`` most likely token ids (most likely first), their
-        logits, and ``[[bin_value, count], ...]``: the histogram of the other ``V - M`` logits,
-        each rounded to the nearest multiple of :data:`TAIL_BIN`.
+        logits, and ``[[bin_value, count], ...]``: the histogram of the other
+        ``vocab_size - M`` logits, each rounded to the nearest multiple of :data:`TAIL_BIN`.
     """
-    order = np.argsort(-logits, kind="stable")  # (V,), most likely first
+    order = np.argsort(-logits, kind="stable")  # (vocab_size,), most likely first
     ids = order[:top]
     rest = logits[order[top:]]
     bins = np.round(rest / TAIL_BIN).astype(np.int64)
@@ -72,8 +73,8 @@ def summarise(
 
 
 def _summaries(logits: np.ndarray, top: int, text_of: Callable[[int], str]) -> dict:
-    """The traits that carry the ``(P, V)`` logits: each prompt's :func:`summarise`, with the
-    named tokens' texts."""
+    """The traits that carry the ``(P, vocab_size)`` logits: each prompt's :func:`summarise`,
+    with the named tokens' texts."""
     rows = [summarise(row, top) for row in logits]
     return {
         "candidates": [[str(text_of(i)) for i in ids] for ids, _, _ in rows],  # (P, M)
@@ -93,8 +94,10 @@ class SamplingExplorer(_base.Widget, view="sampling"):
 
     Args:
         prompts: the P prompt texts (shown as they are).
-        logits: ``(P, V)`` next-token logits (tensor on any device, array or nested lists).
-        token_text: the text of a token id: a sequence of V strings or a function ``id -> str``.
+        logits: ``(P, vocab_size)`` next-token logits (tensor on any device, array or nested
+            lists).
+        token_text: the text of a token id: a sequence of ``vocab_size`` strings or a function
+            ``id -> str``.
         top: M, the number of most likely tokens sent by name (the top-k slider's range).
         shown: how many of them get a bar (at most ``top``; the others join "all other
             tokens").
@@ -132,13 +135,13 @@ class SamplingExplorer(_base.Widget, view="sampling"):
     ) -> None:
         prompts = _base.labels(prompts, "prompts", _WHERE)
         arr = _as_logits(logits)
-        P, V = arr.shape
+        P, vocab_size = arr.shape
         if len(prompts) != P:
             raise ValueError(
                 f"SamplingExplorer: {len(prompts)} prompts but logits has {P} rows (shape "
                 f"{arr.shape})"
             )
-        for name, value, high in (("top", top, V), ("shown", shown, V)):
+        for name, value, high in (("top", top, vocab_size), ("shown", shown, vocab_size)):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
                 raise ValueError(
                     f"SamplingExplorer: {name} must be an int in [1, {high}], got {value!r}"
@@ -152,15 +155,15 @@ class SamplingExplorer(_base.Widget, view="sampling"):
         if callable(token_text):
             text_of = token_text
         else:
-            if isinstance(token_text, str) or len(token_text) != V:
+            if isinstance(token_text, str) or len(token_text) != vocab_size:
                 size = "a string" if isinstance(token_text, str) else len(token_text)
                 raise ValueError(
-                    f"SamplingExplorer: token_text must give the text of each of the V = {V} "
-                    f"tokens (a sequence or a function), got {size}"
+                    f"SamplingExplorer: token_text must give the text of each of the "
+                    f"vocab_size = {vocab_size} tokens (a sequence or a function), got {size}"
                 )
             text_of = token_text.__getitem__
 
-        super().__init__(title=title, prompts=prompts, vocab_size=V, shown=shown,
+        super().__init__(title=title, prompts=prompts, vocab_size=vocab_size, shown=shown,
                          temperature=_temperature(temperature), top_k=top_k,
                          **_summaries(arr, top, text_of))
 
@@ -194,15 +197,17 @@ class SamplingExplorer(_base.Widget, view="sampling"):
         logits = np.asarray(self.logits[i])
         M = len(logits)
         k = self.top_k or M
-        T = self.temperature
-        w = np.exp((logits - logits[0]) / T)
+        tau = self.temperature
+        w = np.exp((logits - logits[0]) / tau)
         w[k:] = 0.0
         tail = 0.0
         if self.top_k == 0:
-            tail = sum(c * math.exp((v - logits[0]) / T) for v, c in self.tail[i])
+            tail = sum(c * math.exp((v - logits[0]) / tau) for v, c in self.tail[i])
         Z = w.sum() + tail
         return w / Z, tail / Z
 
     def __repr__(self) -> str:
         M = len(self.logits[0]) if self.logits else 0
-        return f"SamplingExplorer(prompts={len(self.prompts)}, V={self.vocab_size}, top={M})"
+        return (
+            f"SamplingExplorer(prompts={len(self.prompts)}, vocab_size={self.vocab_size}, top={M})"
+        )
