@@ -19,12 +19,12 @@ from attnlib.models.t5 import (
 )
 from attnlib.positional import RelativePositionBias, relative_position_bucket
 
-V = 20  # a small vocabulary: 0 pad, 1 start, 2 eos, 3.. tokens
+VOCAB_SIZE = 20  # a small vocabulary: 0 pad, 1 start, 2 eos, 3.. tokens
 
 
 def tiny(seed: int = 0, **kw) -> T5Model:
     attnlib.seed(seed)
-    cfg = T5Config(vocab_size=V, d_model=16, num_heads=2, dim_feedforward=32, **kw)
+    cfg = T5Config(vocab_size=VOCAB_SIZE, d_model=16, num_heads=2, dim_feedforward=32, **kw)
     return T5Model(cfg).eval()
 
 
@@ -162,7 +162,7 @@ def test_attention_is_unscaled_and_adds_the_bias():
 
 def test_initialisation_folds_the_scale_into_the_queries():
     attnlib.seed(0)
-    cfg = T5Config(vocab_size=V, d_model=256, num_heads=4, dim_feedforward=64)
+    cfg = T5Config(vocab_size=VOCAB_SIZE, d_model=256, num_heads=4, dim_feedforward=64)
     model = T5Model(cfg)
     E = 256 // 4
     attn = model.encoder_layers[0].self_attn
@@ -252,10 +252,10 @@ def test_source_of_only_padding_gives_zero_cross_weights_not_nan():
 
 def test_shapes():
     model = tiny(num_encoder_layers=3, num_decoder_layers=2)
-    src = torch.randint(3, V, (4, 7))
-    tgt_in = torch.randint(3, V, (4, 5))
+    src = torch.randint(3, VOCAB_SIZE, (4, 7))
+    tgt_in = torch.randint(3, VOCAB_SIZE, (4, 5))
     logits = model(src, tgt_in)
-    assert logits.shape == (4, 5, V)
+    assert logits.shape == (4, 5, VOCAB_SIZE)
     logits, att = model(src, tgt_in, need_weights=True)
     assert isinstance(att, T5Attentions)
     assert [tuple(w.shape) for w in att.encoder] == [(4, 2, 7, 7)] * 3
@@ -270,15 +270,15 @@ def test_generate_returns_the_cross_attention_of_every_step():
     src = ids([5, 6, 7, 8], [9, 10])
     gen = model.generate(src, max_len=6)
     assert isinstance(gen, Generation)
-    N, T = gen.ids.shape
-    assert N == 2 and 1 <= T <= 6
-    assert gen.cross_attention.shape == (2, 2, 2, T, 4)  # (layers, N, H, T, S)
+    N, L = gen.ids.shape
+    assert N == 2 and 1 <= L <= 6
+    assert gen.cross_attention.shape == (2, 2, 2, L, 4)  # (layers, N, H, L, S)
     # step t's row equals the teacher-forced map on the generated prefix (the decoder is causal)
     tgt_in = shift_right(gen.ids, model.config.start_id)
     _, att = model(src, tgt_in, need_weights=True)
     for n in range(2):
         eos = (gen.ids[n] == model.config.eos_id).nonzero()
-        live = int(eos[0]) + 1 if len(eos) else T  # steps up to and including eos
+        live = int(eos[0]) + 1 if len(eos) else L  # steps up to and including eos
         for layer in range(2):
             torch.testing.assert_close(
                 gen.cross_attention[layer, n, :, :live], att.cross[layer][n, :, :live]
@@ -292,7 +292,7 @@ def test_generate_stops_once_every_sequence_has_ended():
 
     class Scripted(torch.nn.Module):  # row 0 says eos at once; row 1 says 7, 7, then eos
         def forward(self, y):  # y: (N, t, D)
-            logits = torch.zeros(*y.shape[:2], V)  # (N, t, V)
+            logits = torch.zeros(*y.shape[:2], VOCAB_SIZE)  # (N, t, vocab_size)
             logits[0, :, 2] = 1.0
             logits[1, :, 7 if y.size(1) < 3 else 2] = 1.0
             return logits
@@ -322,7 +322,7 @@ def one_thread():
 def test_training_learns_to_copy(one_thread):
     model = tiny()
     g = torch.Generator().manual_seed(0)
-    src = torch.randint(3, V, (256, 5), generator=g)
+    src = torch.randint(3, VOCAB_SIZE, (256, 5), generator=g)
     tgt = torch.cat([src, torch.full((256, 1), 2)], dim=1)  # copy, then eos
     losses = train_t5(model, src, tgt, steps=100, batch_size=32, lr=1e-2, warmup=10)
     assert len(losses) == 100
@@ -365,7 +365,7 @@ def test_bucket_rejects_float_positions():
     ],
 )
 def test_bad_config(kwargs, message):
-    args = {"vocab_size": V, **kwargs}
+    args = {"vocab_size": VOCAB_SIZE, **kwargs}
     with pytest.raises(ValueError, match=message):
         T5Config(**args)
 
@@ -383,7 +383,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="T5Model.generate: max_len must be a positive int, got 0"):
         model.generate(ids([5, 6]), max_len=0)
     with pytest.raises(TypeError, match="config must be a T5Config"):
-        T5Model({"vocab_size": V})
+        T5Model({"vocab_size": VOCAB_SIZE})
     with pytest.raises(ValueError, match=r"tgt_ids must be an integer tensor \(N, L\)"):
         shift_right(torch.zeros(2, 3), 1)
     with pytest.raises(ValueError, match="must be 2-D with the same M"):
