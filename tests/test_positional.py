@@ -334,7 +334,7 @@ def test_each_encoding_breaks_the_equivariance(seed):
 
 
 # ------------------------------------------------------------------------------------------------
-# ALiBi: a distance penalty on the scores (T5's relative bias is tested in tests/test_t5.py)
+# ALiBi: a distance penalty on the scores (T5's relative bias is tested in tests/test_models_t5.py)
 # ------------------------------------------------------------------------------------------------
 
 
