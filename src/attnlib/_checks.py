@@ -21,7 +21,6 @@ __all__ = [
     "floating_tensor",
     "broadcastable_mask",
     "resolve_scale",
-    "mask_for_scores",
 ]
 
 
@@ -85,6 +84,9 @@ def broadcastable_mask(
 ) -> torch.Tensor:
     """``mask`` if it is a boolean or floating tensor that broadcasts to ``target``.
 
+    Broadcasting must give ``target`` itself: a mask ``(3, 2, 4, 5)`` broadcasts *with* scores
+    ``(2, 4, 5)`` but would add a dimension, so it is refused like one that does not broadcast.
+
     ``target_text`` names the target's letters in the message, e.g. ``"(N, H, L, S)"``.
     """
     tensor(mask, name, where)
@@ -94,13 +96,15 @@ def broadcastable_mask(
             f"added to the scores, got dtype {mask.dtype}"
         )
     try:
-        torch.broadcast_shapes(mask.shape, tuple(target))
+        grows = torch.broadcast_shapes(mask.shape, tuple(target)) != torch.Size(target)
     except RuntimeError:
+        grows = True
+    if grows:  # it does not broadcast, or broadcasting would add or widen a dimension
         letters = f" {target_text}" if target_text else ""
         raise ValueError(
             f"{prefix(where)}{name} of shape {shape(mask)} does not broadcast to the scores' "
             f"shape{letters} = {shape(tuple(target))}"
-        ) from None
+        )
     return mask
 
 
@@ -111,21 +115,3 @@ def resolve_scale(scale, E: int, where: str | None = None) -> float:
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
         raise ValueError(f"{prefix(where)}scale must be a finite number (or None), got {scale!r}")
     return float(scale)
-
-
-def mask_for_scores(
-    mask, target: Sequence[int], name: str, where: str | None = None, *, target_text: str = ""
-) -> torch.Tensor:
-    """:func:`broadcastable_mask`, and the broadcast must not grow ``target``.
-
-    A mask ``(3, 2, 4, 5)`` broadcasts *with* scores ``(2, 4, 5)`` but would add a dimension; this
-    check refuses it, with the same message as a mask that does not broadcast at all.
-    """
-    broadcastable_mask(mask, target, name, where, target_text=target_text)
-    if torch.broadcast_shapes(mask.shape, tuple(target)) != torch.Size(target):
-        letters = f" {target_text}" if target_text else ""
-        raise ValueError(
-            f"{prefix(where)}{name} of shape {shape(mask)} does not broadcast to the scores' "
-            f"shape{letters} = {shape(tuple(target))}"
-        )
-    return mask

@@ -88,7 +88,7 @@ def check_attention_inputs(
                 f"PyTorch); to combine a causal mask with another, use "
                 f"attnlib.masks.combine(causal_mask(L, S), mask)"
             )
-        _checks.mask_for_scores(
+        _checks.broadcastable_mask(
             attn_mask, score_shape, "attn_mask", where,
             target_text=f"(N, ..., L, S) of query {shape(query)} and key {shape(key)}",
         )
@@ -160,7 +160,7 @@ def _check_softmax_mask(mask, scores: torch.Tensor) -> None:
     """A mask for :func:`masked_softmax`, with a hint for the commonest mix-up of shapes."""
     _checks.tensor(mask, "mask", "masked_softmax")
     try:
-        _checks.mask_for_scores(mask, scores.shape, "mask", "masked_softmax")
+        _checks.broadcastable_mask(mask, scores.shape, "mask", "masked_softmax")
     except ValueError as err:
         if mask.dim() == 4 and mask.shape[1:3] == (1, 1):
             raise ValueError(

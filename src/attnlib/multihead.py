@@ -61,7 +61,8 @@ def merge_masks(
     """
     parts: list[torch.Tensor] = []
     if attend_mask is not None:
-        _checks.broadcastable_mask(attend_mask, (N, 1, L, S), "attend_mask", where)
+        heads = attend_mask.size(-3) if attend_mask.dim() >= 3 else 1  # H is not known here
+        _checks.broadcastable_mask(attend_mask, (N, heads, L, S), "attend_mask", where)
         parts.append(attend_mask)
     if token_mask is not None:
         _checks.tensor(token_mask, "token_mask", where)
@@ -241,7 +242,7 @@ class MultiHeadAttention(nn.Module):
             attend_mask = padding if attend_mask is None else combine(attend_mask, padding)
         if attend_mask is not None:
             try:
-                _checks.mask_for_scores(
+                _checks.broadcastable_mask(
                     attend_mask, (N, H, L, S), "attend_mask", where, target_text="(N, H, L, S)"
                 )
             except ValueError as err:
