@@ -162,14 +162,6 @@ def test_determinism_for_a_seed():
     assert not torch.equal(a(src, lengths, tgt)[0], c(src, lengths, tgt)[0])
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train fastest on one thread (two threads crawl on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _tiny_task():
     pairs = toy.reversal_pairs(300, [2, 3, 4], alphabet="abcdef", seed=0)

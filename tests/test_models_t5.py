@@ -310,14 +310,6 @@ def test_shift_right():
     assert shift_right(tgt, 1).tolist() == [[1, 7, 8], [1, 9, 2]]
 
 
-@pytest.fixture
-def one_thread():
-    # Tiny models on a busy machine crawl with several threads (DESIGN.md): use one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def test_training_learns_to_copy(one_thread):
     model = tiny()
