@@ -15,6 +15,7 @@ The helpers below are what the checks share.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Sequence
 
@@ -33,6 +34,9 @@ __all__ = [
     "passed",
     "call_answer",
     "cases_generator",
+    "is_unfilled",
+    "checks",
+    "ops_called",
 ]
 
 _CHAPTERS = {
@@ -105,6 +109,71 @@ def call_answer(fn: Callable, what: str, *args: torch.Tensor | None, **kwargs):
 def passed(message: str) -> None:
     """Print the confirmation a correct answer gets."""
     print(f"Correct: {message}")
+
+
+def _template(*args, **kwargs):
+    ...
+
+
+def _documented_template(*args, **kwargs):
+    """A template with a docstring."""
+    ...
+
+
+_TEMPLATE_CODES = {_template.__code__.co_code, _documented_template.__code__.co_code}
+
+
+def is_unfilled(fn: Callable) -> bool:
+    """True when ``fn`` is still a learner's template: a body of ``...`` (or ``pass``), perhaps
+    under a docstring, and nothing else. Such a function only returns ``None``; its bytecode is
+    that of :func:`_template`, whatever its parameters."""
+    code = getattr(fn, "__code__", None)
+    return code is not None and code.co_code in _TEMPLATE_CODES
+
+
+def checks(solution: Callable) -> Callable[[Callable], Callable]:
+    """Decorate a ``check_*`` function so that an unfilled template is not an error.
+
+    Each exercise in a chapter gives the learner a template (the signature and ``...``) and a
+    cell that checks it. Until the template is filled in, the check says so and runs on the
+    reference ``solution`` instead, so the chapter executes top to bottom (and nbval checks the
+    check). Any other answer is checked as given.
+    """
+
+    def wrap(check: Callable) -> Callable:
+        @functools.wraps(check)
+        def run(fn: Callable, *args, **kwargs):
+            if is_unfilled(fn):
+                print(
+                    f"`{fn.__name__}` is still the template (its body is `...`): fill it in and "
+                    f"run this cell again. Meanwhile, the reference solution `{solution.__name__}`:"
+                )
+                fn = solution
+            return check(fn, *args, **kwargs)
+
+        run.solution = solution
+        return run
+
+    return wrap
+
+
+def ops_called(fn: Callable, *args, **kwargs) -> tuple[object, set[str]]:
+    """Run ``fn(*args, **kwargs)`` and return ``(result, names)``: the names of the ATen operators
+    it ran (``"_softmax"``, ``"exp"``, ``"bmm"``...), overloads stripped. A check uses it to refuse
+    a shortcut the exercise rules out (``torch.softmax`` in a softmax written from ``exp``,
+    ``sum`` and ``max``), the same on every device."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    names: set[str] = set()
+
+    class _Log(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            names.add(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with _Log():
+        result = fn(*args, **kwargs)
+    return result, names
 
 
 def __getattr__(name: str):
