@@ -64,7 +64,9 @@ def test_the_pattern_finds_typed_numbers_and_spares_references():
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_chapters_refer_to_chapters_by_label(nb):
-    found = [f"cell {i}: {hit!r}" for i, src in _markdown_cells(nb) for hit in _literal_numbers(src)]
+    found = [
+        f"cell {i}: {hit!r}" for i, src in _markdown_cells(nb) for hit in _literal_numbers(src)
+    ]
     assert not found, (
         f"{nb.name} types chapter or section numbers; use {{numref}}`Chapter %s <ch-...>`, "
         f"{{ref}} or {{doc}} instead: " + "; ".join(found)
@@ -131,3 +133,63 @@ def test_each_citation_label_names_one_paper():
             clashes.append(f"{seen[label]} and {key} both read '{label}'")
         seen[label] = key
     assert not clashes, "give the later one a year suffix (2020a, 2020b): " + "; ".join(clashes)
+
+
+# --- the errata page quotes the chapters, so its numbers must be the chapters' --------------------
+
+ERRATA = ROOT / "book" / "errata.md"
+_YEAR = re.compile(r"\((?:19|20)\d\d[ab]?\)|(?:19|20)\d\d[ab]?\b")
+_NUMBER = re.compile(r"(?<![\w$^_{.])\d[\d,]*(?:\.\d+)?(?![\w}])")
+
+
+def _chapter_of_each_label() -> dict[str, Path]:
+    found = {}
+    for nb in NOTEBOOKS:
+        for _, src in _markdown_cells(nb):
+            for label in re.findall(r"^\(([\w-]+)\)=", src, flags=re.MULTILINE):
+                found[label] = nb
+    return found
+
+
+def _errata_rows() -> list[tuple[str, str]]:
+    """(what holds, label) for every row of the errata table."""
+    rows = re.split(r"\n\* - ", ERRATA.read_text(encoding="utf-8"))[2:]  # after the header row
+    out = []
+    for row in rows:
+        columns = row.split("\n  - ")
+        labels = re.findall(r"<?(errata-[\w-]+)>?`", columns[-1])
+        assert len(columns) == 3 and len(labels) == 1, f"malformed errata row: {row[:80]!r}"
+        out.append((columns[1], labels[0]))
+    return out
+
+
+def _chapter_text(nb: Path) -> str:
+    """Everything a chapter states in code and prints: sources and stored text outputs."""
+    parts = []
+    for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
+        parts.append("".join(cell["source"]))
+        for out in cell.get("outputs", []):
+            parts.append("".join(out.get("text", "")))
+            parts.append("".join(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(parts)
+
+
+def test_every_errata_row_links_to_a_chapter_cell():
+    chapters = _chapter_of_each_label()
+    missing = [label for _, label in _errata_rows() if label not in chapters]
+    assert not missing, f"errata rows link to labels no chapter defines: {missing}"
+
+
+@pytest.mark.parametrize("holds,label", _errata_rows(), ids=[lab for _, lab in _errata_rows()])
+def test_errata_numbers_are_the_chapters_numbers(holds, label):
+    """A figure the errata page quotes (2,734,720 parameters, 37 %) must be one the linked
+    chapter computes or prints: when a chapter's result changes, the page cannot keep the old."""
+    chapter = _chapter_of_each_label().get(label)
+    if chapter is None:
+        pytest.skip(f"{label} is not defined yet (test_every_errata_row_links_to_a_chapter_cell)")
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", _chapter_text(chapter))  # 2,734,720 -> 2734720
+    # Formulas and the years of citations are not figures.
+    prose = _YEAR.sub("", re.sub(r"\$[^$]*\$", "", holds))
+    figures = {n.replace(",", "") for n in _NUMBER.findall(prose)}
+    stale = sorted(n for n in figures if not (n.isdigit() and int(n) < 10) and n not in text)
+    assert not stale, f"the errata row for {label} quotes {stale}; {chapter.name} never prints them"
