@@ -145,3 +145,88 @@ def test_factorised_reference_counts_the_modules_parameters():
     table, projection = torch.nn.Embedding(100, 8), torch.nn.Linear(8, 32)
     held = sum(p.numel() for m in (table, projection) for p in m.parameters())
     assert count(100, 8, 32) == held
+
+
+# --- The template convention --------------------------------------------------------------------
+
+
+def test_a_template_is_routed_to_the_reference_solution(capsys):
+    def my_mean_pool(hidden, mask):
+        """Average of the real tokens' vectors."""
+        ...  # your code here
+
+    def my_previous_token_score(weights): ...
+
+    def my_factorised_parameters(vocab_size, embed_size, d_model): ...
+
+    def my_test(encode, ids): ...
+
+    ex.check_mean_pool(my_mean_pool)
+    used = ex.check_previous_token_score(my_previous_token_score)
+    ex.check_factorised_embedding_parameters(my_factorised_parameters)
+    tested = ex.check_sees_later_tokens(my_test)
+    out = capsys.readouterr().out
+    assert out.count("still the template") == 4 and out.count("Correct: ") == 4
+    assert used is ex.solution_previous_token_score and tested is ex.solution_sees_later_tokens
+
+
+def test_a_filled_answer_is_returned_for_the_cells_that_use_it():
+    def mine(weights):
+        return ex.solution_previous_token_score(weights) + 0.0
+
+    assert ex.check_previous_token_score(mine) is mine
+
+
+# --- Exercise 4: the test of "an encoder's earlier tokens see a later word" --------------------
+
+
+def _changed_last(ids):
+    changed = ids.clone()
+    changed[0, -1] = 1 if int(ids[0, -1]) != 1 else 2
+    return changed
+
+
+def test_sees_later_tokens_reference_passes(capsys):
+    assert ex.check_sees_later_tokens(ex.solution_sees_later_tokens) is (
+        ex.solution_sees_later_tokens
+    )
+    assert "right verdict on 5 encoders" in capsys.readouterr().out
+
+
+def test_sees_later_tokens_comparing_the_changed_position_fails():
+    def whole_sequence(encode, ids):
+        return not torch.allclose(encode(ids), encode(_changed_last(ids)))
+
+    with pytest.raises(ExerciseError, match="causal mask: expected False, got True; did you"):
+        ex.check_sees_later_tokens(whole_sequence)
+
+
+def test_sees_later_tokens_looking_only_next_door_fails():
+    def only_the_previous_position(encode, ids):
+        before, after = encode(ids), encode(_changed_last(ids))
+        return not torch.allclose(before[:, -2], after[:, -2])
+
+    with pytest.raises(ExerciseError, match="only position 0 may look ahead: expected True"):
+        ex.check_sees_later_tokens(only_the_previous_position)
+
+
+def test_sees_later_tokens_looking_only_at_the_first_position_fails():
+    def only_the_first_position(encode, ids):
+        before, after = encode(ids), encode(_changed_last(ids))
+        return not torch.allclose(before[:, 0], after[:, 0])
+
+    with pytest.raises(ExerciseError, match="one middle position may see the last token"):
+        ex.check_sees_later_tokens(only_the_first_position)
+
+
+def test_sees_later_tokens_a_non_bool_is_refused():
+    with pytest.raises(ExerciseError, match="expected a bool .* got Tensor"):
+        ex.check_sees_later_tokens(lambda encode, ids: encode(ids).sum())
+
+
+def test_sees_later_tokens_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    ex.check_sees_later_tokens(ex.solution_sees_later_tokens)
+    assert torch.equal(torch.rand(3), expected)

@@ -151,3 +151,48 @@ def test_checks_leave_global_random_state_alone():
     ex.check_rollout(rollout)
     ex.check_zero_heads(zero_heads)
     assert torch.equal(before, torch.random.get_rng_state())
+
+
+# ------------------------------------------------------------------------------------------------
+# The template convention and Exercise 3 (a test of "the largest weight contributes most")
+# ------------------------------------------------------------------------------------------------
+
+
+def test_templates_are_routed_to_the_reference_solutions(capsys):
+    def rollout(attentions):
+        """Attention rollout, (layers, N, H, L, L) -> (N, L, L)."""
+        ...  # your code here
+
+    def zero_heads(x, heads, num_heads): ...
+
+    def largest_weight_is_largest_contribution(weights, values): ...
+
+    ex.check_rollout(rollout)
+    used = ex.check_zero_heads(zero_heads)
+    tested = ex.check_largest_weight_is_largest_contribution(largest_weight_is_largest_contribution)
+    out = capsys.readouterr().out
+    assert out.count("still the template") == 3 and out.count("Correct:") == 3
+    assert used is ex.solution_zero_heads
+    assert tested is ex.solution_largest_weight_is_largest_contribution
+
+
+def test_contribution_reference_passes(capsys):
+    solution = ex.solution_largest_weight_is_largest_contribution
+    assert ex.check_largest_weight_is_largest_contribution(solution) is solution
+    assert "right verdict on 4 heads" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("shortcut", "named"),
+    [
+        (lambda w, v: bool(w.argmax(-1)[0] == (w * v.norm(dim=-1)).argmax(-1)[0]),
+         "check every query"),
+        (lambda w, v: torch.equal(w.argmax(-1), v.norm(dim=-1).argmax().expand(w.size(0))),
+         "equal length"),
+        (lambda w, v: bool(w.max() > 0), "a sink"),
+        (lambda w, v: torch.equal(w.argmax(-1), w.argmax(-1)), "a sink: weight 0.7 on key 0"),
+    ],
+)
+def test_contribution_shortcuts_fail(shortcut, named):
+    with pytest.raises(ExerciseError, match=named):
+        ex.check_largest_weight_is_largest_contribution(shortcut)

@@ -203,3 +203,61 @@ def test_attention_wrong_shapes_and_types():
             1].transpose(-2, -1)),
         r"weights: expected shape \(2, 3, 4, 6\), got shape \(2, 3, 6, 4\)",
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# The template convention and Exercise 4 (a test of "the bias depends only on j - i")
+# ------------------------------------------------------------------------------------------------
+
+
+def test_templates_are_routed_to_the_reference_solutions(capsys):
+    def my_bucket(relative_position, bidirectional=True, num_buckets=32, max_distance=128):
+        """The bucket of each distance j - i."""
+        ...  # your code here
+
+    def my_bias(table, L, S, bidirectional=True, max_distance=128): ...
+
+    def my_t5_attention(query, key, value, bias, mask=None): ...
+
+    def depends_only_on_offset(bias): ...
+
+    ex.check_relative_position_bucket(my_bucket)
+    ex.check_relative_bias(my_bias)
+    ex.check_t5_attention(my_t5_attention)
+    used = ex.check_depends_only_on_offset(depends_only_on_offset)
+    out = capsys.readouterr().out
+    assert out.count("still the template") == 4 and out.count("Correct: ") == 4
+    assert used is ex.solution_depends_only_on_offset
+
+
+def test_offset_reference_passes_and_holds_for_the_library_bias(capsys):
+    from attnlib.positional import RelativePositionBias
+
+    assert ex.check_depends_only_on_offset(ex.solution_depends_only_on_offset) is (
+        ex.solution_depends_only_on_offset
+    )
+    assert "right verdict on 5 biases" in capsys.readouterr().out
+    torch.manual_seed(0)
+    with torch.no_grad():
+        bias = RelativePositionBias(num_heads=2, bidirectional=True)(9)  # (1, 2, 9, 9)
+        assert ex.solution_depends_only_on_offset(bias)
+
+
+@pytest.mark.parametrize(
+    ("shortcut", "named"),
+    [
+        (lambda b: bool((b[0, 0, 0, :-1] == b[0, 0, 1, 1:]).all()), "not only the first row"),
+        (lambda b: torch.equal(b[0, 0, 1:, 1:], b[0, 0, :-1, :-1]), "not only head 0"),
+        (lambda b: torch.equal(b, b.transpose(-1, -2)), "T5's bias, L = S = 8, 3 heads"),
+        (lambda b: bool((b.diff(dim=-1)[..., 1:, :] == b.diff(dim=-1)[..., :-1, :]).all()),
+         "T5's bias, L = S = 8"),
+    ],
+)
+def test_offset_shortcuts_fail(shortcut, named):
+    with pytest.raises(ExerciseError, match=named):
+        ex.check_depends_only_on_offset(shortcut)
+
+
+def test_offset_a_non_bool_is_refused():
+    with pytest.raises(ExerciseError, match="expected a bool"):
+        ex.check_depends_only_on_offset(lambda b: b[..., 1:, 1:] == b[..., :-1, :-1])

@@ -1,6 +1,6 @@
 """Self-checks for the chapter "BERT: attention in both directions".
 
-Three exercises, each with a reference solution and a check:
+Four exercises, each with a reference solution and a check:
 
 * :func:`solution_mean_pool`, :func:`check_mean_pool` -- a sentence vector: the average of the
   real tokens' vectors, padding left out;
@@ -8,11 +8,15 @@ Three exercises, each with a reference solution and a check:
   attends from every token to the token just before it (the measure that finds MiniLM's
   previous-token head);
 * :func:`solution_factorised_embedding_parameters`, :func:`check_factorised_embedding_parameters`
-  -- how many parameters ALBERT's factorised embedding holds.
+  -- how many parameters ALBERT's factorised embedding holds;
+* :func:`solution_sees_later_tokens`, :func:`check_sees_later_tokens` -- a test of the chapter's
+  claim that an encoder's earlier tokens depend on a later word: the check runs the learner's test
+  on encoders where the claim holds and on encoders where it does not.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
-then values).
+then values). While an answer is still the template (its body is ``...``), a check says so and
+runs the reference solution instead (see :func:`attnlib.exercises.checks`).
 
 Shape legend (see the notation page): N batch, H heads, L length, D model size.
 """
@@ -23,7 +27,7 @@ from collections.abc import Callable
 
 import torch
 
-from . import call_answer, cases_generator, passed
+from . import call_answer, cases_generator, checks, passed
 from ._compare import ExerciseError, expect_close
 
 __all__ = [
@@ -33,6 +37,8 @@ __all__ = [
     "check_previous_token_score",
     "solution_factorised_embedding_parameters",
     "check_factorised_embedding_parameters",
+    "solution_sees_later_tokens",
+    "check_sees_later_tokens",
 ]
 
 
@@ -53,6 +59,7 @@ def solution_mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return (hidden * m).sum(dim=1) / m.sum(dim=1)  # (N, D)
 
 
+@checks(solution_mean_pool)
 def check_mean_pool(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """Check mean pooling: each sentence's vector is the mean of its real tokens' vectors.
 
@@ -108,7 +115,10 @@ def solution_previous_token_score(weights: torch.Tensor) -> torch.Tensor:
     return weights[:, i, i - 1].mean(dim=-1)  # (H,)
 
 
-def check_previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+@checks(solution_previous_token_score)
+def check_previous_token_score(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """Check a previous-token score: for each head, the mean weight from token ``i`` to ``i - 1``.
 
     The score of head ``h`` is the average, over the queries ``i = 1 .. L-1``, of
@@ -118,6 +128,9 @@ def check_previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> No
     Args:
         fn: takes ``weights`` ``(H, L, L)`` (each row a distribution over keys) and returns
             ``(H,)``.
+
+    Returns:
+        The function that passed: ``fn``, or the reference solution while ``fn`` is the template.
 
     Raises:
         ExerciseError: on a wrong type, shape or value, or when the function crashes.
@@ -148,6 +161,7 @@ def check_previous_token_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> No
         f"previous-token scores match on {len(cases)} cases: the perfect head scores 1, the "
         "next-token and self heads 0, the uniform head 1/L."
     )
+    return fn
 
 
 # --- Exercise 3: the factorised embedding -------------------------------------------------------
@@ -169,6 +183,7 @@ def solution_factorised_embedding_parameters(vocab_size: int, embed_size: int, d
     return table + projection
 
 
+@checks(solution_factorised_embedding_parameters)
 def check_factorised_embedding_parameters(fn: Callable[[int, int, int], int]) -> None:
     """Check a count of the parameters of a factorised embedding.
 
@@ -211,3 +226,125 @@ def check_factorised_embedding_parameters(fn: Callable[[int, int, int], int]) ->
         f"a factorised embedding with vocab_size = {vocab_size:,}, embed_size = {embed_size}, "
         f"d_model = {d_model} holds {count:,} parameters instead of {vocab_size * d_model:,}."
     )
+
+
+# --- Exercise 4: test the claim "an encoder's earlier tokens see a later word" ------------------
+
+
+def solution_sees_later_tokens(
+    encode: Callable[[torch.Tensor], torch.Tensor], ids: torch.Tensor
+) -> bool:
+    """Exercise 4's reference solution: does a later token reach the vectors of earlier ones?
+
+    Changes the last token of ``ids`` and compares the vectors of every *earlier* position (the
+    changed position itself always changes, so it proves nothing).
+
+    Args:
+        encode: maps token ids ``(1, L)`` to vectors ``(1, L, D)``.
+        ids: ``(1, L)`` token ids, ``L >= 2``.
+
+    Returns:
+        True when some position before the last one gets a different vector.
+    """
+    changed = ids.clone()
+    changed[0, -1] = 1 if int(ids[0, -1]) != 1 else 2  # another token id in the last place
+    before, after = encode(ids), encode(changed)  # (1, L, D) each
+    return not torch.allclose(before[:, :-1], after[:, :-1])  # earlier positions only
+
+
+class _Stack(torch.nn.Module):
+    """A tiny encoder for the check's cases: embeddings, one attnlib encoder layer (so a token's
+    information moves only as far as the mask lets it in one step), and an ``(L, L)`` boolean mask
+    (True = may attend) that decides who sees whom."""
+
+    def __init__(self, seed: int, D: int = 16, vocab_size: int = 20) -> None:
+        from ..layers import TransformerEncoderLayer
+
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):  # the learner's random state is left alone
+            torch.manual_seed(seed)
+            self.embed = torch.nn.Embedding(vocab_size, D)
+            self.layers = torch.nn.ModuleList(
+                TransformerEncoderLayer(D, 2, 2 * D, dropout=0.0) for _ in range(1)
+            )
+
+    @torch.no_grad()
+    def run(self, ids: torch.Tensor, attend: torch.Tensor | None) -> torch.Tensor:
+        x = self.embed(ids)  # (1, L, D)
+        for layer in self.layers:
+            x = layer(x, src_attend_mask=attend)  # (1, L, D); attend None: all may attend
+        return x  # (1, L, D)
+
+
+def _encoders(L: int) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor], bool, str]]:
+    """(name, encode, does the claim hold, what a wrong verdict usually means)."""
+    stack = _Stack(seed=4)
+    causal = torch.ones(L, L, dtype=torch.bool).tril()  # (L, L)
+    first_sees_all = causal.clone()
+    first_sees_all[0] = True  # only position 0 may look ahead
+    middle_sees_last = causal.clone()
+    middle_sees_last[L // 2, -1] = True  # one middle position may see the last token
+    own = torch.eye(L, dtype=torch.bool)  # (L, L): every token sees only itself
+    return [
+        ("a bidirectional encoder (padding mask only)", lambda i: stack.run(i, None), True,
+         "every position sees the last token here, so an earlier vector must change"),
+        ("the same encoder with a causal mask", lambda i: stack.run(i, causal), False,
+         "did you compare the last position too? It holds the changed token itself, so it "
+         "always changes; compare the positions before it"),
+        ("an encoder in which only position 0 may look ahead",
+         lambda i: stack.run(i, first_sees_all), True,
+         "position 0 sees the last token: look at every earlier position, not only the one "
+         "just before the change"),
+        ("an encoder in which one middle position may see the last token",
+         lambda i: stack.run(i, middle_sees_last), True,
+         f"position {L // 2} sees the last token: compare every earlier position"),
+        ("an encoder in which every token sees only itself", lambda i: stack.run(i, own), False,
+         "no token sees any other here, so only the changed position may change"),
+    ]
+
+
+@checks(solution_sees_later_tokens)
+def check_sees_later_tokens(
+    fn: Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor], bool],
+) -> Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor], bool]:
+    """Check a test of the claim "in an encoder, a later word changes the earlier tokens' vectors".
+
+    The answer is called as ``fn(encode, ids)`` on small encoders whose masks are known: some let
+    an earlier position see the last token (the claim holds), some do not. A test must say True
+    for the first kind and False for the second.
+
+    Args:
+        fn: takes ``encode`` (token ids ``(1, L)`` -> vectors ``(1, L, D)``) and ``ids``
+            ``(1, L)`` and returns a bool: True when changing the last token changes the vector
+            of some earlier position.
+
+    Returns:
+        The test that passed: ``fn``, or the reference solution while ``fn`` is the template.
+
+    Raises:
+        ExerciseError: when the test gives the wrong verdict on one of the encoders, returns
+            something other than a bool, or crashes.
+
+    See the chapter's section "Bidirectional: every token sees both sides".
+    """
+    L = 7
+    ids = torch.randint(3, 20, (1, L), generator=cases_generator(44))  # (1, L)
+    encoders = _encoders(L)
+    for name, encode, holds, why in encoders:
+        what = f"your test on {name}"
+        got = call_answer(lambda i, enc=encode: fn(enc, i), what, ids)
+        if isinstance(got, torch.Tensor) and got.numel() == 1 and got.dtype == torch.bool:
+            got = bool(got)
+        if not isinstance(got, bool):
+            raise ExerciseError(
+                f"{what}: expected a bool (does a later token reach an earlier one?), got "
+                f"{type(got).__name__}"
+            )
+        if got != holds:
+            raise ExerciseError(f"{what}: expected {holds}, got {got}; {why}")
+    passed(
+        f"your test gives the right verdict on {len(encoders)} encoders: True where an "
+        "earlier position may see the last token, False under a causal mask and when each token "
+        "sees only itself."
+    )
+    return fn

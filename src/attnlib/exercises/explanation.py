@@ -1,19 +1,24 @@
 """Self-checks for the chapter "Attention is not explanation".
 
-Two exercises, each with a reference solution and a check:
+Three exercises, each with a reference solution and a check:
 
 * :func:`solution_rollout`, :func:`check_rollout` -- attention rollout (Abnar & Zuidema, 2020):
   average the heads, mix in the identity for the residual connection, renormalise the rows,
   multiply through the layers;
 * :func:`solution_zero_heads`, :func:`check_zero_heads` -- the heart of a head-ablation hook:
   given the heads' outputs side by side, ``(N, L, H*E)``, return a copy with chosen heads' slices
-  set to zero.
+  set to zero;
+* :func:`solution_largest_weight_is_largest_contribution`,
+  :func:`check_largest_weight_is_largest_contribution` -- a test of the claim "the key with the
+  largest weight contributes the most": the check runs the learner's test on cases where the
+  claim holds and on cases where it fails.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
 then values). When a wrong answer matches a classic mistake (no residual, the layers multiplied in
 the wrong order, rows not renormalised, heads taken as interleaved features...), the message names
-it.
+it. While an answer is still the template (its body is ``...``), a check says so and runs the
+reference solution instead (see :func:`attnlib.exercises.checks`).
 
 Shape legend (see the notation page): N batch, H heads, L length, E size per head; ``layers`` is
 the number of layers.
@@ -26,10 +31,17 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .._checks import shape
-from . import call_answer, cases_generator, passed
+from . import call_answer, cases_generator, checks, passed
 from ._compare import ExerciseError, diagnose, expect_close
 
-__all__ = ["solution_rollout", "check_rollout", "solution_zero_heads", "check_zero_heads"]
+__all__ = [
+    "solution_rollout",
+    "check_rollout",
+    "solution_zero_heads",
+    "check_zero_heads",
+    "solution_largest_weight_is_largest_contribution",
+    "check_largest_weight_is_largest_contribution",
+]
 
 
 # --- exercise 1: attention rollout ----------------------------------------------------------------
@@ -80,6 +92,7 @@ def _rollout_cases() -> list[tuple[str, torch.Tensor]]:
     ]
 
 
+@checks(solution_rollout)
 def check_rollout(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """Check ``fn(attentions) -> rollout``: attention rollout with averaged heads.
 
@@ -170,12 +183,17 @@ def _zero_interleaved(x: torch.Tensor, heads: Sequence[int], num_heads: int) -> 
     return y.flatten(-2)  # (N, L, H*E)
 
 
-def check_zero_heads(fn: Callable[[torch.Tensor, list[int], int], torch.Tensor]) -> None:
+@checks(solution_zero_heads)
+def check_zero_heads(
+    fn: Callable[[torch.Tensor, list[int], int], torch.Tensor],
+) -> Callable[[torch.Tensor, list[int], int], torch.Tensor]:
     """Check ``fn(x, heads, num_heads) -> y``: zero chosen heads' slices of ``(N, L, H*E)``.
 
     ``x`` is what a multi-head attention passes to its output projection: the H heads' outputs
     side by side, head ``h`` in features ``h*E`` to ``(h+1)*E - 1``. The answer returns a new
     tensor equal to ``x`` except that the listed heads' features are 0, and leaves ``x`` as it was.
+    Returns the function that passed: ``fn``, or the reference solution while ``fn`` is the
+    template.
     """
     g = cases_generator(12)
     x = torch.randn(2, 3, 12, generator=g)  # (N, L, H*E) with H = 4, E = 3
@@ -223,3 +241,100 @@ def check_zero_heads(fn: Callable[[torch.Tensor, list[int], int], torch.Tensor])
         f"your function zeroes exactly the chosen heads' slices on {len(cases)} cases and leaves "
         "its input alone."
     )
+    return fn
+
+
+# --- exercise 3: test the claim "the largest weight is the largest contribution" ----------------
+
+
+def solution_largest_weight_is_largest_contribution(
+    weights: torch.Tensor, values: torch.Tensor
+) -> bool:
+    """Exercise 3's reference solution: does each query's top-weighted key also contribute most?
+
+    Query ``i``'s output is ``sum_j w_ij v_j``; key ``j`` contributes the vector ``w_ij v_j``, of
+    length ``w_ij * |v_j|`` {Kobayashi et al., 2020}. The claim holds for this head when, for
+    every query, the key with the largest weight is the key with the longest contribution.
+
+    Args:
+        weights: ``(L, S)``, one head's weights, each row a distribution over the keys.
+        values: ``(S, Ev)``, that head's value vectors.
+
+    Returns:
+        True when the claim holds for every query.
+    """
+    contribution = weights * values.norm(dim=-1)  # (L, S): |w_ij v_j| = w_ij |v_j|
+    return torch.equal(weights.argmax(dim=-1), contribution.argmax(dim=-1))  # (L,) each
+
+
+def _contribution_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, bool, str]]:
+    """(what, weights (L, S), values (S, Ev), does the claim hold, what a wrong verdict means)."""
+    g = cases_generator(13)
+    L, S, Ev = 5, 6, 4
+    weights = torch.softmax(2 * torch.randn(L, S, generator=g), dim=-1)  # (L, S)
+    unit = torch.nn.functional.normalize(torch.randn(S, Ev, generator=g), dim=-1)  # (S, Ev)
+    sink = torch.full((L, S), 0.3 / (S - 1))
+    sink[:, 0] = 0.7  # every query puts 0.7 on key 0 ...
+    short_sink = unit.clone()
+    short_sink[0] *= 0.05  # ... whose value vector is short, as [CLS]'s is in MiniLM
+    one_row = torch.eye(L, S) * 0.5 + 0.5 / S  # (L, S): query i's top key is key i
+    lengths = torch.ones(S)
+    lengths[L - 1] = 0.1  # only the last query's top key has a short value
+    last_row_fails = unit * lengths[:, None]  # (S, Ev)
+    long_elsewhere = unit * torch.tensor([1.0, 1.5, 1.0, 1.0, 1.0, 1.0])[:, None]  # key 1 longest
+    return [
+        ("6 keys with values of equal length", weights, unit, True,
+         "when every value has the same length, the contributions are ordered like the weights"),
+        ("a sink: weight 0.7 on key 0, whose value is 20 times shorter", sink, short_sink, False,
+         "key 0 gets the largest weight but contributes 0.7 * 0.05 = 0.035, less than the 0.06 "
+         "of any other key: weigh each key's value length, w_ij * |v_j|"),
+        ("a head whose top key has a short value for the last query only", one_row,
+         last_row_fails, False,
+         "the claim fails for the last query: check every query, not only the first"),
+        ("top keys 0..4 on the diagonal, key 1's value 1.5 times longer", one_row,
+         long_elsewhere, True,
+         "key 1's value is the longest, but with weight 0.58 against 0.08 each query's top key "
+         "still contributes most: compare the contributions w_ij * |v_j|, not the value lengths "
+         "alone"),
+    ]
+
+
+@checks(solution_largest_weight_is_largest_contribution)
+def check_largest_weight_is_largest_contribution(
+    fn: Callable[[torch.Tensor, torch.Tensor], bool],
+) -> Callable[[torch.Tensor, torch.Tensor], bool]:
+    """Check a test of the claim "in this head, the key with the largest weight contributes most".
+
+    The answer is called as ``fn(weights, values)`` on heads where the claim holds and on heads
+    where it fails (a sink whose value vector is short, a failure in one query only); it must
+    return True for the first and False for the others.
+
+    Args:
+        fn: takes one head's ``weights`` ``(L, S)`` and ``values`` ``(S, Ev)`` and returns a
+            bool: True when, for every query, the key with the largest weight is the key whose
+            contribution ``w_ij v_j`` is longest.
+
+    Returns:
+        The test that passed: ``fn``, or the reference solution while ``fn`` is the template.
+
+    Raises:
+        ExerciseError: when the test gives a wrong verdict, returns something other than a bool,
+            or crashes.
+    """
+    cases = _contribution_cases()
+    for what, weights, values, holds, why in cases:
+        got = call_answer(fn, f"your test on {what}", weights, values)
+        if isinstance(got, torch.Tensor) and got.numel() == 1 and got.dtype == torch.bool:
+            got = bool(got)
+        if not isinstance(got, bool):
+            raise ExerciseError(
+                f"your test on {what}: expected a bool (does the top-weighted key contribute "
+                f"most?), got {type(got).__name__}"
+            )
+        if got != holds:
+            raise ExerciseError(f"your test on {what}: expected {holds}, got {got}; {why}")
+    passed(
+        f"your test gives the right verdict on {len(cases)} heads, including a sink whose short "
+        "value makes its large weight a small contribution."
+    )
+    return fn

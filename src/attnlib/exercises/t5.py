@@ -1,6 +1,6 @@
 """Self-checks for the chapter "T5: an encoder–decoder with relative positions".
 
-Three exercises, each with a reference solution and a check:
+Four exercises, each with a reference solution and a check:
 
 * :func:`solution_relative_position_bucket`, :func:`check_relative_position_bucket` -- T5's
   bucket of a relative position ``j - i``;
@@ -8,13 +8,17 @@ Three exercises, each with a reference solution and a check:
   built from a table of learned values, one per bucket and head;
 * :func:`solution_t5_attention`, :func:`check_t5_attention` -- attention as T5 runs it: no
   ``1/sqrt(E)``, the position bias added to the scores, a boolean mask (True = may attend), zeros
-  for a query with no allowed key.
+  for a query with no allowed key;
+* :func:`solution_depends_only_on_offset`, :func:`check_depends_only_on_offset` -- a test of the
+  chapter's claim that the bias depends only on ``j - i``: the check runs the learner's test on
+  biases for which the claim holds and on near misses for which it does not.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
 then values). When a wrong answer matches a classic mistake (``i - j`` instead of ``j - i``, no
 clamp on the last bucket, a scale T5 does not use, the bias forgotten, an inverted mask...), the
-message names it.
+message names it. While an answer is still the template (its body is ``...``), a check says so and
+runs the reference solution instead (see :func:`attnlib.exercises.checks`).
 
 Shape legend (see the notation page): N batch, H heads, L query length, S key length, E query/key
 size, Ev value size.
@@ -29,7 +33,7 @@ import torch
 
 from .._checks import shape
 from ..attention import scaled_dot_product_attention
-from . import call_answer, cases_generator, passed, unpack
+from . import call_answer, cases_generator, checks, passed, unpack
 from ._compare import ExerciseError, diagnose, expect_close, expect_tensor
 
 __all__ = [
@@ -39,6 +43,8 @@ __all__ = [
     "check_relative_bias",
     "solution_t5_attention",
     "check_t5_attention",
+    "solution_depends_only_on_offset",
+    "check_depends_only_on_offset",
 ]
 
 
@@ -99,6 +105,7 @@ def solution_relative_position_bucket(
     return buckets + torch.where(distance < max_exact, distance, large)
 
 
+@checks(solution_relative_position_bucket)
 def check_relative_position_bucket(fn: Callable[..., torch.Tensor]) -> None:
     """Check a function that puts relative positions into T5's buckets.
 
@@ -222,6 +229,7 @@ def solution_relative_bias(
     return table[buckets].permute(2, 0, 1)[None]  # (L, S, H) -> (1, H, L, S)
 
 
+@checks(solution_relative_bias)
 def check_relative_bias(fn: Callable[..., torch.Tensor]) -> None:
     """Check a function that turns a table of learned values into T5's bias matrix.
 
@@ -329,6 +337,7 @@ def _attention_variant(q, k, v, bias, mask, *, scale=1.0, use_bias=True, invert=
     return (weights @ v.double()).float(), weights.float()
 
 
+@checks(solution_t5_attention)
 def check_t5_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
     """Check attention as T5 computes it: ``softmax(q k^T + bias)`` with a mask, no scale.
 
@@ -417,3 +426,95 @@ def check_t5_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> 
         f"T5's attention matches on {len(cases)} cases: no scale, the bias added to the scores, "
         "a boolean mask, and zeros for a query with no allowed key."
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 4: test the claim "the bias depends only on j - i"
+# ------------------------------------------------------------------------------------------------
+
+
+def solution_depends_only_on_offset(bias: torch.Tensor) -> bool:
+    """Exercise 4's reference solution: is every diagonal of every head's bias constant?
+
+    Entry ``[0, h, i, j]`` depends only on ``j - i`` exactly when it equals entry
+    ``[0, h, i + 1, j + 1]`` wherever both exist: compare the matrix with itself shifted one
+    place down and to the right, in every head.
+
+    Args:
+        bias: ``(1, H, L, S)``.
+
+    Returns:
+        True when the bias of every head depends only on ``j - i``.
+    """
+    return torch.equal(bias[..., 1:, 1:], bias[..., :-1, :-1])  # (i, j) against (i + 1, j + 1)
+
+
+def _bias_cases() -> list[tuple[str, torch.Tensor, bool, str]]:
+    """(what, bias (1, H, L, S), does the claim hold, what a wrong verdict usually means)."""
+    g = cases_generator(40)
+    table = torch.randn(32, 3, generator=g)  # (num_buckets, H)
+    square = solution_relative_bias(table, 8, 8)  # (1, 3, 8, 8)
+    wide = solution_relative_bias(table, 5, 9, bidirectional=False)  # (1, 3, 5, 9)
+    corner = square.clone()
+    corner[0, 0, 6, 1] += 1.0  # one entry far from the first row and column, in head 0
+    head = square.clone()
+    head[0, 2] = torch.randn(8, 8, generator=g)  # head 2 depends on the absolute positions
+    rows = square + torch.arange(8.0)[:, None]  # (1, 3, 8, 8): a term that grows with i alone
+    return [
+        ("T5's bias, L = S = 8, 3 heads", square, True,
+         "every diagonal of this bias is constant in every head"),
+        ("T5's unidirectional bias, L = 5, S = 9", wide, True,
+         "a rectangular bias can depend only on j - i too: compare entries (i, j) and "
+         "(i + 1, j + 1), not the matrix with its transpose"),
+        ("T5's bias with entry (6, 1) of head 0 changed", corner, False,
+         "one entry far from the first row and the first column breaks its diagonal: compare "
+         "every pair (i, j), (i + 1, j + 1), not only the first row or the main diagonal"),
+        ("T5's bias with head 2 replaced by a random matrix", head, False,
+         "head 2 depends on the absolute positions: test every head, not only head 0"),
+        ("T5's bias plus a term that grows with the query's position i", rows, False,
+         "every entry of row i moved by i, so the diagonals are no longer constant: a test that "
+         "only looks at differences along a row misses it"),
+    ]
+
+
+@checks(solution_depends_only_on_offset)
+def check_depends_only_on_offset(
+    fn: Callable[[torch.Tensor], bool],
+) -> Callable[[torch.Tensor], bool]:
+    """Check a test of the claim "T5's bias depends only on ``j - i``".
+
+    The answer is called as ``fn(bias)`` on biases ``(1, H, L, S)`` for which the claim holds
+    (T5's, square and rectangular) and on near misses for which it does not (one entry changed
+    far from the first row, one head that depends on absolute positions, a term that grows with
+    the query's position). A test must say True for the first and False for the others.
+
+    Args:
+        fn: takes ``bias`` ``(1, H, L, S)`` and returns a bool: True when every head's entry
+            ``[0, h, i, j]`` depends only on ``j - i``.
+
+    Returns:
+        The test that passed: ``fn``, or the reference solution while ``fn`` is the template.
+
+    Raises:
+        ExerciseError: when the test gives a wrong verdict, returns something other than a bool,
+            or crashes.
+
+    See the chapter's section "Relative position bias".
+    """
+    cases = _bias_cases()
+    for what, bias, holds, why in cases:
+        got = call_answer(fn, f"your test on {what}", bias)
+        if isinstance(got, torch.Tensor) and got.numel() == 1 and got.dtype == torch.bool:
+            got = bool(got)
+        if not isinstance(got, bool):
+            raise ExerciseError(
+                f"your test on {what}: expected a bool (does the bias depend only on j - i?), "
+                f"got {type(got).__name__}"
+            )
+        if got != holds:
+            raise ExerciseError(f"your test on {what}: expected {holds}, got {got}; {why}")
+    passed(
+        f"your test gives the right verdict on {len(cases)} biases: True for T5's, square and "
+        "rectangular; False for each near miss."
+    )
+    return fn
