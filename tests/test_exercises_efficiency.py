@@ -21,8 +21,41 @@ def test_reference_solutions_pass(capsys):
     ex.check_online_update(online_update)
     ex.check_tiled_attention(tiled_attention)
     ex.check_sliding_window(sliding_window)
+    ex.check_rescale_test(ex.solution_rescale_test)
     out = capsys.readouterr().out
-    assert out.count("Correct:") == 3
+    assert out.count("Correct:") == 4
+
+
+def _template_update(m, l, acc, scores, values):  # noqa: E741
+    """Fold one tile into the running state."""
+    ...
+
+
+def _template_tiled(query, key, value, block_size): ...
+
+
+def _template_window(L, window, global_tokens):
+    pass
+
+
+def _template_test(update) -> bool:
+    """True when `update` is correct."""
+    ...
+
+
+@pytest.mark.parametrize(
+    "check, template",
+    [
+        (ex.check_online_update, _template_update),
+        (ex.check_tiled_attention, _template_tiled),
+        (ex.check_sliding_window, _template_window),
+        (ex.check_rescale_test, _template_test),
+    ],
+)
+def test_a_template_is_routed_to_the_reference_solution(check, template, capsys):
+    check(template)  # would raise if the template itself were checked: it returns None
+    out = capsys.readouterr().out
+    assert "still the template" in out and "Correct:" in out
 
 
 # --- exercise 1 ---------------------------------------------------------------------------------
@@ -107,12 +140,34 @@ def test_tiled_attention_wrong_shape_and_nan():
     with pytest.raises(ExerciseError, match=r"expected shape \(4, 2\), got shape \(2, 4\)"):
         ex.check_tiled_attention(lambda q, k, v, block_size: tiled_attention(q, k, v, 3).T)
 
-    def naive_exp(query, key, value, block_size):
-        w = torch.exp(query @ key.T / math.sqrt(query.size(-1)))
-        return (w / w.sum(-1, keepdim=True)) @ value
+    def naive_exp(query, key, value, block_size):  # tiled, but exp without the maximum
+        ell, acc = torch.zeros(query.size(0), 1), torch.zeros(query.size(0), value.size(-1))
+        for j in range(0, key.size(0), block_size):
+            w = torch.exp(query @ key[j:j + block_size].T / math.sqrt(query.size(-1)))
+            ell, acc = ell + w.sum(-1, keepdim=True), acc + w @ value[j:j + block_size]
+        return acc / ell
 
     with pytest.raises(ExerciseError, match="NaN or inf"):
         ex.check_tiled_attention(naive_exp)
+
+
+def test_tiled_attention_that_builds_the_score_matrix_is_refused():
+    # the shortcut the exercise rules out: exact attention all at once. Its numbers are right.
+    def all_at_once(query, key, value, block_size):
+        scores = query @ key.T / math.sqrt(query.size(-1))  # (L, S)
+        return torch.softmax(scores, dim=-1) @ value
+
+    with pytest.raises(ExerciseError, match=r"as large as the whole \(L, S\) = \(4, 7\) score"):
+        ex.check_tiled_attention(all_at_once)
+
+    # tiles computed one at a time but kept, then glued into the whole matrix: refused as well
+    def glued(query, key, value, block_size):
+        tiles = [query @ key[j:j + block_size].T for j in range(0, key.size(0), block_size)]
+        scores = torch.cat(tiles, dim=-1) / math.sqrt(query.size(-1))  # (L, S)
+        return torch.softmax(scores, dim=-1) @ value
+
+    with pytest.raises(ExerciseError, match="one tile of scores at a time"):
+        ex.check_tiled_attention(glued)
 
 
 def test_tiled_attention_that_crashes_names_the_case():
@@ -154,6 +209,97 @@ def test_sliding_window_global_rows_only_and_dtype():
         )
     with pytest.raises(ExerciseError, match=r"expected shape \(6, 6\), got shape \(6,\)"):
         ex.check_sliding_window(lambda L, window, global_tokens: torch.ones(L, dtype=torch.bool))
+
+
+# --- exercise 4 ---------------------------------------------------------------------------------
+
+
+def _fold(update, scores, values):
+    """Fold the tiles of two keys of ``scores`` into the empty state; return acc / l."""
+    L, Ev = scores.size(0), values.size(-1)
+    state = (torch.full((L,), float("-inf")), torch.zeros(L), torch.zeros(L, Ev))
+    for j in range(0, scores.size(1), 2):
+        state = update(*state, scores[:, j:j + 2], values[j:j + 2])
+    _, ell, acc = state
+    return acc / ell[:, None]
+
+
+def _test_on(scores):
+    values = torch.randn(scores.size(1), 3, generator=torch.Generator().manual_seed(0))
+
+    def test(update):
+        out = _fold(update, scores, values)
+        return bool(torch.allclose(out, torch.softmax(scores, dim=-1) @ values, atol=1e-5))
+
+    return test
+
+
+def test_every_broken_update_is_right_somewhere_and_wrong_on_the_reference_tiles():
+    falling = torch.tensor([[3.0, 2.0, 1.0, 0.0, -1.0, -2.0]])  # the maximum never rises
+    rising = torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]])  # every tile raises it
+    right_on = {"never rescales": falling, "rescales l but not acc": falling,
+                "subtracts each tile": rising}
+    for update, what, _ in ex.BROKEN_UPDATES:
+        assert not ex.solution_rescale_test(update), what
+        for start, scores in right_on.items():
+            if what.startswith(start):
+                assert _test_on(scores)(update), what  # so a test needs both kinds of tile
+
+
+def test_a_test_without_a_rising_maximum_is_refused():
+    with pytest.raises(ExerciseError, match="never rescales.*exceed the maximum so far"):
+        ex.check_rescale_test(_test_on(torch.tensor([[3.0, 2.0, 1.0, 0.0, -1.0, -2.0]])))
+
+
+def test_a_test_whose_maximum_always_rises_is_refused():
+    with pytest.raises(ExerciseError, match="tile's own maximum.*stay below the maximum so far"):
+        ex.check_rescale_test(_test_on(torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]])))
+
+
+def test_a_test_that_only_checks_l_is_refused():
+    scores = torch.tensor([[0.0, 1.0, 3.0, -1.0, 2.0, 0.5]])
+
+    def checks_l_only(update):
+        state = (torch.full((1,), float("-inf")), torch.zeros(1), torch.zeros(1, 2))
+        for j in range(0, 6, 2):
+            state = update(*state, scores[:, j:j + 2], torch.ones(2, 2))
+        expected_l = torch.exp(scores - scores.max()).sum(-1)
+        return bool(torch.allclose(state[1], expected_l))
+
+    with pytest.raises(ExerciseError, match="rescales l but not acc.*compare the final output"):
+        ex.check_rescale_test(checks_l_only)
+
+
+def test_a_test_with_exact_float_equality_rejects_a_correct_update():
+    scores = torch.tensor([[0.0, 1.0, 3.0, -1.0, 2.0, 0.5]])
+    values = torch.randn(6, 3, generator=torch.Generator().manual_seed(1))
+
+    def exact_equality(update):
+        reference = _fold(online_update, scores, values)
+        return bool(torch.equal(_fold(update, scores, values), reference))
+
+    with pytest.raises(ExerciseError, match="rejected a correct update computed in float64"):
+        ex.check_rescale_test(exact_equality)
+
+
+def test_a_test_that_rejects_everything_or_returns_no_bool_is_refused():
+    def rejects_everything(update):
+        return update is None
+
+    with pytest.raises(ExerciseError, match="rejected the reference update"):
+        ex.check_rescale_test(rejects_everything)
+    with pytest.raises(ExerciseError, match="returned Tensor"):
+        ex.check_rescale_test(lambda update: torch.tensor(True))
+    with pytest.raises(ExerciseError, match=r"raised TypeError.*update\(m, l, acc, scores"):
+        ex.check_rescale_test(lambda update: update(torch.zeros(2)))
+
+
+def test_an_asserting_test_counts_as_rejecting():
+    def asserting(update):
+        assert ex.solution_rescale_test(update)
+        return True
+
+    ex.check_rescale_test(asserting)
 
 
 # --- the references against independent computations --------------------------------------------

@@ -1,18 +1,23 @@
 """Self-checks for the chapter "The cost of attention and how to cut it".
 
-Three exercises, each with a reference solution and a check:
+Four exercises, each with a reference solution and a check:
 
 * :func:`solution_online_update`, :func:`check_online_update` -- fold one tile of scores into the
   running maximum, the running sum and the running (unnormalised) output: the heart of
   FlashAttention;
 * :func:`solution_tiled_attention`, :func:`check_tiled_attention` -- the whole loop: exact
-  attention one block of keys at a time;
+  attention one block of keys at a time; the check refuses an answer that creates a tensor the
+  size of the ``(L, S)`` score matrix (it counts with :func:`attnlib.efficient.largest_tensor`);
 * :func:`solution_sliding_window`, :func:`check_sliding_window` -- Longformer's pattern: a band of
-  half-width ``window`` plus global tokens.
+  half-width ``window`` plus global tokens;
+* :func:`solution_rescale_test`, :func:`check_rescale_test` -- write the test of a claim: a test
+  that tells a correct online-softmax update from broken ones, each of which is right on some
+  inputs (a broken update that never rescales is right whenever no later tile raises the maximum).
 
-Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
-:class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
-then values), naming the mistake when it recognises one.
+An unfilled template (a body of ``...``) is routed to the reference solution by
+:func:`~attnlib.exercises.checks`. Each check runs the answer on a few cases and prints
+``Correct: ...``, or raises :class:`~attnlib.exercises.ExerciseError` saying what was expected and
+what came back (shape first, then values), naming the mistake when it recognises one.
 
 Shape legend (see the notation page): L query length, S key length, B keys in a tile,
 E query/key size, Ev value size.
@@ -25,7 +30,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from . import call_answer, cases_generator, passed, unpack
+from ..efficient.measure import largest_tensor
+from . import call_answer, cases_generator, checks, passed, unpack
 from ._compare import ExerciseError, diagnose, expect_close, expect_tensor, matches
 
 __all__ = [
@@ -35,6 +41,9 @@ __all__ = [
     "check_tiled_attention",
     "solution_sliding_window",
     "check_sliding_window",
+    "solution_rescale_test",
+    "check_rescale_test",
+    "BROKEN_UPDATES",
 ]
 
 _NEG_INF = float("-inf")
@@ -71,6 +80,7 @@ def solution_online_update(
     return m_new, rescale * ell + p.sum(dim=-1), rescale[:, None] * acc + p @ values
 
 
+@checks(solution_online_update)
 def check_online_update(fn: Callable) -> None:
     """Check one update of the online softmax.
 
@@ -191,6 +201,7 @@ def solution_tiled_attention(
     return acc / ell[:, None]  # (L, Ev): divide once, at the end
 
 
+@checks(solution_tiled_attention)
 def check_tiled_attention(fn: Callable) -> None:
     """Check tiled attention with an online softmax against exact attention.
 
@@ -198,11 +209,18 @@ def check_tiled_attention(fn: Callable) -> None:
     ``(S, E)``, value ``(S, Ev)`` and an int ``block_size``; it must return the attention output
     ``(L, Ev)`` = ``softmax(query @ key.T / sqrt(E)) @ value``, computed over blocks of
     ``block_size`` keys (the last block may be shorter). Cases: ``S`` not divisible by the block,
-    a block of 1, a block larger than ``S``, ``L != S``, and scores near 1000.
+    a block of 1, a block larger than ``S``, ``L != S``, scores near 1000, and one longer case.
+
+    The exercise rules out the ``(L, S)`` score matrix, and the check enforces it: it runs the
+    answer under :func:`attnlib.efficient.largest_tensor` and refuses it when any operation
+    creates a tensor with ``L * S`` elements or more while the block is shorter than ``S`` (a
+    tile has ``L * block_size``; the inputs, the running state and the output are smaller still).
+    So exact attention computed all at once fails, however right its numbers.
 
     Raises:
-        ExerciseError: on a wrong type, shape or value (naming a missing scale or a forgotten
-            last partial block), or when the function crashes or changes its inputs.
+        ExerciseError: on a tensor as large as the score matrix, on a wrong type, shape or value
+            (naming a missing scale or a forgotten last partial block), or when the function
+            crashes or changes its inputs.
 
     See the chapter's exercises.
     """
@@ -212,12 +230,23 @@ def check_tiled_attention(fn: Callable) -> None:
         ("L = 5, S = 5, block 1 (one key at a time)", 5, 5, 4, 3, 1, 1.0),
         ("L = 3, S = 6, block 10 (one block holds every key)", 3, 6, 2, 2, 10, 1.0),
         ("L = 6, S = 9, block 4, large scores (up to ~1000)", 6, 9, 4, 2, 4, 30.0),
+        ("L = 32, S = 48, E = 4, Ev = 2, block 8", 32, 48, 4, 2, 8, 1.0),
     ]
     for what, L, S, E, Ev, block, size in cases:
         q = torch.randn(L, E, generator=g) * size
         k = torch.randn(S, E, generator=g) * size
         v = torch.randn(S, Ev, generator=g)
-        got = call_answer(fn, what, q, k, v, block_size=block)
+        got, largest, largest_shape = largest_tensor(
+            call_answer, fn, what, q, k, v, block_size=block
+        )
+        if block < S and largest >= L * S:
+            raise ExerciseError(
+                f"{what}: your function creates a tensor of shape {largest_shape} "
+                f"({largest} elements), as large as the whole (L, S) = ({L}, {S}) score matrix. "
+                f"The exercise asks for exact attention without it: compute one tile of scores "
+                f"at a time, query @ key[j:j + block_size].T of shape (L, block_size) = "
+                f"({L}, {block}), fold it into the running m, l and acc, and let it go"
+            )
         scores = q.double() @ k.double().T / math.sqrt(E)  # (L, S)
         expected = (torch.softmax(scores, dim=-1) @ v.double()).float()  # (L, Ev)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
@@ -238,7 +267,7 @@ def check_tiled_attention(fn: Callable) -> None:
         expect_close(got, expected, what=what, atol=1e-4, rtol=1e-4)
     passed(
         f"tiled attention equals exact attention on {len(cases)} cases, ragged last blocks and "
-        "scores near 1000 included."
+        "scores near 1000 included, and no tensor as large as the (L, S) score matrix was made."
     )
 
 
@@ -266,6 +295,7 @@ def solution_sliding_window(L: int, window: int, global_tokens: Sequence[int]) -
     return allowed
 
 
+@checks(solution_sliding_window)
 def check_sliding_window(fn: Callable) -> None:
     """Check a Longformer pattern: a band of half-width ``window`` plus global tokens.
 
@@ -331,4 +361,147 @@ def check_sliding_window(fn: Callable) -> None:
     passed(
         f"the sliding-window pattern matches on {len(cases)} cases, with and without global "
         "tokens."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 4: write the test that catches a broken update
+# ------------------------------------------------------------------------------------------------
+
+
+def _update_float64(m, ell, acc, scores, values):
+    """A correct update that computes in float64: it differs from the reference by rounding."""
+    m_new, l_new, acc_new = solution_online_update(
+        m.double(), ell.double(), acc.double(), scores.double(), values.double()
+    )
+    return m_new.to(m.dtype), l_new.to(ell.dtype), acc_new.to(acc.dtype)
+
+
+def _update_no_rescale(m, ell, acc, scores, values):
+    m_new = torch.maximum(m, scores.max(dim=-1).values)
+    p = torch.exp(scores - m_new[:, None])
+    return m_new, ell + p.sum(dim=-1), acc + p @ values
+
+
+def _update_rescale_l_only(m, ell, acc, scores, values):
+    m_new = torch.maximum(m, scores.max(dim=-1).values)
+    p = torch.exp(scores - m_new[:, None])
+    return m_new, torch.exp(m - m_new) * ell + p.sum(dim=-1), acc + p @ values
+
+
+def _update_tile_maximum(m, ell, acc, scores, values):
+    m_new = torch.maximum(m, scores.max(dim=-1).values)
+    rescale = torch.exp(m - m_new)
+    p = torch.exp(scores - scores.max(dim=-1, keepdim=True).values)  # the tile's own maximum
+    return m_new, rescale * ell + p.sum(dim=-1), rescale[:, None] * acc + p @ values
+
+
+def _update_inverted(m, ell, acc, scores, values):
+    m_new = torch.maximum(m, scores.max(dim=-1).values)
+    factor = torch.exp(m_new - m)  # upside down: inf on a first tile
+    p = torch.exp(scores - m_new[:, None])
+    return m_new, factor * ell + p.sum(dim=-1), factor[:, None] * acc + p @ values
+
+
+#: The correct updates a test must accept: (update, what it is, why a test might reject it).
+CORRECT_UPDATES = [
+    (solution_online_update, "the reference update", ""),
+    (_update_float64, "a correct update computed in float64",
+     " It differs from the reference only by rounding: compare floats with torch.allclose, "
+     "not torch.equal or =="),
+]
+
+#: The broken updates a test must reject: (update, what is wrong, when it is nevertheless
+#: right, so what the test's tiles must contain).
+BROKEN_UPDATES = [
+    (_update_no_rescale, "never rescales the old sums",
+     "It is right whenever no later tile raises a query's maximum (the factor is then 1): give "
+     "your update a later tile whose scores exceed the maximum so far"),
+    (_update_rescale_l_only, "rescales l but not acc",
+     "Its l is right; only acc is wrong, and only after the maximum rises: compare the final "
+     "output acc / l with softmax(scores) @ values, and let a later tile raise the maximum"),
+    (_update_tile_maximum, "subtracts each tile's own maximum instead of the running one",
+     "It is right whenever the tile raises the maximum (the two are then equal): include a "
+     "later tile whose scores all stay below the maximum so far"),
+    (_update_inverted, "inverts the rescale factor, exp(m_new - m)",
+     "On a first tile it multiplies 0 by inf: start from the empty state (m = -inf, l = 0, "
+     "acc = 0) and check that the output is finite and right"),
+]
+
+
+def solution_rescale_test(update: Callable) -> bool:
+    """Exercise 4's reference solution: True when ``update`` is a correct online-softmax update.
+
+    It folds three tiles of two keys each into the empty state, for two queries whose maximum
+    rises in the second tile and does not in the third (the tile's scores stay below it), and
+    compares ``acc / l`` with ``softmax(scores) @ values``. A broken update can be right on a
+    single tile, or on tiles whose maximum never rises; these tiles leave it nowhere to hide.
+
+    Args:
+        update: called as ``update(m, l, acc, scores, values)``, as in Exercise 1.
+
+    Returns:
+        ``True`` if the final output is exact attention's, else ``False``.
+    """
+    scores = torch.tensor([[0.0, 1.0, 3.0, -1.0, 2.0, 0.5],  # (L, S) = (2, 6); tiles of 2 keys:
+                           [2.0, -1.0, 0.5, 4.0, 1.0, -2.0]])  # the maximum rises, then it stays
+    values = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0],
+                           [-1.0, 2.0], [0.5, -0.5], [2.0, 0.0]])  # (S, Ev)
+    m, ell, acc = torch.full((2,), float("-inf")), torch.zeros(2), torch.zeros(2, 2)
+    for j in range(0, 6, 2):
+        m, ell, acc = update(m, ell, acc, scores[:, j:j + 2], values[j:j + 2])
+    expected = torch.softmax(scores, dim=-1) @ values  # (L, Ev)
+    return bool(torch.allclose(acc / ell[:, None], expected, atol=1e-5))
+
+
+def _verdict(test: Callable, update: Callable, what: str, *, correct: bool) -> bool:
+    """Run the learner's ``test`` on ``update``: its bool, an AssertionError as ``False``."""
+    try:
+        verdict = test(update)
+    except AssertionError:
+        return False
+    except Exception as err:  # the learner's test failed: say on what
+        if correct:
+            raise ExerciseError(
+                f"your test raised {type(err).__name__}: {err} on {what}; call it as "
+                "update(m, l, acc, scores, values), as in Exercise 1"
+            ) from err
+        return False  # it choked on a broken update: count that as rejecting it
+    if not isinstance(verdict, bool):
+        raise ExerciseError(
+            f"your test returned {type(verdict).__name__} ({verdict!r}) on {what}; it must return "
+            "True (a correct update) or False (a broken one), e.g. bool(torch.allclose(...))"
+        )
+    return verdict
+
+
+@checks(solution_rescale_test)
+def check_rescale_test(test: Callable) -> None:
+    """Check a test that tells correct online-softmax updates from broken ones.
+
+    The learner writes ``test(update) -> bool``: it runs ``update(m, l, acc, scores, values)``
+    (the contract of Exercise 1) on tiles of its own choosing and returns True when the update is
+    correct. The check runs it on :data:`CORRECT_UPDATES` (which it must accept) and on
+    :data:`BROKEN_UPDATES` (which it must reject). Each broken update is right on some inputs, so
+    a test passes only if its tiles include a later tile that raises the maximum and one that
+    does not. A test that raises ``AssertionError`` counts as rejecting.
+
+    Raises:
+        ExerciseError: when the test rejects a correct update, accepts a broken one (the message
+            says what the tiles lack), returns something other than a bool, or crashes on a
+            correct update.
+
+    See the chapter's exercises.
+    """
+    for update, what, why in CORRECT_UPDATES:
+        if not _verdict(test, update, what, correct=True):
+            raise ExerciseError(f"your test rejected {what}, which is correct.{why}")
+    for update, what, when in BROKEN_UPDATES:
+        if _verdict(test, update, f"an update that {what}", correct=False):
+            raise ExerciseError(
+                f"your test accepted an update that {what}, which is wrong. {when}."
+            )
+    passed(
+        f"your test accepts the {len(CORRECT_UPDATES)} correct updates and rejects all "
+        f"{len(BROKEN_UPDATES)} broken ones: its tiles raise the maximum and leave it alone."
     )
