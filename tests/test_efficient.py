@@ -128,6 +128,84 @@ def test_flash_attention_never_builds_the_score_matrix():
     assert naive == scores and shape[-2:] == (n, n)  # matmul works on (N * H, L, S)
 
 
+# --- flash_attention with a sliding window --------------------------------------------------------
+
+
+def band(L, S, window):
+    return attnlib.masks.causal_mask(L, S, window=window)  # (L, S): i - window < j <= i
+
+
+@pytest.mark.parametrize(
+    ("L", "S", "window", "block"),
+    [(37, 37, 1, 8), (37, 37, 5, (8, 8)), (53, 53, 17, (16, 8)), (37, 37, 100, 8),
+     (64, 64, 16, 16), (1, 1, 1, 4), (30, 50, 7, (16, 8)), (50, 30, 7, (8, 16)),
+     (300, 300, 64, (256, 512))],
+)
+def test_windowed_flash_attention_equals_sdpa_with_the_band_mask(L, S, window, block):
+    q, k, v = qkv(L=L, S=S)
+    out = flash_attention(q, k, v, is_causal=True, window=window, block_size=block)
+    expected = sdpa(q, k, v, attn_mask=band(L, S, window))
+    torch.testing.assert_close(out, expected, atol=2e-6, rtol=1e-5)
+
+
+def test_windowed_flash_attention_with_large_scores_and_rows_that_see_nothing():
+    q, k, v = qkv(N=1, H=2, L=40, S=70, E=8, Ev=4, dtype=torch.float64)
+    k = k * torch.linspace(1.0, 400.0, 70, dtype=torch.float64)[:, None]  # scores in the thousands
+    out = flash_attention(q, k, v, is_causal=True, window=6, block_size=(16, 8))
+    torch.testing.assert_close(out, sdpa(q, k, v, attn_mask=band(40, 70, 6)))
+    # Ten keys, window 3: queries 12 and later (of 20) see no key at all and get zeros, not NaN.
+    q, k, v = qkv(L=20, S=10)
+    out = flash_attention(q, k, v, is_causal=True, window=3, block_size=4)
+    assert torch.isfinite(out).all() and torch.equal(out[:, :, 12:], torch.zeros(2, 3, 8, 8))
+    allowed = band(20, 10, 3)
+    assert not allowed[12:].any() and allowed[:12].any(dim=-1).all()
+    torch.testing.assert_close(out[:, :, :12], sdpa(q, k, v, attn_mask=allowed)[:, :, :12])
+
+
+def test_a_window_longer_than_the_sequence_is_plain_causal_attention():
+    q, k, v = qkv(L=45, S=45)
+    wide = flash_attention(q, k, v, is_causal=True, window=45, block_size=8)
+    torch.testing.assert_close(wide, flash_attention(q, k, v, True, block_size=8))
+
+
+def _tiles_visited(fn, *args, **kwargs) -> int:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += func.overloadpacket.__name__ == "bmm"  # one score product per tile
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn(*args, **kwargs)
+    return Count.n
+
+
+def test_windowed_flash_attention_skips_the_tiles_outside_the_band():
+    n, block, window = 1024, 64, 64
+    q, k, v = qkv(N=1, H=1, L=n, S=n, E=8, Ev=8)
+    causal = _tiles_visited(flash_attention, q, k, v, True, block_size=block)
+    banded = _tiles_visited(flash_attention, q, k, v, True, block_size=block, window=window)
+    blocks = n // block
+    assert causal == blocks * (blocks + 1) // 2  # every tile on or below the diagonal
+    assert banded == 2 * blocks - 1  # the diagonal tile and the one before it (none before 0)
+
+
+@pytest.mark.parametrize("window", [0, -3, 2.5, True, "8"])
+def test_windowed_flash_attention_bad_window_gets_a_clear_error(window):
+    q, k, v = qkv(L=8, S=8)
+    with pytest.raises(ValueError, match=r"flash_attention: window .*must be a positive int"):
+        flash_attention(q, k, v, is_causal=True, window=window)
+
+
+def test_a_window_needs_is_causal():
+    q, k, v = qkv(L=8, S=8)
+    with pytest.raises(ValueError, match=r"window=4 needs is_causal=True"):
+        flash_attention(q, k, v, window=4)
+
+
 def test_online_softmax_trace_steps_and_final_output():
     q, k, v = rand(5, 4), rand(7, 4, seed=1), rand(7, 3, seed=2)
     steps = online_softmax_trace(q, k, v, block_size=(2, 3))

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .._checks import resolve_scale, shape
+from .._checks import positive_int, resolve_scale, shape
 from ..attention import check_attention_inputs
 
 __all__ = [
@@ -87,6 +87,7 @@ def flash_attention(
     *,
     scale: float | None = None,
     block_size: int | tuple[int, int] = (QUERY_BLOCK, KEY_BLOCK),
+    window: int | None = None,
 ) -> torch.Tensor:
     r"""Exact scaled dot-product attention computed tile by tile, with an online softmax.
 
@@ -103,7 +104,9 @@ def flash_attention(
               acc' = e^{m - m'} acc + \sum_j e^{s_j - m'} v_j
 
     and ``acc / l`` is returned at the end. With ``is_causal=True`` the tiles that lie entirely
-    above the diagonal are skipped, which halves the work.
+    above the diagonal are skipped, which halves the work. With a sliding ``window`` as well
+    (Mistral's and Gemma's local layers), the tiles entirely before the window are skipped too, so
+    the work grows like ``L * window`` instead of ``L * S / 2``.
 
     One refinement makes it faster on a CPU. The result does not depend on which ``m`` is used,
     only on ``exp(s - m)`` neither overflowing nor underflowing. So ``m`` is set from a query's
@@ -120,28 +123,62 @@ def flash_attention(
         scale: multiplies the scores; defaults to ``1 / sqrt(E)``.
         block_size: keys per tile, or a pair ``(query_block, key_block)``. Larger tiles mean
             fewer, bigger matrix products (less Python overhead) and more memory per tile.
+        window: with ``is_causal=True``, query ``i`` sees only the keys ``i - window < j <= i``
+            (the mask of :func:`attnlib.masks.causal_mask` with the same ``window``); a window
+            longer than the sequence changes nothing. ``None`` (the default): every earlier key.
 
     Returns:
         The attention output ``(N, ..., L, Ev)``, in the dtype of ``query``. float16 and bfloat16
-        inputs are computed in float32. A query with no key to attend to (only when ``S = 0``)
-        gets a zero output. Forward only: the output tracks no gradient (FlashAttention's
-        backward pass is a second tiled loop that recomputes the scores; PyTorch's SDPA has it).
+        inputs are computed in float32. A query with no key to attend to (when ``S = 0``, or
+        with a ``window`` when ``L > S``) gets a zero output. Forward only: the output tracks no
+        gradient (FlashAttention's backward pass is a second tiled loop that recomputes the
+        scores; PyTorch's SDPA has it).
 
     Raises:
         TypeError, ValueError: for inputs that are not floating-point tensors, whose shapes do not
             fit together (the message names the argument and the shapes), or for a bad
-            ``block_size`` or ``scale``.
+            ``block_size``, ``scale`` or ``window`` (a positive int, and only with
+            ``is_causal=True``).
 
     See the chapter "The cost of attention and how to cut it".
     """
     with torch.no_grad():  # the loop updates its tiles in place, which autograd cannot follow
-        return _flash_forward(query, key, value, is_causal, scale, block_size)
+        return _flash_forward(query, key, value, is_causal, scale, block_size, window)
 
 
-def _flash_forward(query, key, value, is_causal, scale, block_size) -> torch.Tensor:
+def _check_window(window, is_causal: bool, where: str) -> int | None:
+    if window is None:
+        return None
+    positive_int(window, "window (a positive int or None)", where)
+    if not is_causal:
+        raise ValueError(
+            f"{where}: window={window} needs is_causal=True (query i sees keys i - window < j <= i)"
+        )
+    return window
+
+
+def _reference_score(q1, k1, i0: int, i1: int, window: int) -> torch.Tensor:
+    """``(B, bq, 1)``: for each query of the block, its score with one key it certainly sees.
+
+    With a sliding window a query's first tile may hold none of its keys, so ``m`` cannot come from
+    the first tile as it does otherwise. Query ``i`` always sees key ``min(i, S - 1)`` when any
+    (itself, or the last key when ``L > S``); a query that sees no key gets 0 and, in the end, a
+    zero output. ``q1`` is the block's ``(B, bq, E+1)`` with a last column of zeros, ``k1``
+    ``(B, S, E+1)``.
+    """
+    S = k1.size(1)
+    rows = torch.arange(i0, i1, device=q1.device)  # (bq,)
+    ref = rows.clamp(max=S - 1)  # (bq,) the key each query certainly sees
+    score = (q1 * k1[:, ref]).sum(dim=-1, keepdim=True)  # (B, bq, 1)
+    sees_it = (ref > rows - window)[None, :, None]  # (1, bq, 1)
+    return torch.where(sees_it, score, torch.zeros_like(score))
+
+
+def _flash_forward(query, key, value, is_causal, scale, block_size, window) -> torch.Tensor:
     where = "flash_attention"
     check_attention_inputs(query, key, value, None, 0.0, is_causal, where=where)
     block_q, block_k = check_block_size(block_size)
+    window = _check_window(window, is_causal, where)
     scale = resolve_scale(scale, query.size(-1), where)
     batch, q, k, v = flatten_batch(query, key, value)
     B, L, E = q.shape
@@ -171,19 +208,29 @@ def _flash_forward(query, key, value, is_causal, scale, block_size) -> torch.Ten
         ell = torch.zeros(B, i1 - i0, 1, dtype=acc_dtype, device=dev)  # (B, bq, 1) running sum
         m = None  # (B, bq, 1) reference maximum, from the first tile on
         s_end = min(S, i1) if is_causal else S  # causal: keys after the block's last query unseen
-        for t, j0 in enumerate(range(0, s_end, block_k)):
-            j1 = min(j0 + block_k, s_end)
+        j_start = 0  # a window skips the tiles that end before the block's first query's window
+        if window is not None:
+            j_start = max(0, i0 - window + 1) // block_k * block_k
+            m = _reference_score(q1, k1, i0, i1, window)  # (B, bq, 1)
+            q1[:, :, E:] = -m
+            safe = _safe_tiles(q_norm[:, i0:i1, None], k_norm_max, m)
+        for j0 in range(j_start, s_end, block_k):
+            j1, t = min(j0 + block_k, s_end), j0 // block_k
             s = torch.bmm(q1, k1_t[:, :, j0:j1])  # (B, bq, bk): s_ij - m_i
-            if is_causal and j1 - 1 > i0:  # the tile crosses the diagonal: hide later keys
+            later = is_causal and j1 - 1 > i0  # the tile crosses the diagonal
+            too_old = window is not None and j0 <= i1 - 1 - window  # ... or the window's start
+            if later or too_old:  # hide the keys these queries may not see
                 rows = torch.arange(i0, i1, device=dev)[:, None]  # (bq, 1)
                 cols = torch.arange(j0, j1, device=dev)[None, :]  # (1, bk)
-                s.masked_fill_(cols > rows, _NEG_INF)
+                hidden = cols > rows  # (bq, bk)
+                if too_old:
+                    hidden |= cols <= rows - window
+                s.masked_fill_(hidden, _NEG_INF)
             if m is None:  # the first tile: m is its row maximum (every query sees key 0)
                 m = s.amax(dim=-1, keepdim=True)  # (B, bq, 1)
                 s.sub_(m)
                 q1[:, :, E:] = -m
-                bound = q_norm[:, i0:i1, None] * k_norm_max[:, None, :] - m  # (B, bq, tiles)
-                safe = (bound.amax(dim=(0, 1)) <= _MAX_RISE).tolist()  # per tile: no risk
+                safe = _safe_tiles(q_norm[:, i0:i1, None], k_norm_max, m)
             elif not safe[t]:  # a tile that might rise far above m: the classic update
                 rise = s.amax(dim=-1, keepdim=True).clamp_(min=0.0)  # (B, bq, 1)
                 if bool(rise.any()):
@@ -196,8 +243,17 @@ def _flash_forward(query, key, value, is_causal, scale, block_size) -> torch.Ten
             s.exp_()  # (B, bq, bk): p = exp(s - m), in place
             ell.add_(s.sum(dim=-1, keepdim=True))
             acc.baddbmm_(s, v[:, j0:j1])  # (B, bq, Ev): acc + p @ v
+        if window is not None:  # a query past the keys' end may see none: zeros, not 0 / 0
+            ell.masked_fill_(ell == 0, 1.0)
         out[:, i0:i1] = acc / ell  # (B, bq, Ev)
     return out.reshape(*batch, L, Ev).to(query.dtype)  # (N, ..., L, Ev)
+
+
+def _safe_tiles(q_norm, k_norm_max, m) -> list[bool]:
+    """Per key tile: can no score in it exceed ``m`` by more than ``_MAX_RISE``? From the bound
+    ``s_ij <= |q_i| max_j |k_j|``; ``q_norm`` is ``(B, bq, 1)``, ``k_norm_max`` ``(B, tiles)``."""
+    bound = q_norm * k_norm_max[:, None, :] - m  # (B, bq, tiles)
+    return (bound.amax(dim=(0, 1)) <= _MAX_RISE).tolist()
 
 
 # ------------------------------------------------------------------------------------------------
