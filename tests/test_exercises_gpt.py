@@ -23,6 +23,36 @@ def test_reference_solutions_pass(capsys):
     assert capsys.readouterr().out.count("Correct:") == 3
 
 
+def _top_k_template(logits, k): ...
+
+
+def _repeat_kv_template(x, n_rep):
+    """Your code here."""
+    ...
+
+
+def _mask_template(L, past): ...
+
+
+def _causality_template(model, vocab_size, length): ...
+
+
+@pytest.mark.parametrize(
+    ("check", "template"),
+    [
+        (ex.check_top_k, _top_k_template),
+        (ex.check_repeat_kv, _repeat_kv_template),
+        (ex.check_causal_mask_with_past, _mask_template),
+        (ex.check_causality_test, _causality_template),
+    ],
+    ids=["top-k", "repeat-kv", "mask", "causality-test"],
+)
+def test_templates_run_the_reference_solution(check, template, capsys):
+    check(template)
+    out = capsys.readouterr().out
+    assert "is still the template" in out and out.count("Correct:") == 1
+
+
 def test_library_functions_pass_as_answers(capsys):
     ex.check_top_k(generation.top_k_filter)
     ex.check_repeat_kv(repeat_kv_heads)
@@ -144,3 +174,66 @@ def test_mask_hiding_each_query_from_itself():
         ex.check_causal_mask_with_past(
             lambda L, past: torch.ones(L, past + L, dtype=torch.bool).tril(diagonal=past - 1)
         )
+
+
+# ------------------------------------------------------------------------------------------------
+# the causality test: tests that must fail
+# ------------------------------------------------------------------------------------------------
+
+
+def _split_test(splits, compare=torch.allclose):
+    """A causality test that changes the tokens from k on, for each k in splits(L)."""
+
+    def test(model, vocab_size, length):
+        ids = (torch.arange(length) % vocab_size)[None]
+        logits = model(ids)
+        for k in splits(length):
+            changed = ids.clone()
+            changed[:, k:] = (changed[:, k:] + 1) % vocab_size
+            if not compare(model(changed)[:, :k], logits[:, :k]):
+                return False
+        return True
+
+    return test
+
+
+def test_the_reference_test_passes_and_a_thorough_variant_too(capsys):
+    ex.check_causality_test(ex.solution_is_causal)
+    ex.check_causality_test(_split_test(lambda L: range(1, L), compare=torch.equal))
+    assert capsys.readouterr().out.count("Correct:") == 2
+
+
+@pytest.mark.parametrize(
+    "test",
+    [
+        _split_test(lambda L: [L - 1]),  # change only the last token
+        _split_test(lambda L: [L // 2]),  # one split in the middle, as the chapter's first cell
+        _split_test(lambda L: [1]),  # one split at the start
+        _split_test(lambda L: [1, L - 1]),  # both ends, still not every split
+        lambda model, vocab_size, length: length > 0,  # a test that accepts everything
+    ],
+    ids=["last-token", "middle", "first", "ends", "always-true"],
+)
+def test_a_test_that_misses_a_leak_fails(test):
+    with pytest.raises(ExerciseError, match=r"your test says that a .* model.* is causal, but it "
+                       r"is not.*for every split"):
+        ex.check_causality_test(test)
+
+
+def test_a_test_that_rejects_the_causal_model_fails():
+    def compares_everything(model, vocab_size, length):  # the positions after the change move
+        ids = (torch.arange(length) % vocab_size)[None]
+        changed = ids.clone()
+        changed[:, -1] = (changed[:, -1] + 1) % vocab_size
+        return torch.allclose(model(changed), model(ids))
+
+    with pytest.raises(ExerciseError, match=r"your test rejects the causal model.*before the "
+                       r"change"):
+        ex.check_causality_test(compares_everything)
+
+
+def test_a_test_that_returns_no_bool_or_crashes_fails():
+    with pytest.raises(ExerciseError, match="on the causal model: expected True or False, got str"):
+        ex.check_causality_test(lambda model, vocab_size, length: str(length))
+    with pytest.raises(ExerciseError, match="on the causal model: your test raised IndexError"):
+        ex.check_causality_test(lambda model, vocab_size, length: model(torch.tensor([[99]])))

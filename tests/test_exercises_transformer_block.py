@@ -26,8 +26,98 @@ def test_library_functions_pass_as_answers(capsys):
     ex.check_sinusoidal_encoding(sinusoidal_encoding)
     ex.check_sinusoidal_encoding(lambda L, D: sinusoidal_encoding(L, D, dtype=torch.float64))
     ex.check_rope(apply_rope)
-    ex.check_pre_norm_block(lambda x, layer: type(layer).forward(layer, x))
-    assert capsys.readouterr().out.count("Correct:") == 4
+    assert capsys.readouterr().out.count("Correct:") == 3
+
+
+def _sinusoidal_template(length, dim):
+    """Your code here."""
+    ...
+
+
+def _rope_template(x, positions): ...
+
+
+def _block_template(x, layer): ...
+
+
+def _predict_template(num_layers, causal): ...
+
+
+@pytest.mark.parametrize(
+    ("check", "template"),
+    [
+        (ex.check_sinusoidal_encoding, _sinusoidal_template),
+        (ex.check_rope, _rope_template),
+        (ex.check_pre_norm_block, _block_template),
+        (ex.check_predict_unchanged, _predict_template),
+    ],
+    ids=["sinusoidal", "rope", "pre-norm", "predict"],
+)
+def test_templates_run_the_reference_solution(check, template, capsys):
+    check(template)
+    out = capsys.readouterr().out
+    assert "is still the template" in out and out.count("Correct:") == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# Sinusoidal: the constraint (no Python loop)
+# ------------------------------------------------------------------------------------------------
+
+
+def loop_over_positions(length, dim):
+    pe = torch.zeros(length, dim)
+    for p in range(length):
+        pe[p] = my_sinusoidal(1, dim)[0] * 0 + my_sinusoidal(length, dim)[p]
+    return pe
+
+
+def loop_over_pairs(length, dim):
+    import math
+
+    pe = torch.zeros(length, dim)
+    positions = torch.arange(length, dtype=torch.float32)
+    i = 0
+    while i < dim // 2:
+        angle = positions / 10000.0 ** (2 * i / dim)
+        pe[:, 2 * i], pe[:, 2 * i + 1] = angle.sin(), angle.cos()
+        i += 1
+    return pe + 0 * math.pi
+
+
+def comprehension(length, dim):
+    rows = [my_sinusoidal(length, dim)[p] for p in range(length)]
+    return torch.stack(rows)
+
+
+def _row(p, dim):  # the loop lives in the caller's helper's caller: invisible to the bytecode
+    return my_sinusoidal(p + 1, dim)[p]
+
+
+def hidden_loop(length, dim):
+    return torch.stack(list(map(_row, range(length), [dim] * length)))
+
+
+@pytest.mark.parametrize("answer", [loop_over_positions, loop_over_pairs, comprehension],
+                         ids=["for", "while", "comprehension"])
+def test_sinusoidal_with_a_python_loop_fails(answer):
+    with pytest.raises(ExerciseError, match=r"contains a Python loop.*without a Python loop"):
+        ex.check_sinusoidal_encoding(answer)
+
+
+def test_sinusoidal_with_a_loop_in_a_helper_fails():
+    with pytest.raises(ExerciseError, match=r"fn\(length=50, dim=16\) ran \d+ tensor operations.*"
+                       r"in a loop"):
+        ex.check_sinusoidal_encoding(hidden_loop)
+
+
+def test_sinusoidal_loop_free_variants_pass(capsys):
+    def stacked(length, dim):  # interleave with stack + reshape instead of strided slices
+        positions = torch.arange(length, dtype=torch.float32)[:, None]
+        angles = positions / 10000.0 ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+        return torch.stack((angles.sin(), angles.cos()), dim=-1).reshape(length, dim)
+
+    ex.check_sinusoidal_encoding(stacked)
+    assert "no loop" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,6 +295,17 @@ def test_pre_norm_mistakes(answer, expected):
     assert "a layer with 2 heads" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [lambda x, layer: layer(x), lambda x, layer: type(layer).forward(layer, x)],
+    ids=["layer(x)", "forward"],
+)
+def test_pre_norm_calling_the_whole_layer_fails(answer):
+    with pytest.raises(ExerciseError, match=r"x \(1, 4, 8\).*calls the layer itself.*from the "
+                       r"layer's parts"):
+        ex.check_pre_norm_block(answer)
+
+
 def test_pre_norm_crash_names_the_case():
     def crashes(x, layer):
         return layer.self_attn(x)  # forgot key and value
@@ -219,3 +320,41 @@ def test_checks_leave_global_random_state_alone():
     ex.check_pre_norm_block(my_pre_norm_block)
     ex.check_rope(my_rope)
     assert torch.equal(before, torch.random.get_rng_state())
+
+
+# ------------------------------------------------------------------------------------------------
+# Prediction: what survives swapping the first two tokens
+# ------------------------------------------------------------------------------------------------
+
+
+def test_predictions_are_compared_with_the_layers(capsys):
+    ex.check_predict_unchanged(ex.solution_predict_unchanged)
+    out = capsys.readouterr().out
+    assert "2 layers, causal mask: unchanged at no position" in out
+    assert "1 layer, causal mask: unchanged at [2, 3, 4, 5]" in out
+
+
+@pytest.mark.parametrize(
+    ("prediction", "expected"),
+    [
+        # "a causal mask changes nothing": the bag-of-words intuition carried over
+        (lambda n, causal: {2, 3, 4, 5}, r"2 layers, causal mask: you predicted unchanged outputs "
+                                         r"at \[2, 3, 4, 5\], the layers give \[\]"),
+        # "a causal mask changes everything"
+        (lambda n, causal: set() if causal else {2, 3, 4, 5},
+         r"1 layer, causal mask: you predicted unchanged outputs at \[\], the layers give "
+         r"\[2, 3, 4, 5\]"),
+        # "equivariance means every output is the same"
+        (lambda n, causal: set(range(6)), r"1 layer, no mask: .*\[0, 1, 2, 3, 4, 5\].*only moves "
+                                          r"tokens a and b"),
+    ],
+    ids=["mask-changes-nothing", "mask-changes-everything", "all-unchanged"],
+)
+def test_wrong_predictions_fail_and_say_the_truth(prediction, expected):
+    with pytest.raises(ExerciseError, match=expected):
+        ex.check_predict_unchanged(prediction)
+
+
+def test_prediction_that_is_not_a_set_fails():
+    with pytest.raises(ExerciseError, match=r"expected a set of positions.*got bool"):
+        ex.check_predict_unchanged(lambda n, causal: bool(n))

@@ -1,6 +1,6 @@
 """Self-checks for the chapter "GPT: decoder-only Transformers".
 
-Three exercises, each with a reference solution and a check:
+Four exercises, each with a reference solution and a check:
 
 * :func:`solution_top_k`, :func:`check_top_k` -- keep the ``k`` largest logits of each row, set
   the rest to ``-inf``;
@@ -8,7 +8,13 @@ Three exercises, each with a reference solution and a check:
   ``repeat_kv``: give each of the ``H`` query heads its key/value head,
   ``(N, Hkv, S, E) -> (N, H, S, E)``;
 * :func:`solution_causal_mask_with_past`, :func:`check_causal_mask_with_past` -- the causal mask
-  of ``L`` new queries after ``past`` cached positions (what a KV cache needs).
+  of ``L`` new queries after ``past`` cached positions (what a KV cache needs);
+* :func:`solution_is_causal`, :func:`check_causality_test` -- the learner writes the test of the
+  chapter's first claim (a prediction never depends on a later token), and the check runs that
+  test on a causal model and on leaky ones that a single split would miss.
+
+Each check is decorated with :func:`~attnlib.exercises.checks`: an unfilled template (a body of
+``...``) runs the reference solution instead, so the chapter executes top to bottom.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
@@ -26,7 +32,7 @@ from collections.abc import Callable
 import torch
 
 from .._checks import shape
-from . import call_answer, cases_generator, passed
+from . import call_answer, cases_generator, checks, passed
 from ._compare import ExerciseError, diagnose, expect_close, expect_tensor
 
 __all__ = [
@@ -36,6 +42,8 @@ __all__ = [
     "check_repeat_kv",
     "solution_causal_mask_with_past",
     "check_causal_mask_with_past",
+    "solution_is_causal",
+    "check_causality_test",
 ]
 
 
@@ -59,6 +67,7 @@ def solution_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
     return logits.masked_fill(logits < kth, float("-inf"))  # (..., vocab_size)
 
 
+@checks(solution_top_k)
 def check_top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     """Check ``fn(logits, k)``: each row keeps its ``k`` largest logits, the others become -inf.
 
@@ -159,6 +168,7 @@ def solution_repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     return x.reshape(N, Hkv * n_rep, S, E)  # (N, H, S, E)
 
 
+@checks(solution_repeat_kv)
 def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     """Check ``fn(x, n_rep)``: ``(N, Hkv, S, E) -> (N, Hkv * n_rep, S, E)``.
 
@@ -237,6 +247,7 @@ def solution_causal_mask_with_past(L: int, past: int) -> torch.Tensor:
     return torch.ones(L, past + L, dtype=torch.bool).tril(diagonal=past)  # (L, S)
 
 
+@checks(solution_causal_mask_with_past)
 def check_causal_mask_with_past(fn: Callable[[int, int], torch.Tensor]) -> None:
     """Check ``fn(L, past)``: the ``(L, past + L)`` boolean mask, True = may attend.
 
@@ -302,4 +313,118 @@ def check_causal_mask_with_past(fn: Callable[[int, int], torch.Tensor]) -> None:
     passed(
         f"the mask is right on {len(cases)} cases: new query i sees every cached key and the new "
         "keys up to itself."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 4: write the causality test
+# ------------------------------------------------------------------------------------------------
+
+
+def solution_is_causal(model: Callable[[torch.Tensor], torch.Tensor], vocab_size: int,
+                       length: int) -> bool:
+    """Exercise 4's reference solution: test that no output depends on a later token.
+
+    Args:
+        model: maps token ids ``(1, L)`` to logits ``(1, L, vocab_size)``.
+        vocab_size: how many token ids exist.
+        length: ``L``, the length to test at.
+
+    Returns:
+        True when, for every split ``k``, changing the tokens from position ``k`` on leaves the
+        logits at positions ``0 .. k - 1`` unchanged.
+    """
+    ids = (torch.arange(length) % vocab_size)[None]  # (1, L)
+    logits = model(ids)  # (1, L, vocab_size)
+    for k in range(1, length):  # one split at every position: a leak may sit anywhere
+        changed = ids.clone()
+        changed[:, k:] = (changed[:, k:] + 1) % vocab_size  # new tokens from position k on
+        if not torch.allclose(model(changed)[:, :k], logits[:, :k], atol=1e-5):
+            return False
+    return True
+
+
+def _toy_model(vocab_size: int, leak: tuple[int, int] | None, *, full: bool = False,
+               seed: int = 13) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A one-layer attention model over token ids: causal, fully bidirectional (``full``), or
+    causal except that query ``leak[0]`` also sees key ``leak[1]``."""
+    g = cases_generator(seed)
+    D = 8
+    embed = torch.randn(vocab_size, D, generator=g)  # (vocab_size, D)
+    w_q, w_k, w_v = (torch.randn(D, D, generator=g) / D**0.5 for _ in range(3))  # (D, D) each
+    readout = torch.randn(D, vocab_size, generator=g)  # (D, vocab_size)
+
+    def model(ids: torch.Tensor) -> torch.Tensor:
+        x = embed[ids.cpu()]  # (N, L, D)
+        L = x.size(-2)
+        allowed = torch.ones(L, L, dtype=torch.bool)  # (L, S), True = may attend
+        if not full:
+            allowed = allowed.tril()
+            if leak is not None and max(leak) < L:
+                allowed[leak] = True
+        scores = (x @ w_q) @ (x @ w_k).transpose(-2, -1) / D**0.5  # (N, L, S)
+        weights = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)  # (N, L, S)
+        return (x + weights @ (x @ w_v)) @ readout  # (N, L, vocab_size)
+
+    return model
+
+
+@checks(solution_is_causal)
+def check_causality_test(fn: Callable[[Callable, int, int], bool]) -> None:
+    """Run the learner's causality test ``fn(model, vocab_size, length)`` on five toy models.
+
+    Each toy model maps ids ``(1, L)`` to logits ``(1, L, vocab_size)`` with one attention layer.
+    The test must accept the causal one and reject the other four: a fully bidirectional model,
+    and three models that are causal except for one leak (query 0 sees key 1, query 3 sees key
+    4, query 6 sees key 7). No single split of the sequence reveals all three leaks.
+
+    Args:
+        fn: takes ``model``, ``vocab_size`` and ``length`` and returns True (causal) or False.
+
+    Raises:
+        ExerciseError: when the test gives a wrong verdict, returns something other than a bool,
+            or crashes.
+
+    See the chapter's exercises.
+    """
+    vocab_size, length = 11, 8
+    cases = [
+        ("the causal model", _toy_model(vocab_size, None), True),
+        ("a bidirectional model (every query sees every key)",
+         _toy_model(vocab_size, None, full=True), False),
+        ("a causal model whose query 0 also sees key 1", _toy_model(vocab_size, (0, 1)), False),
+        ("a causal model whose query 3 also sees key 4", _toy_model(vocab_size, (3, 4)), False),
+        ("a causal model whose query 6 also sees key 7", _toy_model(vocab_size, (6, 7)), False),
+    ]
+    for what, model, causal in cases:
+        try:
+            verdict = fn(model, vocab_size, length)
+        except Exception as err:
+            raise ExerciseError(
+                f"on {what}: your test raised {type(err).__name__}: {err} (it was called with "
+                f"vocab_size={vocab_size}, length={length}; the model takes ids (1, L) and "
+                "returns logits (1, L, vocab_size))"
+            ) from err
+        if isinstance(verdict, torch.Tensor) and verdict.numel() == 1:
+            verdict = bool(verdict)
+        if not isinstance(verdict, bool):
+            raise ExerciseError(
+                f"on {what}: expected True or False, got {type(verdict).__name__}"
+            )
+        if verdict and not causal:
+            raise ExerciseError(
+                f"your test says that {what} is causal, but it is not. A leak from position j "
+                "into an earlier position i only shows when a change at j or later is compared "
+                "at i: change the tokens from k on for every split k = 1, ..., L - 1, and compare "
+                "the logits before k"
+            )
+        if not verdict and causal:
+            raise ExerciseError(
+                f"your test rejects {what}. Compare only the positions before the change, and "
+                "with a tolerance (torch.allclose(..., atol=1e-5)): positions from the change on "
+                "are supposed to move"
+            )
+    passed(
+        f"your test accepts the causal model and rejects all {len(cases) - 1} leaky ones, "
+        "including three leaks that each show at a different split only."
     )

@@ -1,13 +1,19 @@
 """Self-checks for the chapter "Positions and the Transformer block".
 
-Three exercises, each with a reference solution and a check:
+Four exercises, each with a reference solution and a check:
 
 * :func:`solution_sinusoidal_encoding`, :func:`check_sinusoidal_encoding` -- the sinusoidal
-  position table of Vaswani et al. (2017);
+  position table of Vaswani et al. (2017), without a Python loop;
 * :func:`solution_rope`, :func:`check_rope` -- rotary position embeddings in the rotate-half
   layout;
 * :func:`solution_pre_norm_block`, :func:`check_pre_norm_block` -- one pre-norm encoder block,
-  written from a layer's parts.
+  written from a layer's parts (calling the layer itself is refused);
+* :func:`solution_predict_unchanged`, :func:`check_predict_unchanged` -- a prediction, made
+  before running anything: which outputs of a position-free stack survive swapping the first two
+  tokens, with and without a causal mask.
+
+Each check is decorated with :func:`~attnlib.exercises.checks`: an unfilled template (a body of
+``...``) runs the reference solution instead, so the chapter executes top to bottom.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
@@ -20,13 +26,15 @@ Shape legend (see the notation page): N batch, H heads, L length, E size per hea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dis
+import types
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 
 from ..layers import TransformerEncoderLayer
-from . import call_answer, cases_generator, passed
+from . import call_answer, cases_generator, checks, passed
 from ._compare import ExerciseError, diagnose, expect_close, expect_tensor
 
 __all__ = [
@@ -36,6 +44,8 @@ __all__ = [
     "check_rope",
     "solution_pre_norm_block",
     "check_pre_norm_block",
+    "solution_predict_unchanged",
+    "check_predict_unchanged",
 ]
 
 
@@ -87,26 +97,77 @@ def solution_sinusoidal_encoding(length: int, dim: int) -> torch.Tensor:
     return pe
 
 
+_LOOP_OPCODES = {"FOR_ITER", "JUMP_ABSOLUTE"}  # plus every backward jump (3.11+: *BACKWARD*)
+
+
+def _python_loop_in(fn: Callable) -> bool:
+    """True when ``fn``'s own code (or a comprehension, lambda or function defined inside it) has
+    a ``for`` or ``while`` loop: the bytecode jumps backwards or iterates."""
+    code = getattr(fn, "__code__", None)
+    stack = [code] if code is not None else []
+    while stack:
+        c = stack.pop()
+        if any(ins.opname in _LOOP_OPCODES or "BACKWARD" in ins.opname
+               for ins in dis.get_instructions(c)):
+            return True
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    return False
+
+
+def _count_ops(fn: Callable, *args) -> tuple[object, int]:
+    """``(fn(*args), how many ATen operators it ran)``: a loop-free answer runs the same number
+    of operators for every size; a loop over positions or pairs runs more for larger tables."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    count = 0
+
+    class _Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types=(), args=(), kwargs=None):
+            nonlocal count
+            count += 1
+            return func(*args, **(kwargs or {}))
+
+    with _Count():
+        result = fn(*args)
+    return result, count
+
+
+_NO_LOOP = (
+    "the exercise asks for the table without a Python loop: build every angle at once, "
+    "positions (L, 1) times frequencies (D/2,) broadcast to (L, D/2), then fill the even "
+    "columns with pe[:, 0::2] = ... and the odd ones with pe[:, 1::2] = ..."
+)
+
+
+@checks(solution_sinusoidal_encoding)
 def check_sinusoidal_encoding(fn: Callable[[int, int], torch.Tensor]) -> None:
-    r"""Check the sinusoidal position encoding of "Attention is all you need".
+    r"""Check the sinusoidal position encoding of "Attention is all you need", built without a
+    Python loop.
 
     The answer is called as ``fn(length, dim)`` for a few sizes and must return the ``(L, D)``
     table with :math:`PE_{p,2i} = \sin(p / 10000^{2i/D})` in the even columns and
-    :math:`PE_{p,2i+1} = \cos(p / 10000^{2i/D})` in the odd ones.
+    :math:`PE_{p,2i+1} = \cos(p / 10000^{2i/D})` in the odd ones. A ``for`` or ``while`` loop (or
+    a comprehension) in the answer is refused, and so is an answer whose number of tensor
+    operations grows with the size of the table (a loop hidden in a helper).
 
     Args:
         fn: takes ``length`` (L) and an even ``dim`` (D), returns a floating tensor ``(L, D)``.
 
     Raises:
-        ExerciseError: on a wrong type, shape or value, or when the function crashes.
+        ExerciseError: on a Python loop, a wrong type, shape or value, or when the function
+            crashes.
 
     See the chapter's exercises.
     """
+    if _python_loop_in(fn):
+        raise ExerciseError(f"`{getattr(fn, '__name__', 'fn')}` contains a Python loop (for, "
+                            f"while or a comprehension); {_NO_LOOP}")
     cases = [(4, 6), (1, 2), (50, 16), (12, 128)]
+    op_counts = {}
     for length, dim in cases:
         what = f"fn(length={length}, dim={dim})"
         try:
-            got = fn(length, dim)
+            got, op_counts[length, dim] = _count_ops(fn, length, dim)
         except Exception as err:  # the learner's code failed: say on which case
             raise ExerciseError(
                 f"{what}: your function raised {type(err).__name__}: {err}"
@@ -143,9 +204,17 @@ def check_sinusoidal_encoding(fn: Callable[[int, int], torch.Tensor]) -> None:
             ),
         ], what)
         expect_close(got, expected.to(got.dtype), what=what)
+    smallest, largest = op_counts[1, 2], max(op_counts.values())
+    if largest > 2 * smallest + 10:
+        big = max(op_counts, key=op_counts.get)
+        raise ExerciseError(
+            f"fn(length={big[0]}, dim={big[1]}) ran {largest} tensor operations and "
+            f"fn(length=1, dim=2) only {smallest}: the work is done in a loop (perhaps inside a "
+            f"helper), one step per position or pair; {_NO_LOOP}"
+        )
     passed(
         f"the sinusoidal table matches on {len(cases)} sizes, up to L = 50 and D = 128, sines "
-        "and cosines interleaved."
+        "and cosines interleaved, with the same few tensor operations for every size (no loop)."
     )
 
 
@@ -188,6 +257,7 @@ def solution_rope(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return torch.cat((a * cos - b * sin, a * sin + b * cos), dim=-1)  # (N, H, L, E)
 
 
+@checks(solution_rope)
 def check_rope(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """Check rotary position embeddings in the rotate-half layout (base 10000).
 
@@ -313,6 +383,19 @@ def solution_pre_norm_block(x: torch.Tensor, layer: TransformerEncoderLayer) -> 
     return x + layer.linear2(layer.activation(layer.linear1(h)))  # (N, L, D): residual around MLP
 
 
+class _WholeLayerCalled(ExerciseError):
+    """Raised inside a check when the answer calls the layer instead of its parts (an
+    ExerciseError, so that :func:`~attnlib.exercises.call_answer` lets it through)."""
+
+
+class _PartsOnlyLayer(TransformerEncoderLayer):
+    """The layer the pre-norm check hands out: its parts work, calling the layer does not."""
+
+    def forward(self, *args, **kwargs):
+        raise _WholeLayerCalled
+
+
+@checks(solution_pre_norm_block)
 def check_pre_norm_block(
     fn: Callable[[torch.Tensor, TransformerEncoderLayer], torch.Tensor],
 ) -> None:
@@ -322,7 +405,8 @@ def check_pre_norm_block(
     :class:`attnlib.TransformerEncoderLayer` (dropout 0, eval mode) whose parts the answer uses:
     ``layer.self_attn`` (call it as ``layer.self_attn(h, h, h)[0]``), ``layer.norm1``,
     ``layer.norm2``, ``layer.linear1``, ``layer.activation`` and ``layer.linear2``. It must return
-    what ``TransformerEncoderLayer(..., norm_first=True)`` computes.
+    what ``TransformerEncoderLayer(..., norm_first=True)`` computes. Calling the layer itself,
+    ``layer(x)``, is refused: the exercise is to wire the parts.
 
     Args:
         fn: takes ``x`` ``(N, L, D)`` and the layer, returns ``(N, L, D)``.
@@ -338,8 +422,8 @@ def check_pre_norm_block(
         torch.manual_seed(11)
         layers = []
         for _, _, D, H, ff, act in sizes:
-            layer = TransformerEncoderLayer(D, H, ff, dropout=0.0, activation=act,
-                                            norm_first=True).eval()
+            layer = _PartsOnlyLayer(D, H, ff, dropout=0.0, activation=act,
+                                    norm_first=True).eval()
             with torch.no_grad():  # LayerNorms that are not the identity, so each one matters
                 for norm in (layer.norm1, layer.norm2):
                     norm.weight.copy_(1.0 + 0.5 * torch.randn(D, generator=g))
@@ -349,7 +433,15 @@ def check_pre_norm_block(
         what = f"x ({N}, {L}, {D}), a layer with {H} heads, dim_feedforward={ff}, {act}"
         x = 2.0 * torch.randn(N, L, D, generator=g) + 1.0
         with torch.no_grad():
-            got = call_answer(lambda t, layer=layer: fn(t, layer), what, x)
+            try:
+                got = call_answer(lambda t, layer=layer: fn(t, layer), what, x)
+            except _WholeLayerCalled:
+                raise ExerciseError(
+                    f"{what}: your function calls the layer itself (layer(x)), which computes the "
+                    "block for you; the exercise is to build it from the layer's parts: "
+                    "layer.norm1, layer.self_attn, layer.norm2, layer.linear1, layer.activation "
+                    "and layer.linear2"
+                ) from None
             expected = solution_pre_norm_block(x, layer)
             expect_tensor(got, expected, what=what)
             _diagnose(got, expected, _block_variants(layer, x), what)
@@ -357,4 +449,113 @@ def check_pre_norm_block(
     passed(
         f"your pre-norm block equals TransformerEncoderLayer(norm_first=True) on {len(sizes)} "
         "layers, with ReLU and with GELU."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 4: predict what survives a swap
+# ------------------------------------------------------------------------------------------------
+
+
+def solution_predict_unchanged(num_layers: int, causal: bool) -> set[int]:
+    """Exercise 4's reference prediction: the positions whose output survives the swap.
+
+    Six tokens ``a b c d e f`` and the same tokens with the first two swapped, ``b a c d e f``,
+    run through ``num_layers`` self-attention layers without positions, with or without a causal
+    mask. Which positions (0 to 5) give the same output vector in both runs?
+
+    Args:
+        num_layers: 1 or 2.
+        causal: whether the layers use a causal mask.
+
+    Returns:
+        The set of unchanged positions.
+    """
+    # Without a mask every position sees the same set of tokens in both runs, at any depth, and
+    # positions 2..5 hold the same token: unchanged. (Positions 0 and 1 trade their outputs.)
+    # With a causal mask, position i sees tokens 0..i: for i >= 2 that set is the same, so one
+    # layer leaves positions 2..5 unchanged. But positions 0 and 1 now see {b} and {a, b} instead
+    # of {a} and {a, b}: their outputs change, and a second layer, which reads them, passes the
+    # change on to every position.
+    if causal and num_layers >= 2:
+        return set()
+    return {2, 3, 4, 5}
+
+
+def _unchanged_positions(num_layers: int, causal: bool) -> set[int]:
+    """What the layers actually do: run both orders, compare position by position."""
+    D, H, L = 16, 4, 6
+    g = cases_generator(12)
+    with torch.random.fork_rng():
+        torch.manual_seed(12)
+        layers = [TransformerEncoderLayer(D, H, 32, dropout=0.0).eval()
+                  for _ in range(num_layers)]
+    x = torch.randn(1, L, D, generator=g)  # (N, L, D): tokens a b c d e f
+    swapped = x[:, [1, 0, 2, 3, 4, 5]]  # b a c d e f
+    with torch.no_grad():
+        out, out_swapped = x, swapped
+        for layer in layers:
+            out = layer(out, is_causal=causal)
+            out_swapped = layer(out_swapped, is_causal=causal)
+    same = (out - out_swapped).abs().amax(dim=-1)[0] < 1e-5  # (L,)
+    return {i for i in range(L) if bool(same[i])}
+
+
+@checks(solution_predict_unchanged)
+def check_predict_unchanged(fn: Callable[[int, bool], Iterable[int]]) -> None:
+    """Compare the prediction ``fn(num_layers, causal)`` with what the layers do.
+
+    For 1 and 2 layers, without and with a causal mask, the answer names the positions (0 to 5)
+    whose output does not change when the first two of six tokens are swapped. The check runs
+    :class:`attnlib.TransformerEncoderLayer` stacks (random weights, no positions) on both orders,
+    prints what they give, and raises :class:`~attnlib.exercises.ExerciseError` for a wrong
+    prediction, saying which one and why.
+
+    Args:
+        fn: takes ``num_layers`` (1 or 2) and ``causal`` (bool), returns a set (or any iterable)
+            of positions.
+
+    Raises:
+        ExerciseError: on a wrong prediction, an answer that is not a collection of positions, or
+            when the function crashes.
+
+    See the chapter's exercises.
+    """
+    settings = [(1, False), (2, False), (1, True), (2, True)]
+    truth = {s: _unchanged_positions(*s) for s in settings}
+    lines = []
+    for (num_layers, causal), actual in truth.items():
+        what = f"{num_layers} layer{'s' if num_layers > 1 else ''}, " + (
+            "causal mask" if causal else "no mask")
+        lines.append(f"  {what}: unchanged at {sorted(actual) or 'no position'}")
+        try:
+            got = fn(num_layers, causal)
+        except Exception as err:
+            raise ExerciseError(
+                f"fn({num_layers}, {causal}): your function raised {type(err).__name__}: {err}"
+            ) from err
+        try:
+            predicted = {int(p) for p in got}
+        except (TypeError, ValueError):
+            raise ExerciseError(
+                f"fn({num_layers}, {causal}) ({what}): expected a set of positions such as "
+                f"{{2, 3}}, got {type(got).__name__}"
+            ) from None
+        if predicted != actual:
+            why = (
+                "with a causal mask, position i sees tokens 0..i; which of those sets does the "
+                "swap change, and what does a second layer read?"
+                if causal else
+                "without a mask, every position sees all six tokens whatever their order, so "
+                "the swap only moves tokens a and b"
+            )
+            raise ExerciseError(
+                f"{what}: you predicted unchanged outputs at {sorted(predicted)}, the layers "
+                f"give {sorted(actual)}; {why}"
+            )
+    print("What the layers give:\n" + "\n".join(lines))
+    passed(
+        "all four predictions match: without a mask the stack only moves the swapped tokens, at "
+        "any depth; with a causal mask the change at positions 0 and 1 reaches every position "
+        "after two layers."
     )
