@@ -11,16 +11,22 @@
   and top-k (the GPT chapter).
 - :class:`OnlineSoftmaxTiles`: tiled attention stepped through, with the running maximum, sum
   and output of the online softmax (the chapter on the cost of attention).
+- :class:`BottleneckStepper`: an encoder-decoder's one fixed vector overwritten step by step,
+  beside attention's weights over every encoder state (the big-picture chapter).
+- :class:`PositionExplorer`: sinusoidal dot products and rotary scores against the offset, as
+  the size, the base and the position change (the chapter on positions and the block).
 
 Each widget is a :class:`attnlib.widgets._base.Widget`: its front end is the shared base
 (``_base.js``, ``_base.css``) followed by its own view (``<view>.js``, ``<view>.css``), joined by
 :mod:`attnlib.widgets._frontend`.
 """
 
+from .bottleneck import BottleneckStepper
 from .decoding import DecodingStepper
 from .explorer import AttentionExplorer
 from .heads import HeadView
 from .masks import MaskExplorer
+from .positions import PositionExplorer
 from .sampling import SamplingExplorer
 from .tiles import OnlineSoftmaxTiles
 
@@ -31,4 +37,6 @@ __all__ = [
     "HeadView",
     "SamplingExplorer",
     "OnlineSoftmaxTiles",
+    "BottleneckStepper",
+    "PositionExplorer",
 ]

@@ -16,7 +16,9 @@ from pathlib import Path
 __all__ = ["VIEWS", "build_css", "build_esm"]
 
 _HERE = Path(__file__).parent
-VIEWS = ("decoding", "explorer", "heads", "masks", "sampling", "tiles")
+VIEWS = (
+    "bottleneck", "decoding", "explorer", "heads", "masks", "positions", "sampling", "tiles"
+)
 """The widgets' views: one ``<name>.js`` and one ``<name>.css`` each."""
 
 
