@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +87,7 @@ def flash_attention(
     is_causal: bool = False,
     *,
     scale: float | None = None,
-    block_size: int | tuple[int, int] = (QUERY_BLOCK, KEY_BLOCK),
+    block_size: int | tuple[int, int] | None = None,
     window: int | None = None,
 ) -> torch.Tensor:
     r"""Exact scaled dot-product attention computed tile by tile, with an online softmax.
@@ -123,6 +124,9 @@ def flash_attention(
         scale: multiplies the scores; defaults to ``1 / sqrt(E)``.
         block_size: keys per tile, or a pair ``(query_block, key_block)``. Larger tiles mean
             fewer, bigger matrix products (less Python overhead) and more memory per tile.
+            ``None`` (the default) is ``(256, 512)``, or ``(128, 512)`` with a ``window``: a
+            block of queries needs ``window + query_block - 1`` keys, so smaller query blocks
+            waste less of the band.
         window: with ``is_causal=True``, query ``i`` sees only the keys ``i - window < j <= i``
             (the mask of :func:`attnlib.masks.causal_mask` with the same ``window``); a window
             longer than the sequence changes nothing. ``None`` (the default): every earlier key.
@@ -177,8 +181,10 @@ def _reference_score(q1, k1, i0: int, i1: int, window: int) -> torch.Tensor:
 def _flash_forward(query, key, value, is_causal, scale, block_size, window) -> torch.Tensor:
     where = "flash_attention"
     check_attention_inputs(query, key, value, None, 0.0, is_causal, where=where)
-    block_q, block_k = check_block_size(block_size)
     window = _check_window(window, is_causal, where)
+    if block_size is None:
+        block_size = (QUERY_BLOCK if window is None else QUERY_BLOCK // 2, KEY_BLOCK)
+    block_q, block_k = check_block_size(block_size)
     scale = resolve_scale(scale, query.size(-1), where)
     batch, q, k, v = flatten_batch(query, key, value)
     B, L, E = q.shape
@@ -200,6 +206,16 @@ def _flash_forward(query, key, value, is_causal, scale, block_size, window) -> t
     k_norm_max = k_norm.view(B, n_tiles, block_k).amax(dim=-1)  # (B, tiles)
     q_norm = q.norm(dim=-1)  # (B, L)
 
+    @cache
+    def hidden_keys(offset: int, bq: int, bk: int) -> torch.Tensor:
+        """``(bq, bk)`` True where a query may not see a key, for a tile whose first key sits
+        ``offset`` positions after its first query. Tiles repeat their offsets along the
+        diagonal (and along a window's edge), so each mask is built once per call."""
+        rows = torch.arange(bq, device=dev)[:, None]  # (bq, 1)
+        cols = torch.arange(offset, offset + bk, device=dev)[None, :]  # (1, bk)
+        hidden = cols > rows  # later keys
+        return hidden | (cols <= rows - window) if window is not None else hidden
+
     for i0 in range(0, L, block_q):
         i1 = min(i0 + block_q, L)
         zeros = q.new_zeros(B, i1 - i0, 1)
@@ -208,30 +224,27 @@ def _flash_forward(query, key, value, is_causal, scale, block_size, window) -> t
         ell = torch.zeros(B, i1 - i0, 1, dtype=acc_dtype, device=dev)  # (B, bq, 1) running sum
         m = None  # (B, bq, 1) reference maximum, from the first tile on
         s_end = min(S, i1) if is_causal else S  # causal: keys after the block's last query unseen
-        j_start = 0  # a window skips the tiles that end before the block's first query's window
+        j_start = 0  # a window starts at the first key the block's first query sees
         if window is not None:
-            j_start = max(0, i0 - window + 1) // block_k * block_k
+            j_start = max(0, i0 - window + 1)
             m = _reference_score(q1, k1, i0, i1, window)  # (B, bq, 1)
             q1[:, :, E:] = -m
             safe = _safe_tiles(q_norm[:, i0:i1, None], k_norm_max, m)
         for j0 in range(j_start, s_end, block_k):
-            j1, t = min(j0 + block_k, s_end), j0 // block_k
+            j1 = min(j0 + block_k, s_end)
             s = torch.bmm(q1, k1_t[:, :, j0:j1])  # (B, bq, bk): s_ij - m_i
             later = is_causal and j1 - 1 > i0  # the tile crosses the diagonal
             too_old = window is not None and j0 <= i1 - 1 - window  # ... or the window's start
             if later or too_old:  # hide the keys these queries may not see
-                rows = torch.arange(i0, i1, device=dev)[:, None]  # (bq, 1)
-                cols = torch.arange(j0, j1, device=dev)[None, :]  # (1, bk)
-                hidden = cols > rows  # (bq, bk)
-                if too_old:
-                    hidden |= cols <= rows - window
-                s.masked_fill_(hidden, _NEG_INF)
+                s.masked_fill_(hidden_keys(j0 - i0, i1 - i0, j1 - j0), _NEG_INF)
             if m is None:  # the first tile: m is its row maximum (every query sees key 0)
                 m = s.amax(dim=-1, keepdim=True)  # (B, bq, 1)
                 s.sub_(m)
                 q1[:, :, E:] = -m
                 safe = _safe_tiles(q_norm[:, i0:i1, None], k_norm_max, m)
-            elif not safe[t]:  # a tile that might rise far above m: the classic update
+            elif not (safe[j0 // block_k] and safe[(j1 - 1) // block_k]):
+                # A tile (or with a window, the two bounded tiles it overlaps) whose scores might
+                # rise far above m: the classic update.
                 rise = s.amax(dim=-1, keepdim=True).clamp_(min=0.0)  # (B, bq, 1)
                 if bool(rise.any()):
                     s.sub_(rise)
