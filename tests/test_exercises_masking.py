@@ -24,11 +24,91 @@ def test_reference_solutions_pass(capsys):
 
 def test_library_functions_pass_as_answers(capsys):
     ex.check_padding_mask(lambda n, S: attnlib.masks.padding_mask(n, S)[:, 0, 0, :])
-    ex.check_causal_mask(lambda L, S: attnlib.masks.causal_mask(L, S))
     from attnlib.widgets.masks import masked_softmax as widget_softmax
 
     ex.check_masked_softmax(widget_softmax)
-    assert capsys.readouterr().out.count("Correct:") == 3
+    assert capsys.readouterr().out.count("Correct:") == 2
+
+
+@pytest.mark.parametrize(
+    "shortcut",
+    [
+        lambda L, S: attnlib.masks.causal_mask(L, S),
+        lambda L, S: torch.ones(L, S, dtype=torch.bool).tril(),
+        lambda L, S: torch.tril(torch.ones(L, S)).bool(),
+        lambda L, S: ~torch.ones(L, S, dtype=torch.bool).triu(1),
+    ],
+    ids=["attnlib.causal_mask", "Tensor.tril", "torch.tril", "triu"],
+)
+def test_causal_mask_refuses_tril_and_triu(shortcut):
+    # Exercise 2 asks for the mask from two aranges: a right mask cut out with tril is refused.
+    with pytest.raises(ExerciseError, match=r"the mask is right, but it is cut out with tri[lu]"):
+        ex.check_causal_mask(shortcut)
+
+
+def test_causal_mask_from_a_comparison_passes(capsys):
+    ex.check_causal_mask(lambda L, S: torch.arange(S)[None, :] <= torch.arange(L)[:, None])
+    assert "Correct:" in capsys.readouterr().out
+
+
+def _template(*args):
+    """The learner's cell before it is filled in."""
+    ...
+
+
+@pytest.mark.parametrize(
+    "check",
+    [ex.check_padding_mask, ex.check_causal_mask, ex.check_masked_softmax,
+     ex.check_causality_test],
+    ids=lambda c: c.__name__,
+)
+def test_an_unfilled_template_runs_the_reference(check, capsys):
+    check(_template)
+    out = capsys.readouterr().out
+    assert "still the template" in out and f"`{check.solution.__name__}`" in out
+    assert "Correct:" in out
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 4: the learner's test of the causal claim
+# ------------------------------------------------------------------------------------------------
+
+
+def test_reference_causality_test_passes(capsys):
+    ex.check_causality_test(ex.solution_causality_test)
+    assert "the single leak included" in capsys.readouterr().out
+
+
+def changes_only_the_last_token(layer, L, D):  # misses a leak from a middle token
+    x = torch.randn(1, L, D)
+    changed = x.clone()
+    changed[:, -1] = torch.randn(D)
+    return bool(((layer(changed) - layer(x))[:, :-1] == 0).all())
+
+
+def compares_every_output(layer, L, D):  # the outputs at and after s are meant to move
+    x = torch.randn(1, L, D)
+    changed = x.clone()
+    changed[:, 1] = torch.randn(D)
+    return bool((layer(changed) == layer(x)).all())
+
+
+@pytest.mark.parametrize(
+    ("learner_test", "message"),
+    [
+        (lambda layer, L, D: True, "accepts bidirectional self-attention"),
+        (lambda layer, L, D: False, "rejects causal self-attention, which is causal"),
+        (changes_only_the_last_token, "accepts causal self-attention except that position 0 "
+                                      "also reads position 3, which reads ahead"),
+        (compares_every_output, "rejects causal self-attention, which is causal"),
+        (lambda layer, L, D: layer(torch.randn(L, D)).sum(), "returned Tensor|raised"),
+        (lambda layer, L, D: layer(torch.randn(1, L + 1, D)), "your test raised"),
+    ],
+    ids=["always-true", "always-false", "last-token-only", "every-output", "not-a-bool", "crash"],
+)
+def test_causality_test_mistakes(learner_test, message):
+    with pytest.raises(ExerciseError, match=message):
+        ex.check_causality_test(learner_test)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -109,7 +189,7 @@ def inverted(scores, mask):
         (lambda s, m: masked_softmax(s, m)[..., :-1], r"expected shape \(2, 4, 5\), got shape "
                                                       r"\(2, 4, 4\)"),
         (lambda s, m: masked_softmax(s / 2, m), "values differ; largest difference"),
-        (lambda s, m: None, "expected a torch.Tensor"),
+        (lambda s, m: s.tolist(), "expected a torch.Tensor"),
     ],
 )
 def test_masked_softmax_mistakes(answer, message):

@@ -159,3 +159,55 @@ def ignores_mask(x, w_q, w_k, w_v, w_o, H, mask=None):
 def test_multi_head_mistakes(answer, message):
     with pytest.raises(ExerciseError, match=message):
         ex.check_multi_head_attention(answer)
+
+
+# ------------------------------------------------------------------------------------------------
+# Templates and the prediction
+# ------------------------------------------------------------------------------------------------
+
+
+def _template(*args):
+    """The learner's cell before it is filled in."""
+    ...
+
+
+@pytest.mark.parametrize(
+    "check",
+    [ex.check_split_heads, ex.check_merge_heads, ex.check_multi_head_attention,
+     ex.check_predict_cost],
+    ids=lambda c: c.__name__,
+)
+def test_an_unfilled_template_runs_the_reference(check, capsys):
+    check(_template)
+    out = capsys.readouterr().out
+    assert "still the template" in out and f"`{check.solution.__name__}`" in out
+    assert "Correct:" in out
+
+
+def test_a_right_prediction_passes_and_the_truth_is_printed(capsys):
+    def my_prediction():
+        return 1_050_624, 160_000, 20_000
+
+    ex.check_predict_cost(my_prediction)
+    out = capsys.readouterr().out
+    assert "measured: 1,050,624 parameters" in out and "Correct:" in out
+    assert "still the template" not in out  # a function returning constants is an answer
+
+
+@pytest.mark.parametrize(
+    ("prediction", "message"),
+    [
+        ((8 * 1_050_624, 160_000, 20_000), r"parameters: you predicted 8,404,992.*whatever the "
+                                           r"number of heads"),
+        ((4 * 512 * 512, 160_000, 20_000), r"parameters: you predicted 1,048,576.*4 \(D\^2 \+ D\)"),
+        ((1_050_624, 20_000, 20_000), r"weights with 8 heads: you predicted 20,000, the layer has "
+                                      r"160,000"),
+        ((1_050_624, 160_000, 160_000), r"weights with 1 head.*grow with H"),
+        ((1_050_624, 160_000), r"expected a triple \(parameters, weights_8, weights_1\)"),
+        ((1.05e6, 160_000, 20_000), "three whole numbers"),
+    ],
+    ids=["params-times-H", "no-biases", "weights-8", "weights-1", "two-numbers", "float"],
+)
+def test_wrong_predictions_are_named(prediction, message):
+    with pytest.raises(ExerciseError, match=message):
+        ex.check_predict_cost(lambda: prediction)

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import attnlib
 from attnlib.exercises import ExerciseError
@@ -25,12 +26,83 @@ def test_reference_solutions_pass(capsys):
     assert out.count("Correct:") == 3
 
 
-def test_library_functions_pass_as_answers(capsys):
-    ex.check_softmax(lambda s: torch.softmax(s, dim=-1))
+def test_library_attention_passes_as_an_answer(capsys):
     ex.check_attention(
         lambda q, k, v, m=None: attnlib.scaled_dot_product_attention(q, k, v, attn_mask=m)
     )
-    assert capsys.readouterr().out.count("Correct:") == 2
+    assert capsys.readouterr().out.count("Correct:") == 1
+
+
+@pytest.mark.parametrize(
+    "shortcut",
+    [
+        lambda s: torch.softmax(s, dim=-1),
+        lambda s: F.softmax(s, dim=-1),
+        lambda s: s.softmax(-1),
+        lambda s: F.log_softmax(s, dim=-1).exp(),
+        lambda s: (s - torch.logsumexp(s, dim=-1, keepdim=True)).exp(),
+    ],
+    ids=["torch.softmax", "F.softmax", "Tensor.softmax", "log_softmax", "logsumexp"],
+)
+def test_softmax_refuses_a_library_softmax(shortcut):
+    # Exercise 1 asks for a softmax from exp, sum and max: right numbers are not enough.
+    with pytest.raises(ExerciseError, match="runs a library softmax.*from exp, sum and max"):
+        ex.check_softmax(shortcut)
+
+
+def _template(x):
+    """The learner's cell before it is filled in."""
+    ...
+
+
+@pytest.mark.parametrize(
+    "check",
+    [ex.check_softmax, ex.check_attention, ex.check_self_attention, ex.check_scale_test],
+    ids=lambda c: c.__name__,
+)
+def test_an_unfilled_template_runs_the_reference(check, capsys):
+    check(_template)
+    out = capsys.readouterr().out
+    assert "still the template" in out and f"`{check.solution.__name__}`" in out
+    assert "Correct:" in out
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 4: the learner's test of the scale
+# ------------------------------------------------------------------------------------------------
+
+
+def test_reference_scale_test_passes(capsys):
+    ex.check_scale_test(ex.solution_scale_test)
+    assert "rejects all five wrong ones" in capsys.readouterr().out
+
+
+def rows_sum_to_one(attention):  # a test of the wrong property: every candidate passes it
+    _, w = attention(torch.randn(3, 5), torch.randn(7, 5), torch.randn(7, 2))
+    return bool(torch.allclose(w.sum(-1), torch.ones(3)))
+
+
+def square_sizes(attention):  # L = S = E: a scale by sqrt(S) or sqrt(L) looks right
+    q, k, v = torch.randn(4, 4), torch.randn(4, 4), torch.randn(4, 4)
+    _, w = attention(q, k, v)
+    return bool(torch.allclose(w, torch.softmax(q @ k.T / 2.0, dim=-1), atol=1e-5))
+
+
+@pytest.mark.parametrize(
+    ("learner_test", "message"),
+    [
+        (lambda attention: True, "accepts an attention without any scale"),
+        (lambda attention: False, "rejects a correct attention"),
+        (rows_sum_to_one, "accepts an attention without any scale"),
+        (square_sizes, "accepts an attention scaled by 1/sqrt\\(S\\).*all different"),
+        (lambda attention: "yes", "returned str; return True or False"),
+        (lambda attention: attention(torch.randn(3, 5)), "your test raised TypeError"),
+    ],
+    ids=["always-true", "always-false", "wrong-property", "square-sizes", "not-a-bool", "crash"],
+)
+def test_scale_test_mistakes(learner_test, message):
+    with pytest.raises(ExerciseError, match=message):
+        ex.check_scale_test(learner_test)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -43,12 +115,18 @@ def naive_softmax(scores):
     return e / e.sum(dim=-1, keepdim=True)
 
 
+def naive_softmax_over(scores, dim):
+    e = scores.exp()
+    return e / e.sum(dim=dim, keepdim=True)
+
+
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [
         (naive_softmax, "[1000, 1001, 1002]: your result contains NaN"),
         (lambda s: s.exp(), "these are exp(scores)"),
-        (lambda s: torch.softmax(s, dim=0), "ran over the first dimension"),
+        (lambda s: naive_softmax_over(s - s.max(dim=0, keepdim=True).values, dim=0),
+         "ran over the first dimension"),
         (
             lambda s: (s - s.max()).exp() / (s - s.max()).exp().sum(),
             "normalised over the whole tensor",

@@ -1,13 +1,20 @@
 """Self-checks for the chapter "Masking".
 
-Three exercises, each with a reference solution and a check:
+Four exercises, each with a reference solution and a check:
 
 * :func:`solution_padding_mask`, :func:`check_padding_mask` -- build the allowed-mask ``(N, S)``
   of a padded batch from the sequences' lengths (True = a real token that may be attended);
 * :func:`solution_causal_mask`, :func:`check_causal_mask` -- build a decoder's allowed-mask
-  ``(L, S)``, aligned top-left as PyTorch's ``is_causal=True``;
+  ``(L, S)``, aligned top-left as PyTorch's ``is_causal=True``, by comparing positions (an answer
+  that calls ``tril`` or ``triu``, directly or through ``attnlib.masks.causal_mask``, is refused);
 * :func:`solution_masked_softmax`, :func:`check_masked_softmax` -- a softmax over the allowed keys
-  that gives a row with no allowed key zeros, not NaN.
+  that gives a row with no allowed key zeros, not NaN;
+* :func:`solution_causality_test`, :func:`check_causality_test` -- write the test of the chapter's
+  claim that a causal layer's output at position ``t`` never depends on a later token; the check
+  hands it causal layers and leaky ones, and the test must tell them apart.
+
+Every check is decorated with :func:`~attnlib.exercises.checks`: handed the chapter's unfilled
+template (a body of ``...``), it says so and checks the reference solution instead.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
@@ -24,7 +31,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .._checks import shape
-from . import call_answer, cases_generator, passed
+from . import call_answer, cases_generator, checks, ops_called, passed
 from ._compare import ExerciseError, diagnose, expect_close, expect_tensor
 
 __all__ = [
@@ -34,7 +41,11 @@ __all__ = [
     "check_causal_mask",
     "solution_masked_softmax",
     "check_masked_softmax",
+    "solution_causality_test",
+    "check_causality_test",
 ]
+
+_TRIANGLE_OPS = {"tril", "triu", "tril_indices", "triu_indices"}
 
 
 def _rows(mask: torch.Tensor) -> str:
@@ -89,6 +100,7 @@ def solution_padding_mask(lengths: torch.Tensor, S: int) -> torch.Tensor:
     return positions[None, :] < lengths[:, None]  # (N, S): True = a real token
 
 
+@checks(solution_padding_mask)
 def check_padding_mask(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     """Check ``fn(lengths, S)``, the allowed-mask of a padded batch.
 
@@ -153,8 +165,13 @@ def solution_causal_mask(L: int, S: int) -> torch.Tensor:
     return j <= i  # (L, S)
 
 
+@checks(solution_causal_mask)
 def check_causal_mask(fn: Callable[[int, int], torch.Tensor]) -> None:
-    """Check ``fn(L, S)``, a decoder's allowed-mask aligned top-left.
+    """Check ``fn(L, S)``, a decoder's allowed-mask aligned top-left, built by comparing positions.
+
+    The exercise asks for the mask from two ``arange``s (query ``i`` may see key ``j`` when
+    ``j <= i``), so an answer whose operator log shows ``tril`` or ``triu`` (``torch.tril``,
+    ``Tensor.tril``, ``attnlib.masks.causal_mask``...) is refused even when its mask is right.
 
     Args:
         fn: takes the number of queries ``L`` and of keys ``S`` and returns a boolean
@@ -162,15 +179,17 @@ def check_causal_mask(fn: Callable[[int, int], torch.Tensor]) -> None:
             the alignment of ``is_causal=True`` in PyTorch even when ``L != S``.
 
     Raises:
-        ExerciseError: on a wrong type, shape, dtype or value; the inverted triangle, the
-            missing diagonal and the bottom-right alignment are named.
+        ExerciseError: on a wrong type, shape, dtype or value (the inverted triangle, the
+            missing diagonal and the bottom-right alignment are named), or when the mask is
+            cut out with ``tril``/``triu``.
 
     See the chapter's exercises.
     """
     cases = [("L = 4, S = 4", 4, 4), ("L = 1, S = 1", 1, 1), ("L = 3, S = 5", 3, 5),
              ("L = 5, S = 3", 5, 3)]
+    used: set[str] = set()  # the operators the answer ran, over all cases
     for what, L, S in cases:
-        got = call_answer(lambda L=L, S=S: fn(L, S), what)
+        got, ops = ops_called(call_answer, lambda L=L, S=S: fn(L, S), what)
         expected = solution_causal_mask(L, S)  # (L, S)
         _expect_bool(
             got,
@@ -195,6 +214,15 @@ def check_causal_mask(fn: Callable[[int, int], torch.Tensor]) -> None:
                     "top-left: query i sees keys 0 .. i",
                 ),
             ],
+        )
+        used |= ops
+    triangle = sorted(used & _TRIANGLE_OPS)  # checked once every mask is right
+    if triangle:
+        raise ExerciseError(
+            f"the mask is right, but it is cut out with {', '.join(triangle)} "
+            "(directly or inside a library function such as attnlib.masks.causal_mask). "
+            "The exercise asks you to compare positions: i = torch.arange(L)[:, None], "
+            "j = torch.arange(S)[None, :], and query i may see key j when j <= i"
         )
     passed(f"the causal mask matches on {len(cases)} cases, including L != S (top-left).")
 
@@ -221,6 +249,7 @@ def solution_masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.T
     return weights.masked_fill(empty, 0.0)  # (..., L, S)
 
 
+@checks(solution_masked_softmax)
 def check_masked_softmax(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """Check ``fn(scores, mask)``: softmax over the allowed keys, zeros for a row with none.
 
@@ -281,4 +310,123 @@ def check_masked_softmax(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     passed(
         f"the masked softmax matches on {len(cases)} cases: masked keys get 0, and a row with no "
         "allowed key gets zeros, not NaN."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 4: write the test of the causal claim
+# ------------------------------------------------------------------------------------------------
+
+
+def solution_causality_test(layer: Callable[[torch.Tensor], torch.Tensor], L: int, D: int) -> bool:
+    """Exercise 4's reference solution: is ``layer``'s output at ``t`` free of every later token?
+
+    Change one position ``s`` at a time and check that no output before ``s`` moves, for every
+    ``s``: a leak from one late token into one early output is found only if every position
+    is changed.
+
+    Args:
+        layer: maps ``(1, L, D)`` to ``(1, L, D)``.
+        L: the sequence length.
+        D: the model size.
+
+    Returns:
+        True when, for every ``s``, changing the input at ``s`` leaves the outputs ``0 .. s-1``
+        exactly as they were.
+    """
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, L, D, generator=g)  # (1, L, D)
+    out = layer(x)  # (1, L, D)
+    for s in range(L):
+        changed = x.clone()
+        changed[:, s] = torch.randn(D, generator=g)  # a different token at position s
+        moved = (layer(changed) - out).abs().amax(dim=-1)[0]  # (L,): largest change per position
+        if bool((moved[:s] != 0).any()):
+            return False
+    return True
+
+
+def _attention_layer(allowed: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Self-attention of ``x`` on itself (q = k = v = x) with the allowed-mask ``allowed``."""
+    from ..attention import scaled_dot_product_attention
+
+    def layer(x: torch.Tensor) -> torch.Tensor:  # (1, L, D) -> (1, L, D)
+        return scaled_dot_product_attention(x, x, x, attn_mask=allowed)[0]
+
+    return layer
+
+
+def _running_mean(x: torch.Tensor) -> torch.Tensor:
+    """A causal layer that is not attention: the mean of the tokens up to each position."""
+    counts = torch.arange(1, x.size(1) + 1, dtype=x.dtype)[None, :, None]  # (1, L, 1)
+    return x.cumsum(dim=1) / counts  # (1, L, D)
+
+
+def _causality_candidates(L: int) -> list[tuple[str, Callable, bool]]:
+    """(description, layer, whether it is causal) for the causality test's check."""
+    causal = solution_causal_mask(L, L)  # (L, L)
+    one_leak = causal.clone()
+    one_leak[0, L // 2] = True  # position 0 also reads a middle token; nothing else leaks
+    return [
+        ("causal self-attention", _attention_layer(causal), True),
+        ("a running mean over the prefix (causal, but not attention)", _running_mean, True),
+        ("bidirectional self-attention (no mask)", _attention_layer(None), False),
+        ("self-attention whose mask lets every query see the next token too",
+         _attention_layer(solution_causal_mask(L + 1, L)[1:]), False),  # j <= i + 1
+        (f"causal self-attention except that position 0 also reads position {L // 2}",
+         _attention_layer(one_leak), False),
+    ]
+
+
+@checks(solution_causality_test)
+def check_causality_test(fn: Callable[[Callable, int, int], bool]) -> None:
+    """Check a learner's test of the claim "the output at t does not depend on any later token".
+
+    The test ``fn(layer, L, D)`` is handed five layers that map ``(1, L, D)`` to ``(1, L, D)``
+    (``L = 6``, ``D = 4``): causal self-attention and a running mean (both causal), and three
+    that read ahead: bidirectional attention, attention that also sees the next token, and
+    causal attention with one leak, from a middle token into position 0. It must return True
+    for the causal ones and False for the others; a test that passes a leaky layer is told
+    which one, and why its probe missed it.
+
+    Args:
+        fn: the learner's test; takes a layer, ``L`` and ``D`` and returns a bool.
+
+    Raises:
+        ExerciseError: when the test crashes, returns something other than a bool, or gets a
+            layer wrong.
+
+    See the chapter's section "Causal masks: a decoder must not read ahead".
+    """
+    L, D = 6, 4
+    for what, layer, causal in _causality_candidates(L):
+        try:
+            verdict = fn(layer, L, D)
+        except ExerciseError:
+            raise
+        except Exception as err:  # the learner's test failed: say on which layer
+            raise ExerciseError(
+                f"your test raised {type(err).__name__}: {err} when it was handed {what}"
+            ) from err
+        if isinstance(verdict, torch.Tensor) and verdict.numel() == 1:
+            verdict = bool(verdict)
+        if not isinstance(verdict, bool):
+            raise ExerciseError(
+                f"handed {what}, your test returned {type(verdict).__name__}; return True or False"
+            )
+        if verdict != causal:
+            if causal:
+                raise ExerciseError(
+                    f"your test rejects {what}, which is causal. Compare the outputs at positions "
+                    "before the one you changed, and only those: the outputs at and after it "
+                    "are meant to move"
+                )
+            raise ExerciseError(
+                f"your test accepts {what}, which reads ahead. Change every position s in "
+                "turn (not just one), and check that no output before s moves at all (compare "
+                "with == 0, not a tolerance)"
+            )
+    passed(
+        "your test accepts both causal layers and catches all three that read ahead, the "
+        "single leak included."
     )

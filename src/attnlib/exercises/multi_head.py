@@ -1,13 +1,19 @@
 """Self-checks for the chapter "Multi-head attention".
 
-Three exercises, each with a reference solution and a check:
+Four exercises, each with a reference solution and a check:
 
 * :func:`solution_split_heads`, :func:`check_split_heads` -- fold ``(N, L, D)`` into
   ``(N, H, L, E)``, head ``h`` taking the ``h``-th block of ``E = D / H`` features;
 * :func:`solution_merge_heads`, :func:`check_merge_heads` -- unfold ``(N, H, L, E)`` back into
   ``(N, L, D)``;
 * :func:`solution_multi_head_attention`, :func:`check_multi_head_attention` -- a whole multi-head
-  self-attention layer without biases: project, split, attend per head, merge, project out.
+  self-attention layer without biases: project, split, attend per head, merge, project out;
+* :func:`solution_predict_cost`, :func:`check_predict_cost` -- predict, before running anything,
+  the parameters of a multi-head layer and the size of the weights it returns, for 8 heads and
+  for 1; the check computes them, prints the truth and says which prediction was off.
+
+Every check is decorated with :func:`~attnlib.exercises.checks`: handed the chapter's unfilled
+template (a body of ``...``), it says so and checks the reference solution instead.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
@@ -27,7 +33,7 @@ from collections.abc import Callable
 import torch
 
 from .._checks import shape
-from . import call_answer, cases_generator, passed, unpack
+from . import call_answer, cases_generator, checks, passed, unpack
 from ._compare import ExerciseError, diagnose, expect_close
 
 __all__ = [
@@ -37,6 +43,8 @@ __all__ = [
     "check_merge_heads",
     "solution_multi_head_attention",
     "check_multi_head_attention",
+    "solution_predict_cost",
+    "check_predict_cost",
 ]
 
 
@@ -74,6 +82,7 @@ def solution_merge_heads(x: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------
 
 
+@checks(solution_split_heads)
 def check_split_heads(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     """Check ``fn(x, num_heads)``, which folds ``(N, L, D)`` into ``(N, H, L, D // H)``.
 
@@ -143,6 +152,7 @@ def check_split_heads(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
+@checks(solution_merge_heads)
 def check_merge_heads(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """Check ``fn(x)``, which unfolds ``(N, H, L, E)`` into ``(N, L, H * E)``.
 
@@ -249,6 +259,7 @@ def _weights_scaled_by(x, w_q, w_k, H, mask, size) -> torch.Tensor:
     return torch.softmax(scores, dim=-1)  # (N, H, L, L)
 
 
+@checks(solution_multi_head_attention)
 def check_multi_head_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
     """Check ``fn(x, w_q, w_k, w_v, w_o, num_heads, mask=None)``: multi-head self-attention.
 
@@ -322,3 +333,78 @@ def check_multi_head_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tenso
         f"the multi-head layer matches on {len(cases)} cases (1, 3 and 4 heads, with and without "
         "a causal mask), weights (N, H, L, L) per head."
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 4: predict the cost, then measure it
+# ------------------------------------------------------------------------------------------------
+
+_COST_CASE = {"d_model": 512, "N": 2, "L": 100}  # MultiHeadAttention(512, H) on (2, 100, 512)
+
+
+def solution_predict_cost() -> tuple[int, int, int]:
+    """Exercise 4's reference solution, worked out on paper for ``D = 512`` and ``N, L = 2, 100``.
+
+    Returns:
+        ``(parameters, weights_8, weights_1)``: the parameters of ``MultiHeadAttention(512, 8)``,
+        four ``D x D`` projections with biases, ``4 (D^2 + D)``, the same for any number of heads;
+        and the entries of the weights it returns for a batch ``(2, 100, 512)``, ``N H L S`` with
+        ``S = L``, for 8 heads and for 1.
+    """
+    D, N, L = _COST_CASE["d_model"], _COST_CASE["N"], _COST_CASE["L"]
+    return 4 * (D * D + D), N * 8 * L * L, N * 1 * L * L
+
+
+def _measured_cost() -> tuple[int, int, int]:
+    from ..multihead import MultiHeadAttention
+
+    D, N, L = _COST_CASE["d_model"], _COST_CASE["N"], _COST_CASE["L"]
+    x = torch.zeros(N, L, D)  # (N, L, D): the values do not matter for counting
+    counts = []
+    with torch.no_grad():
+        for heads in (8, 1):
+            layer = MultiHeadAttention(D, heads)
+            _, weights = layer(x, x, x)  # (N, H, L, L)
+            counts.append((sum(p.numel() for p in layer.parameters()), weights.numel()))
+    (params_8, weights_8), (params_1, weights_1) = counts
+    assert params_8 == params_1
+    return params_8, weights_8, weights_1
+
+
+@checks(solution_predict_cost)
+def check_predict_cost(fn: Callable[[], tuple[int, int, int]]) -> None:
+    """Compare a prediction with the measured cost of ``MultiHeadAttention(512, H)``.
+
+    ``fn()`` returns the learner's three numbers, written down before running anything: the
+    parameters of ``MultiHeadAttention(512, 8)`` (with biases) and the number of entries of the
+    weights it returns for an input of shape ``(2, 100, 512)``, first with 8 heads, then with 1.
+    The check builds both layers, counts, prints the truth, and raises with the reason when a
+    prediction is off.
+
+    Raises:
+        ExerciseError: when ``fn`` does not return three integers, or a prediction is wrong.
+
+    See the chapter's section on BERT's 12 x 64 = 768.
+    """
+    predicted = call_answer(fn, "your prediction")
+    predicted = unpack(predicted, ("parameters", "weights_8", "weights_1"), "your prediction")
+    if not all(isinstance(p, int) and not isinstance(p, bool) for p in predicted):
+        raise ExerciseError(
+            "your prediction: return three whole numbers (ints), e.g. `return 1000, 2000, 3000`"
+        )
+    truth = _measured_cost()
+    print(f"measured: {truth[0]:,} parameters; weights of {truth[1]:,} entries with 8 heads, "
+          f"{truth[2]:,} with 1 head")
+    reasons = (
+        "four D x D projections with a bias each, 4 (D^2 + D), whatever the number of heads: "
+        "splitting into heads reshapes the projections' outputs, it adds no weights",
+        "the weights have shape (N, H, L, S) = (2, 8, 100, 100): one L x S matrix per head and "
+        "sequence",
+        "with one head they have shape (2, 1, 100, 100): the weights, unlike the parameters, "
+        "grow with H",
+    )
+    names = ("parameters", "weights with 8 heads", "weights with 1 head")
+    for name, guess, true, why in zip(names, predicted, truth, reasons, strict=True):
+        if guess != true:
+            raise ExerciseError(f"{name}: you predicted {guess:,}, the layer has {true:,}: {why}")
+    passed("all three predictions match the measured layer.")

@@ -1,13 +1,19 @@
 """Self-checks for the chapter "Self-attention and scaled dot-product attention".
 
-Three exercises, each with a reference solution and a check:
+Four exercises, each with a reference solution and a check:
 
 * :func:`solution_softmax`, :func:`check_softmax` -- a numerically stable softmax over the last
-  dimension;
+  dimension, from ``exp``, ``sum`` and ``max`` (a library softmax is refused);
 * :func:`solution_attention`, :func:`check_attention` -- scaled dot-product attention returning
   ``(output, weights)``;
 * :func:`solution_self_attention`, :func:`check_self_attention` -- one self-attention head:
-  project a sequence into queries, keys and values with three matrices, then attend.
+  project a sequence into queries, keys and values with three matrices, then attend;
+* :func:`solution_scale_test`, :func:`check_scale_test` -- write the test of a claim: a function
+  that says whether an attention function scales its scores by ``1/sqrt(E)``; the check hands it
+  a correct attention and wrong ones, and the test must tell them apart.
+
+Every check is decorated with :func:`~attnlib.exercises.checks`: handed the chapter's unfilled
+template (a body of ``...``), it says so and checks the reference solution instead.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
@@ -27,7 +33,7 @@ from collections.abc import Callable
 import torch
 
 from .._checks import shape
-from . import call_answer, cases_generator, passed, unpack
+from . import call_answer, cases_generator, checks, ops_called, passed, unpack
 from ._compare import ExerciseError, diagnose, expect_close
 
 __all__ = [
@@ -37,7 +43,14 @@ __all__ = [
     "check_attention",
     "solution_self_attention",
     "check_self_attention",
+    "solution_scale_test",
+    "check_scale_test",
 ]
+
+# The ATen operators of a library softmax: torch.softmax, Tensor.softmax and F.softmax run
+# "_softmax", F.log_softmax runs "_log_softmax", torch.logsumexp "logsumexp".
+_LIBRARY_SOFTMAX = {"_softmax", "softmax", "_log_softmax", "log_softmax", "_safe_softmax",
+                    "logsumexp"}
 
 # ------------------------------------------------------------------------------------------------
 # Exercise 1: a softmax that does not overflow
@@ -61,21 +74,25 @@ def solution_softmax(scores: torch.Tensor) -> torch.Tensor:
     return e / e.sum(dim=-1, keepdim=True)  # (..., S), each row sums to 1
 
 
+@checks(solution_softmax)
 def check_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """Check a numerically stable softmax over the last dimension.
+    """Check a numerically stable softmax over the last dimension, from ``exp``, ``sum``, ``max``.
 
     The answer is called as ``fn(scores)`` on rows like ``[1000, 1001, 1002]``, where ``exp``
     overflows to ``inf`` in float32 unless the row maximum is subtracted first, on rows like
     ``[-1000, -1001, -1002]``, where every ``exp`` underflows to 0, on a row holding ``-inf`` (a
     masked key, whose weight must be exactly 0), and on batches of rows in 2 and 4 dimensions.
+    The exercise asks for the softmax from ``exp``, ``sum`` and ``max``, so an answer that runs a
+    library softmax (``torch.softmax``, ``F.softmax``, ``F.log_softmax``, ``torch.logsumexp``),
+    seen in the log of the operators it runs, is refused even when its numbers are right.
 
     Args:
         fn: takes ``scores`` ``(..., S)`` (float32) and returns ``(..., S)``: each row's softmax
             along the last dimension, without changing ``scores`` in place.
 
     Raises:
-        ExerciseError: on a wrong type, shape or value, on NaN or inf, or when the function
-            crashes or modifies its input.
+        ExerciseError: on a wrong type, shape or value, on NaN or inf, when the function
+            crashes or modifies its input, or when it calls a library softmax.
 
     See the chapter's exercises.
     """
@@ -88,8 +105,9 @@ def check_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         ("softmax of a batch of rows (3, 5)", 3.0 * torch.randn(3, 5, generator=g)),
         ("softmax of scores (2, 3, 4, 6) with heads", 3.0 * torch.randn(2, 3, 4, 6, generator=g)),
     ]
+    used: set[str] = set()  # the operators the answer ran, over all cases
     for what, scores in cases:
-        got = call_answer(fn, what, scores)
+        got, ops = ops_called(call_answer, fn, what, scores)
         expected = solution_softmax(scores)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             if not torch.isfinite(got).all():
@@ -115,6 +133,15 @@ def check_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
                 ]
             diagnose(got, mistakes, what, expected=expected)
         expect_close(got, expected, what=what)
+        used |= ops
+    library = sorted(used & _LIBRARY_SOFTMAX)  # checked once every case is right
+    if library:
+        raise ExerciseError(
+            f"the numbers are right, but your function runs a library softmax (the operator "
+            f"log shows {', '.join(library)}: torch.softmax, F.softmax, F.log_softmax or "
+            "torch.logsumexp). The exercise asks you to build it from exp, sum and max: "
+            "subtract each row's max, exponentiate, divide by the row's sum"
+        )
     passed(
         f"the softmax matches on {len(cases)} cases, including [1000, 1001, 1002] and "
         "[-1000, -1001, -1002] without NaN, and a masked key at weight 0."
@@ -262,6 +289,7 @@ def _check_pair(
     expect_close(output, expected_output, what=f"{what}, output")
 
 
+@checks(solution_attention)
 def check_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
     """Check scaled dot-product attention that returns its output and its weights.
 
@@ -371,6 +399,7 @@ def solution_self_attention(
     return solution_attention(q, k, v, mask)  # scaled by 1/sqrt(E), the size of the keys
 
 
+@checks(solution_self_attention)
 def check_self_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
     """Check one self-attention head: three projections of one sequence, then attention.
 
@@ -458,4 +487,116 @@ def check_self_attention(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -
     passed(
         f"the self-attention head matches on {len(cases)} cases, with and without a causal mask, "
         "for D, E and Ev all different."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 4: write the test of a claim
+# ------------------------------------------------------------------------------------------------
+
+
+def solution_scale_test(attention: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> bool:
+    """Exercise 4's reference solution: does ``attention`` scale its scores by ``1/sqrt(E)``?
+
+    A test is only as good as its inputs: with ``L``, ``S`` and ``E`` all different, a scale by
+    ``sqrt(S)``, by ``sqrt(L)`` or by ``E``, no scale and a softmax over the wrong dimension each
+    give weights that differ from the right ones.
+
+    Args:
+        attention: called as ``attention(query, key, value)`` with query ``(L, E)``, key
+            ``(S, E)`` and value ``(S, Ev)``; returns ``(output, weights)``.
+
+    Returns:
+        True when the weights are ``softmax(query @ key^T / sqrt(E))`` over the keys.
+    """
+    g = torch.Generator().manual_seed(0)
+    L, S, E, Ev = 3, 7, 5, 2  # all different, so that every wrong size gives other numbers
+    query, key = torch.randn(L, E, generator=g), torch.randn(S, E, generator=g)
+    value = torch.randn(S, Ev, generator=g)
+    _, weights = attention(query, key, value)  # (L, S)
+    expected = torch.softmax(query @ key.T / math.sqrt(E), dim=-1)  # (L, S)
+    return weights.shape == expected.shape and torch.allclose(weights, expected, atol=1e-5)
+
+
+def _scaled_attention(scale: Callable[[int, int, int], float], dim: int = -1):
+    """An attention function with the scale ``scale(L, S, E)`` and the softmax over ``dim``."""
+
+    def attention(query, key, value, mask=None):
+        L, S, E = query.size(-2), key.size(-2), query.size(-1)
+        scores = query @ key.transpose(-2, -1) * scale(L, S, E)  # (..., L, S)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=dim)  # (..., L, S)
+        return weights @ value, weights  # (..., L, Ev), (..., L, S)
+
+    return attention
+
+
+def _scale_candidates() -> list[tuple[str, Callable, bool]]:
+    """(description, attention function, whether it is right) for the scale test's check."""
+    return [
+        ("a correct attention (scale 1/sqrt(E))", _scaled_attention(lambda L, S, E: E**-0.5), True),
+        ("an attention without any scale", _scaled_attention(lambda L, S, E: 1.0), False),
+        ("an attention scaled by 1/sqrt(S), the number of keys",
+         _scaled_attention(lambda L, S, E: S**-0.5), False),
+        ("an attention scaled by 1/sqrt(L), the number of queries",
+         _scaled_attention(lambda L, S, E: L**-0.5), False),
+        ("an attention scaled by 1/E instead of 1/sqrt(E)",
+         _scaled_attention(lambda L, S, E: 1.0 / E), False),
+        ("an attention with the right scale but the softmax over the queries (dim=-2)",
+         _scaled_attention(lambda L, S, E: E**-0.5, dim=-2), False),
+    ]
+
+
+@checks(solution_scale_test)
+def check_scale_test(fn: Callable[[Callable], bool]) -> None:
+    """Check a learner's test of the claim "this attention scales its scores by 1/sqrt(E)".
+
+    The test ``fn(attention)`` is handed six attention functions, each called as
+    ``attention(query, key, value)`` and returning ``(output, weights)``: one correct, and five
+    with a classic mistake (no scale, ``1/sqrt(S)``, ``1/sqrt(L)``, ``1/E``, the softmax over
+    the queries). It must return True for the correct one and False for every other; a test
+    that passes a wrong function is named with the mistake it missed, and a hint on how to pick
+    its inputs.
+
+    Args:
+        fn: the learner's test; takes an attention function and returns a bool.
+
+    Raises:
+        ExerciseError: when the test crashes, returns something other than a bool, or gets a
+            candidate wrong.
+
+    See the chapter's section "Why divide by sqrt(d_k), not by sqrt(n)".
+    """
+    for what, attention, right in _scale_candidates():
+        try:
+            verdict = fn(attention)
+        except ExerciseError:
+            raise
+        except Exception as err:  # the learner's test failed: say on which candidate
+            raise ExerciseError(
+                f"your test raised {type(err).__name__}: {err} when it was handed {what}"
+            ) from err
+        if isinstance(verdict, torch.Tensor) and verdict.numel() == 1:
+            verdict = bool(verdict)
+        if not isinstance(verdict, bool):
+            raise ExerciseError(
+                f"handed {what}, your test returned {type(verdict).__name__}; return True or "
+                "False (e.g. bool(torch.allclose(...)))"
+            )
+        if verdict != right:
+            if right:
+                raise ExerciseError(
+                    f"your test rejects {what}: compare its weights with "
+                    "softmax(query @ key^T / sqrt(E)) over the last dimension, with a tolerance "
+                    "(torch.allclose), not with exact equality"
+                )
+            raise ExerciseError(
+                f"your test accepts {what}: choose inputs on which that mistake gives other "
+                "weights, with the number of queries L, of keys S and the key size E all "
+                "different (e.g. L = 3, S = 7, E = 5)"
+            )
+    passed(
+        "your test accepts the correct attention and rejects all five wrong ones (no scale, "
+        "1/sqrt(S), 1/sqrt(L), 1/E, softmax over the queries)."
     )
