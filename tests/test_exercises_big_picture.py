@@ -38,8 +38,11 @@ def test_model_shape_wrong_answer_names_task_and_hint():
 
 
 def test_model_shape_unknown_label():
-    with pytest.raises(ExerciseError, match=r"expected one of 'encoder', 'decoder', "
-                       r"'encoder-decoder', got 'seq2seq'"):
+    with pytest.raises(
+        ExerciseError,
+        match=r"expected one of 'encoder', 'decoder', "
+        r"'encoder-decoder', got 'seq2seq'",
+    ):
         big_picture.check_model_shape(lambda task: "seq2seq")
 
 
@@ -150,8 +153,128 @@ def test_greedy_wrong_type():
         big_picture.check_greedy_decode(lambda *args: "2 3 4")
 
 
+def test_a_constant_answer_is_checked_not_taken_for_the_template():
+    def model_shape(task):
+        return "encoder"
+
+    with pytest.raises(ExerciseError, match="expected 'decoder', got 'encoder'"):
+        big_picture.check_model_shape(model_shape)
+
+
 def test_masked_max_pool_reference_agrees_with_a_loop():
     x = torch.randn(2, 4, 3)
     mask = torch.tensor([[True, True, False, False], [True, True, True, False]])
     loop = torch.stack([x[n, mask[n]].max(dim=0).values for n in range(2)])  # (N, D)
     torch.testing.assert_close(masked_max_pool(x, mask), loop)
+
+
+# --- every check: an unfilled template runs the reference solution -----------------------------
+
+
+def _template_model_shape(task):
+    """Your code here."""
+    ...
+
+
+def _template_pool(token_vectors, mask): ...
+
+
+def _template_decode(step, start_id, end_id, max_len): ...
+
+
+def _template_is_causal(model, x): ...
+
+
+@pytest.mark.parametrize(
+    "check, template",
+    [
+        (big_picture.check_model_shape, _template_model_shape),
+        (big_picture.check_masked_max_pool, _template_pool),
+        (big_picture.check_greedy_decode, _template_decode),
+        (big_picture.check_is_causal, _template_is_causal),
+    ],
+)
+def test_a_template_is_routed_to_the_reference(check, template, capsys):
+    check(template)
+    out = capsys.readouterr().out
+    assert "is still the template" in out and "Correct:" in out
+
+
+# --- exercise 4: the test of the causality claim ------------------------------------------------
+
+
+is_causal = big_picture.solution_is_causal
+
+
+def test_is_causal_reference_passes(capsys):
+    big_picture.check_is_causal(is_causal)
+    assert "Correct:" in capsys.readouterr().out
+
+
+def test_is_causal_reference_agrees_with_the_known_answers():
+    x = torch.randn(6, 4)
+    for what, model, causal, _ in big_picture._causal_cases():
+        assert is_causal(model, x) is causal, what
+
+
+def _probe(model, x, positions, atol=1e-6, require_change=False):
+    before = model(x)
+    for t in positions:
+        changed = x.clone()
+        changed[t] += 1.0
+        after = model(changed)
+        if not torch.allclose(after[:t], before[:t], atol=atol, rtol=0.0):
+            return False
+        if require_change and torch.allclose(after[t:], before[t:]):
+            return False
+    return True
+
+
+def test_is_causal_probing_only_the_last_position_fails():
+    def last_only(model, x):
+        return _probe(model, x, [x.size(0) - 1])
+
+    with pytest.raises(ExerciseError, match="output 0 also reads input 1.*change every position"):
+        big_picture.check_is_causal(last_only)
+
+
+def test_is_causal_with_a_loose_tolerance_fails():
+    def loose(model, x):
+        return _probe(model, x, range(x.size(0)), atol=0.1)
+
+    with pytest.raises(ExerciseError, match="0.01 times the next input.*tolerance"):
+        big_picture.check_is_causal(loose)
+
+
+def test_is_causal_requiring_later_outputs_to_move_fails():
+    def needs_change(model, x):
+        return _probe(model, x, range(x.size(0)), require_change=True)
+
+    with pytest.raises(ExerciseError, match="one-step delay.*still causal"):
+        big_picture.check_is_causal(needs_change)
+
+
+def test_is_causal_that_never_looks_fails():
+    def always_yes(model, x):
+        return True
+
+    with pytest.raises(ExerciseError, match=r"bidirectional GRU: expected False, got True"):
+        big_picture.check_is_causal(always_yes)
+
+
+def test_is_causal_that_rejects_everything_fails():
+    def always_no(model, x):
+        return False
+
+    with pytest.raises(ExerciseError, match=r"left-to-right GRU: expected True, got False"):
+        big_picture.check_is_causal(always_no)
+
+
+def test_is_causal_must_return_a_bool():
+    with pytest.raises(ExerciseError, match="expected True or False, got 'yes'"):
+        big_picture.check_is_causal(lambda model, x: "yes" if x is not None else "no")
+
+
+def test_is_causal_accepts_a_one_element_tensor(capsys):
+    big_picture.check_is_causal(lambda model, x: torch.tensor(is_causal(model, x)))
+    assert "Correct:" in capsys.readouterr().out

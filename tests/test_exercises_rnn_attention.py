@@ -133,3 +133,85 @@ def test_bahdanau_reference_agrees_with_the_library():
     got_context, got_weights = bahdanau_step(s_prev, memory, lengths, W_q, W_k, v)
     torch.testing.assert_close(got_weights, weights[:, 0])
     torch.testing.assert_close(got_context, context[:, 0])
+
+
+# --- every check: an unfilled template runs the reference -------------------------------------
+
+
+def _template_general(query, key, W): ...
+
+
+def _template_step(s_prev, memory, lengths, W_q, W_k, v):
+    """Your code here."""
+    ...
+
+
+def _template_parameters(kind, query_size, key_size, hidden_size): ...
+
+
+@pytest.mark.parametrize(
+    "check, template",
+    [
+        (rnn_attention.check_general_score, _template_general),
+        (rnn_attention.check_bahdanau_step, _template_step),
+        (rnn_attention.check_score_parameters, _template_parameters),
+    ],
+)
+def test_a_template_is_routed_to_the_reference(check, template, capsys):
+    check(template)
+    out = capsys.readouterr().out
+    assert "is still the template" in out and "Correct: " in out
+
+
+# --- Exercise 3: predict the parameter counts -------------------------------------------------
+
+
+count = rnn_attention.solution_score_parameters
+
+
+def test_score_parameters_reference_passes_and_prints_the_chapter_sizes(capsys):
+    rnn_attention.check_score_parameters(count)
+    out = capsys.readouterr().out
+    assert "additive 8,256, dot 0, general 4,096, concat 8,256" in out
+
+
+@pytest.mark.parametrize("kind", scoring.SCORES)
+def test_score_parameters_reference_counts_the_modules(kind):
+    sizes = (5, 5, 3) if kind == "dot" else (3, 7, 4)
+    module = scoring.make_score(kind, *sizes)
+    assert count(kind, *sizes) == sum(p.numel() for p in module.parameters())
+
+
+def test_score_parameters_forgetting_v_fails():
+    def without_v(kind, q, k, h):
+        return {"additive": h * (q + k), "dot": 0, "general": q * k, "concat": h * (q + k)}[kind]
+
+    with pytest.raises(ExerciseError, match=r"additive with Eq = 64.*predicted 8,192.*has 8,256"):
+        rnn_attention.check_score_parameters(without_v)
+
+
+def test_score_parameters_a_square_general_matrix_fails():
+    def square(kind, q, k, h):
+        return q * q if kind == "general" else count(kind, q, k, h)
+
+    with pytest.raises(ExerciseError, match=r"general with Eq = 3, Ek = 5"):
+        rnn_attention.check_score_parameters(square)
+
+
+def test_score_parameters_counting_a_bias_fails():
+    def with_bias(kind, q, k, h):
+        return count(kind, q, k, h) + (h if kind in ("additive", "concat") else 0)
+
+    with pytest.raises(ExerciseError, match="none of these scores has a bias"):
+        rnn_attention.check_score_parameters(with_bias)
+
+
+def test_score_parameters_non_integer_is_named():
+    with pytest.raises(ExerciseError, match="expected a whole number, got '8256'"):
+        rnn_attention.check_score_parameters(lambda kind, q, k, h: str(count(kind, q, k, h)))
+
+
+def test_score_parameters_accepts_whole_floats_and_tensors(capsys):
+    rnn_attention.check_score_parameters(lambda kind, q, k, h: float(count(kind, q, k, h)))
+    rnn_attention.check_score_parameters(lambda kind, q, k, h: torch.tensor(count(kind, q, k, h)))
+    assert capsys.readouterr().out.count("Correct: ") == 2

@@ -1,16 +1,21 @@
 """Self-checks for the chapter "The big picture: encoders, decoders, and why attention".
 
-Three exercises, each with a reference solution and a check:
+Four exercises, each with a reference solution and a check:
 
 - :func:`solution_model_shape`, :func:`check_model_shape`: which shape of model (encoder,
   decoder, encoder-decoder) a task needs;
 - :func:`solution_masked_max_pool`, :func:`check_masked_max_pool`: pool token vectors into one
   sentence vector, ignoring padding;
 - :func:`solution_greedy_decode`, :func:`check_greedy_decode`: the greedy decoding loop of an
-  autoregressive decoder.
+  autoregressive decoder;
+- :func:`solution_is_causal`, :func:`check_is_causal`: write the test of the chapter's claim that a
+  decoder is causal (no output depends on a later input); the check runs the learner's test on
+  causal models and on counterexamples it must catch.
 
 Each check runs the learner's function on a few fixed cases and prints ``Correct: ...``, or raises
-:class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back.
+:class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back. Each is
+decorated with :func:`~attnlib.exercises.checks`: a template still to be filled in (a body of
+``...``) runs the reference solution instead.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 import torch
 
-from . import passed
+from . import cases_generator, checks, passed
 from ._compare import ExerciseError, expect_close
 
 __all__ = [
@@ -32,6 +37,8 @@ __all__ = [
     "check_masked_max_pool",
     "solution_greedy_decode",
     "check_greedy_decode",
+    "solution_is_causal",
+    "check_is_causal",
 ]
 
 MODEL_SHAPES: tuple[str, ...] = ("encoder", "decoder", "encoder-decoder")
@@ -105,6 +112,7 @@ _HINTS: dict[tuple[str, str], str] = {
 }
 
 
+@checks(solution_model_shape)
 def check_model_shape(model_shape: Callable[[str], str]) -> None:
     """Check a function that names the shape of model a task needs.
 
@@ -182,6 +190,7 @@ def _max_pool_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     return cases
 
 
+@checks(solution_masked_max_pool)
 def check_masked_max_pool(
     masked_max_pool: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
 ) -> None:
@@ -276,6 +285,7 @@ def solution_greedy_decode(step: Callable, start_id: int, end_id: int, max_len: 
     return generated
 
 
+@checks(solution_greedy_decode)
 def check_greedy_decode(greedy_decode: Callable[[Callable, int, int, int], Any]) -> None:
     """Check a greedy decoding loop against the reference on a fixed toy decoder.
 
@@ -327,3 +337,133 @@ def check_greedy_decode(greedy_decode: Callable[[Callable, int, int, int], Any])
             f"{what}: expected {len(expected)} ids {expected}, got {len(got)} ids {got} ({hint})"
         )
     passed("the greedy loop feeds back its own tokens, keeps the state, and stops at the end token")
+
+
+def solution_is_causal(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> bool:
+    """Exercise 4's reference solution: test whether ``model`` is causal on the input ``x``.
+
+    Causal means that output ``t`` depends only on the inputs ``0 .. t``. So change one input
+    position ``t`` at a time, every ``t`` in turn, and require every output *before* ``t`` to stay
+    exactly as it was; the outputs from ``t`` on may change or not.
+
+    Args:
+        model: maps an input ``(L, D)`` to an output with one row per position.
+        x: ``(L, D)``, the input to test around.
+
+    Returns:
+        ``True`` when no change at any position moved an earlier output.
+    """
+    g = torch.Generator().manual_seed(0)
+    before = model(x)  # (L, D)
+    for t in range(x.size(0)):
+        changed = x.clone()
+        changed[t] += torch.randn(x.shape[1:], generator=g).to(x.device)  # alter position t only
+        after = model(changed)  # (L, D)
+        if not torch.allclose(after[:t], before[:t], atol=1e-6, rtol=0.0):
+            return False  # an output before t moved: it depends on a later input
+    return True
+
+
+def _causal_cases() -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor], bool, str]]:
+    """Models on inputs ``(L, D)``: (description, model, causal?, what a wrong verdict means)."""
+    g = cases_generator(5)
+    D = 4
+    gru = torch.nn.GRU(D, 3, batch_first=True)
+    bigru = torch.nn.GRU(D, 3, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for p in [*gru.parameters(), *bigru.parameters()]:
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+    def run_gru(rnn):
+        def model(x):
+            with torch.no_grad():
+                return rnn(x[None])[0][0]  # (L, hidden) or (L, 2 * hidden)
+
+        return model
+
+    def running_mean(x):
+        return x.cumsum(0) / torch.arange(1, x.size(0) + 1, device=x.device)[:, None]  # (L, D)
+
+    def future_sum(x):
+        return x.flip(0).cumsum(0).flip(0)  # (L, D): output t sums inputs t .. L - 1
+
+    def first_reads_second(x):
+        out = running_mean(x).clone()
+        out[0] = out[0] + x[1]  # one leak: output 0 reads input 1
+        return out
+
+    def small_leak(x):
+        return running_mean(x) + 0.01 * x.roll(-1, dims=0)  # every output peeks at the next input
+
+    def delayed(x):
+        return torch.cat([torch.zeros_like(x[:1]), x[:-1]])  # output t is input t - 1
+
+    def constant(x):
+        return torch.ones(x.size(0), 2)  # depends on nothing at all
+
+    every = "an output moved when only a later input changed"
+    return [
+        ("a left-to-right GRU", run_gru(gru), True, "nothing it outputs depends on later inputs"),
+        ("a running mean", running_mean, True, "output t averages inputs 0 .. t"),
+        (
+            "a one-step delay (output t is input t - 1)",
+            delayed,
+            True,
+            "an output that ignores its own position's input is still causal",
+        ),
+        (
+            "a constant model",
+            constant,
+            True,
+            "causality forbids earlier outputs to move; it does not require any output to move",
+        ),
+        ("a bidirectional GRU", run_gru(bigru), False, every),
+        ("a sum over the future", future_sum, False, every),
+        (
+            "a running mean whose output 0 also reads input 1",
+            first_reads_second,
+            False,
+            "changing only the last input cannot reveal it: change every position in turn",
+        ),
+        (
+            "a running mean plus 0.01 times the next input",
+            small_leak,
+            False,
+            "the leak is small but real: compare with a tolerance far below 0.01 (say 1e-6)",
+        ),
+    ]
+
+
+@checks(solution_is_causal)
+def check_is_causal(is_causal: Callable[[Callable, torch.Tensor], Any]) -> None:
+    """Check a test of causality on models whose answer is known.
+
+    The learner's test is called as ``is_causal(model, x)`` with ``x`` of shape ``(L, D) = (6, 4)``
+    and a ``model`` mapping ``(L, D)`` to one output row per position; it must return ``True``
+    for the causal models (a GRU, a running mean, a one-step delay, a constant) and ``False``
+    for the counterexamples (a bidirectional GRU, a sum over the future, a model whose first
+    output reads the second input, and one that leaks 0.01 of the next input into every output).
+
+    Raises:
+        ExerciseError: naming the first model the test judged wrongly, and what that misses.
+
+    See the chapter's section "A decoder: one token at a time".
+    """
+    x = torch.randn(6, 4, generator=cases_generator(6))  # (L, D)
+    for what, model, causal, hint in _causal_cases():
+        try:
+            verdict = is_causal(model, x.clone())
+        except Exception as err:  # the learner's code: report any failure with the case
+            raise ExerciseError(
+                f"is_causal on {what}: your test raised {type(err).__name__}: {err}"
+            ) from err
+        if isinstance(verdict, torch.Tensor) and verdict.numel() == 1:
+            verdict = verdict.item()
+        if not isinstance(verdict, bool):
+            raise ExerciseError(f"is_causal on {what}: expected True or False, got {verdict!r}")
+        if verdict != causal:
+            raise ExerciseError(f"is_causal on {what}: expected {causal}, got {verdict} ({hint})")
+    passed(
+        "your test accepts all 4 causal models and catches all 4 counterexamples, including a "
+        "single leak from input 1 and a leak of 0.01"
+    )

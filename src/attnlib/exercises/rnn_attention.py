@@ -1,15 +1,19 @@
 """Self-checks for the chapter "Attention in RNN encoder-decoders".
 
-Two exercises, each with a reference solution and a check:
+Three exercises, each with a reference solution and a check:
 
 * :func:`solution_general_score`, :func:`check_general_score` -- Luong's general score
   :math:`q^\\top W k` for a batch of queries and keys of different sizes;
 * :func:`solution_bahdanau_step`, :func:`check_bahdanau_step` -- one step of Bahdanau attention
-  over a padded batch: additive scores, padding masked, softmax, context vector.
+  over a padded batch: additive scores, padding masked, softmax, context vector;
+* :func:`solution_score_parameters`, :func:`check_score_parameters` -- predict how many parameters
+  each of the four scores has, as a formula in the sizes; the check counts those of
+  :func:`attnlib.scoring.make_score`.
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
-then values).
+then values). Each is decorated with :func:`~attnlib.exercises.checks`: a template still to be
+filled in (a body of ``...``) runs the reference solution instead.
 
 Shape legend (see the notation page): N batch, L query length, S key (source) length, Eq query
 size, Ek key size, D model size, h hidden size of the additive score.
@@ -22,7 +26,8 @@ from collections.abc import Callable
 import torch
 
 from ..masks import padding_mask
-from . import call_answer, cases_generator, passed, unpack
+from ..scoring import SCORES, make_score
+from . import call_answer, cases_generator, checks, passed, unpack
 from ._compare import ExerciseError, expect_close
 
 __all__ = [
@@ -30,6 +35,8 @@ __all__ = [
     "check_general_score",
     "solution_bahdanau_step",
     "check_bahdanau_step",
+    "solution_score_parameters",
+    "check_score_parameters",
 ]
 
 
@@ -48,6 +55,7 @@ def solution_general_score(query: torch.Tensor, key: torch.Tensor, W: torch.Tens
     return query @ key_in_query_space.transpose(-2, -1)  # (N, L, S)
 
 
+@checks(solution_general_score)
 def check_general_score(fn: Callable[..., torch.Tensor]) -> None:
     """Check Luong's general score, ``scores[n, i, j] = query[n, i] @ W @ key[n, j]``.
 
@@ -123,6 +131,7 @@ def solution_bahdanau_step(
     return context, weights
 
 
+@checks(solution_bahdanau_step)
 def check_bahdanau_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
     """Check one step of Bahdanau attention over a padded batch of sources.
 
@@ -180,4 +189,72 @@ def check_bahdanau_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) ->
     passed(
         f"one Bahdanau step matches on {len(cases)} padded batches: additive scores, padding "
         "masked out, softmax over the real positions, and the weighted sum of the memory."
+    )
+
+
+def solution_score_parameters(kind: str, query_size: int, key_size: int, hidden_size: int) -> int:
+    """Exercise 3's reference solution: the number of learned parameters of a score.
+
+    Args:
+        kind: ``"additive"``, ``"dot"``, ``"general"`` or ``"concat"``.
+        query_size: ``Eq``, the size of a query (the decoder state).
+        key_size: ``Ek``, the size of a key (a memory vector).
+        hidden_size: ``h``, the hidden size of the additive and concat scores.
+
+    Returns:
+        additive ``W_q (h, Eq)``, ``W_k (h, Ek)``, ``v (h,)``; dot nothing; general
+        ``W (Eq, Ek)``; concat ``W (h, Eq + Ek)``, ``v (h,)``: the same count as additive.
+    """
+    counts = {
+        "additive": hidden_size * query_size + hidden_size * key_size + hidden_size,
+        "dot": 0,
+        "general": query_size * key_size,
+        "concat": hidden_size * (query_size + key_size) + hidden_size,
+    }
+    return counts[kind]
+
+
+@checks(solution_score_parameters)
+def check_score_parameters(fn: Callable[[str, int, int, int], int]) -> None:
+    """Compare predicted parameter counts of the four scores with the library's modules.
+
+    The answer is called as ``fn(kind, query_size, key_size, hidden_size)`` for every kind in
+    :data:`attnlib.scoring.SCORES` and three sets of sizes (the chapter's 64, 64, 64 and two with
+    ``Eq != Ek``; dot only where ``Eq == Ek``), and compared with the number of parameters of
+    ``make_score(kind, query_size, key_size, hidden_size)``.
+
+    Raises:
+        ExerciseError: naming the first score and sizes whose count is wrong, with the true count.
+
+    See the chapter\'s section "Luong's three scores".
+    """
+    sizes = [(64, 64, 64), (3, 5, 4), (32, 48, 16)]
+    for query_size, key_size, hidden_size in sizes:
+        for kind in SCORES:
+            if kind == "dot" and query_size != key_size:
+                continue
+            what = f"{kind} with Eq = {query_size}, Ek = {key_size}, h = {hidden_size}"
+            truth = sum(
+                p.numel() for p in make_score(kind, query_size, key_size, hidden_size).parameters()
+            )
+            try:
+                got = fn(kind, query_size, key_size, hidden_size)
+            except Exception as err:  # the learner's code: report the case it failed on
+                raise ExerciseError(
+                    f"{what}: your function raised {type(err).__name__}: {err}"
+                ) from err
+            if isinstance(got, torch.Tensor) and got.numel() == 1:
+                got = got.item()
+            if isinstance(got, float) and got.is_integer():
+                got = int(got)
+            if isinstance(got, bool) or not isinstance(got, int):
+                raise ExerciseError(f"{what}: expected a whole number, got {got!r}")
+            if got != truth:
+                raise ExerciseError(
+                    f"{what}: predicted {got:,} parameters, the module has {truth:,} (count "
+                    "every matrix and vector the formula uses; none of these scores has a bias)"
+                )
+    passed(
+        "your formulas give every score's parameter count; with Eq = Ek = h = 64: "
+        + ", ".join(f"{kind} {solution_score_parameters(kind, 64, 64, 64):,}" for kind in SCORES)
     )
