@@ -175,6 +175,33 @@ def test_next_token_probs_temperature_and_top_k():
             generation.next_token_probs(logits, bad)
 
 
+def test_top_p_filter_keeps_the_smallest_nucleus_holding_p():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.05, 0.15, 0.3, 0.5]])
+    logits = probs.log()
+    kept = lambda p: (~torch.isneginf(generation.top_p_filter(logits, p))).tolist()  # noqa: E731
+    assert kept(0.5) == [[True, False, False, False], [False, False, False, True]]
+    assert kept(0.6) == [[True, True, False, False], [False, False, True, True]]  # 0.5 + 0.3
+    assert kept(0.95) == [[True, True, True, False], [False, True, True, True]]
+    assert kept(1.0) == [[True] * 4] * 2
+    assert kept(1e-6) == kept(0.5)  # the most likely token always survives
+    flat = torch.zeros(1, 10)  # a flat row needs many tokens for the same mass
+    assert (~torch.isneginf(generation.top_p_filter(flat, 0.5))).sum() == 5
+    for bad in (0, 0.0, -0.1, 1.5, True, "0.9"):
+        with pytest.raises(ValueError, match="top_p_filter: p must be in"):
+            generation.top_p_filter(logits, bad)
+
+
+def test_top_p_comes_after_the_temperature():
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0])
+    # At tau = 1 the top token holds 0.64 of the mass: p = 0.6 keeps it alone. At tau = 4 the
+    # distribution is flatter (0.35, 0.27, ...), and the same p needs two tokens.
+    assert (generation.next_token_probs(logits, 1.0, top_p=0.6) > 0).sum() == 1
+    hot = generation.next_token_probs(logits, 4.0, top_p=0.6)
+    assert (hot > 0).sum() == 2 and torch.isclose(hot.sum(), torch.tensor(1.0))
+    both = generation.next_token_probs(logits, 4.0, top_k=2, top_p=0.6)
+    assert (both > 0).tolist() == [True, True, False, False]
+
+
 def test_sample_next_follows_the_distribution():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).expand(20000, 4)
     g = torch.Generator().manual_seed(0)
@@ -185,6 +212,8 @@ def test_sample_next_follows_the_distribution():
     assert torch.equal(greedy, torch.zeros(3, dtype=torch.long))
     top1 = generation.sample_next(logits[:50], temperature=2.0, top_k=1, generator=g)
     assert torch.all(top1 == 0)
+    nucleus = generation.sample_next(logits[:2000], top_p=0.7, generator=g)  # 0.5 + 0.3 >= 0.7
+    assert set(nucleus.tolist()) == {0, 1}
     a = generation.sample_next(logits[:30], generator=torch.Generator().manual_seed(5))
     b = generation.sample_next(logits[:30], generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b)

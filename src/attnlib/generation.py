@@ -8,8 +8,8 @@ Every decoder-only model in attnlib (:class:`attnlib.models.gpt.CharGPT` and
 - :func:`causal_mask_with_past`: who may attend to whom when some positions are already cached;
 - :func:`past_length`: how many positions a cache holds, checked against a model's context length,
   and :func:`extend_cache`, one attention layer's read and write;
-- :func:`top_k_filter`, :func:`next_token_probs`, :func:`sample_next`: greedy and sampled choice of
-  the next token (temperature, top-k);
+- :func:`top_k_filter`, :func:`top_p_filter`, :func:`next_token_probs`, :func:`sample_next`:
+  greedy and sampled choice of the next token (temperature, top-k, top-p);
 - :func:`generate`: the loop, with or without the cache (both give the same tokens);
 - :class:`DecoderOutput`: what a decoder's forward pass returns, and :class:`CausalDecoder`, the
   base class that gives a decoder its cache and its ``generate`` method.
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._checks import positive_int, shape
+from ._checks import positive_int, probability, shape
 from .masks import causal_mask
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "past_length",
     "extend_cache",
     "top_k_filter",
+    "top_p_filter",
     "next_token_probs",
     "sample_next",
     "generate",
@@ -222,15 +223,48 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     return logits.masked_fill(logits < kth, float("-inf"))  # (..., vocab_size)
 
 
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus filtering (Holtzman et al. 2020): keep the most likely tokens of each row until
+    their probabilities add up to at least ``p``, and set the other logits to ``-inf``.
+
+    The token that carries the total past ``p`` is kept, so the most likely token always
+    survives and ``p = 1`` keeps everything. Unlike top-k, the number of survivors follows the
+    distribution: a confident row keeps a few tokens, a flat one many.
+
+    Args:
+        logits: ``(..., vocab_size)``; the probabilities are ``softmax(logits)``, so apply a
+            temperature first (as :func:`next_token_probs` does).
+        p: the probability mass to keep, ``0 < p <= 1``.
+
+    Returns:
+        ``(..., vocab_size)``, a new tensor.
+    """
+    probability(p, "p", "top_p_filter", closed=True)
+    if p == 0:
+        raise ValueError("top_p_filter: p must be in (0, 1], got 0 (it would keep no token)")
+    probs = torch.softmax(logits.float(), dim=-1)  # (..., vocab_size)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)  # (..., vocab_size)
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # (...,) mass of the likelier ones
+    drop_sorted = mass_before >= p  # (..., vocab_size): the nucleus already holds p
+    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+    return logits.masked_fill(drop, float("-inf"))  # (..., vocab_size)
+
+
 def next_token_probs(
-    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
 ) -> torch.Tensor:
-    """The distribution a sampler draws from: ``softmax(top_k(logits) / temperature)``.
+    """The distribution a sampler draws from: the logits divided by the temperature, filtered by
+    top-k and then top-p, and softmaxed.
 
     Args:
         logits: ``(..., vocab_size)`` next-token scores.
         temperature: tau > 0; below 1 sharpens the distribution, above 1 flattens it.
         top_k: if given, only the ``top_k`` most likely tokens keep a non-zero probability.
+        top_p: if given, only the nucleus of :func:`top_p_filter` does, computed after the
+            temperature (as Hugging Face's samplers do).
 
     Returns:
         ``(..., vocab_size)`` probabilities (float32 at least), each row summing to 1.
@@ -242,10 +276,12 @@ def next_token_probs(
             f"next_token_probs: temperature must be a positive number, got {temperature!r} "
             "(use temperature=0 in generate() for greedy decoding)"
         )
-    logits = logits.float()
+    logits = logits.float() / temperature
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
-    return torch.softmax(logits / temperature, dim=-1)  # (..., vocab_size)
+    if top_p is not None:
+        logits = top_p_filter(logits, top_p)
+    return torch.softmax(logits, dim=-1)  # (..., vocab_size)
 
 
 def sample_next(
@@ -253,6 +289,7 @@ def sample_next(
     *,
     temperature: float = 1.0,
     top_k: int | None = None,
+    top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Pick one next token per row: the argmax if ``temperature == 0``, else a random draw.
@@ -264,6 +301,7 @@ def sample_next(
         logits: ``(N, vocab_size)``.
         temperature: 0 for greedy decoding; otherwise as in :func:`next_token_probs`.
         top_k: keep only the ``top_k`` most likely tokens before drawing.
+        top_p: keep only the nucleus of probability ``top_p`` (:func:`top_p_filter`).
         generator: a CPU ``torch.Generator`` (default: PyTorch's global one).
 
     Returns:
@@ -271,7 +309,7 @@ def sample_next(
     """
     if temperature == 0:
         return logits.argmax(dim=-1)  # (N,)
-    probs = next_token_probs(logits, temperature, top_k).to("cpu")  # (N, vocab_size)
+    probs = next_token_probs(logits, temperature, top_k, top_p).to("cpu")  # (N, vocab_size)
     ids = torch.multinomial(probs, 1, generator=generator)  # (N, 1)
     return ids[:, 0].to(logits.device)  # (N,)
 
@@ -284,6 +322,7 @@ def generate(
     *,
     temperature: float = 1.0,
     top_k: int | None = None,
+    top_p: float | None = None,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     stop_token: int | None = None,
@@ -302,6 +341,7 @@ def generate(
         temperature: 0 = greedy (always the most likely token); otherwise sampling at this
             temperature.
         top_k: sample among the ``top_k`` most likely tokens only.
+        top_p: sample among the nucleus of probability ``top_p`` only (after ``top_k``).
         generator: a CPU generator for the draws (ignored when greedy).
         use_cache: use a :class:`KVCache`.
         stop_token: stop once every row has produced this token (later positions of finished
@@ -328,7 +368,9 @@ def generate(
     for _ in range(max_new_tokens):
         out = model(step_input if use_cache else ids, cache=cache)
         logits = out.logits[:, -1, :]  # (N, vocab_size): the prediction after the last position
-        token = sample_next(logits, temperature=temperature, top_k=top_k, generator=generator)
+        token = sample_next(
+            logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+        )
         if stop_token is not None:
             token = token.masked_fill(done, stop_token)  # (N,)
             done = done | (token == stop_token)
