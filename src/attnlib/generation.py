@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._checks import positive_int, probability, shape
+from ._checks import positive_int, shape
 from .masks import causal_mask
 
 __all__ = [
@@ -239,9 +239,8 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     Returns:
         ``(..., vocab_size)``, a new tensor.
     """
-    probability(p, "p", "top_p_filter", closed=True)
-    if p == 0:
-        raise ValueError("top_p_filter: p must be in (0, 1], got 0 (it would keep no token)")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
+        raise ValueError(f"top_p_filter: p must be in (0, 1] (0 would keep no token), got {p!r}")
     probs = torch.softmax(logits.float(), dim=-1)  # (..., vocab_size)
     sorted_probs, order = probs.sort(dim=-1, descending=True)  # (..., vocab_size)
     mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # (...,) mass of the likelier ones
