@@ -14,6 +14,9 @@ Exact:
 
 :func:`largest_tensor` counts the largest tensor a function creates (device-independent).
 
+Linear attention (:mod:`attnlib.efficient.linear`): :func:`linear_attention` in parallel and
+:func:`linear_attention_recurrent` as an RNN with a constant-size state (the same numbers).
+
 Approximate (each with a knob that leads back to exact attention): :func:`linformer_attention`,
 :func:`longformer_attention` (+ :func:`longformer_pattern`), :func:`bigbird_attention`
 (+ :func:`bigbird_pattern`), :func:`performer_attention`.
@@ -45,6 +48,7 @@ from .approximate import (  # noqa: E402
     performer_random_features,
 )
 from .flash import TileStep, flash_attention, online_softmax_trace  # noqa: E402
+from .linear import linear_attention, linear_attention_recurrent  # noqa: E402
 from .measure import largest_tensor  # noqa: E402
 
 __all__ = [
@@ -52,6 +56,8 @@ __all__ = [
     "online_softmax_trace",
     "TileStep",
     "largest_tensor",
+    "linear_attention",
+    "linear_attention_recurrent",
     "triton_flash_attention",
     "linformer_projection",
     "linformer_attention",
