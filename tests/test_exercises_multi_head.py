@@ -211,3 +211,8 @@ def test_a_right_prediction_passes_and_the_truth_is_printed(capsys):
 def test_wrong_predictions_are_named(prediction, message):
     with pytest.raises(ExerciseError, match=message):
         ex.check_predict_cost(lambda: prediction)
+
+
+def test_the_template_does_not_give_the_prediction_away(capsys):
+    ex.check_predict_cost(_template)
+    assert "1,050,624" not in capsys.readouterr().out

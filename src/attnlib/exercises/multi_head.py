@@ -378,8 +378,9 @@ def check_predict_cost(fn: Callable[[], tuple[int, int, int]]) -> None:
     ``fn()`` returns the learner's three numbers, written down before running anything: the
     parameters of ``MultiHeadAttention(512, 8)`` (with biases) and the number of entries of the
     weights it returns for an input of shape ``(2, 100, 512)``, first with 8 heads, then with 1.
-    The check builds both layers, counts, prints the truth, and raises with the reason when a
-    prediction is off.
+    The check builds both layers, counts, prints the truth (except for the reference solution,
+    so that the chapter's stored output does not give it away), and raises with the reason when
+    a prediction is off.
 
     Raises:
         ExerciseError: when ``fn`` does not return three integers, or a prediction is wrong.
@@ -393,8 +394,9 @@ def check_predict_cost(fn: Callable[[], tuple[int, int, int]]) -> None:
             "your prediction: return three whole numbers (ints), e.g. `return 1000, 2000, 3000`"
         )
     truth = _measured_cost()
-    print(f"measured: {truth[0]:,} parameters; weights of {truth[1]:,} entries with 8 heads, "
-          f"{truth[2]:,} with 1 head")
+    if fn is not solution_predict_cost:  # the chapter's stored output must not give it away
+        print(f"measured: {truth[0]:,} parameters; weights of {truth[1]:,} entries with 8 heads, "
+              f"{truth[2]:,} with 1 head")
     reasons = (
         "four D x D projections with a bias each, 4 (D^2 + D), whatever the number of heads: "
         "splitting into heads reshapes the projections' outputs, it adds no weights",
