@@ -83,8 +83,10 @@ def _copy_if_changed(src: str, dst: str) -> str:
 
 
 def copy_assets(app: Sphinx) -> None:
-    """Copy the offline bundles into the build's _static/offline/ (builder-inited)."""
-    if app.builder.format != "html":
+    """Copy the offline bundles into the build's _static/offline/ (builder-inited).
+
+    Not into the EPUB: it ships no script (reader_pages.py turns its math into MathML)."""
+    if app.builder.format != "html" or app.builder.name == "epub":
         return
     missing = [str(src) for src, _, _ in _sources() if not src.exists()]
     if missing:
