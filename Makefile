@@ -16,10 +16,11 @@ export OPENBLAS_NUM_THREADS := 1
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help setup lab execute book test test-lib test-notebooks test-book test-browser clean-book lint freeze bench cpu-robust
+.PHONY: help setup lab execute book epub test test-lib test-notebooks test-book test-browser clean-book lint freeze bench cpu-robust
 
 help:
-	@echo "make book   build the book into _build/html (sets everything up first)"
+	@echo "make book   build the book into _build/html (sets everything up first), and its EPUB"
+	@echo "make epub   build the whole book as _build/epub/attention-executed.epub"
 	@echo "make test   lint, library tests, nbval over every notebook, a clean -W book build, browser tests"
 	@echo "make lab    open the chapters in JupyterLab (widgets live, any input)"
 	@echo "make execute NB=notebooks/01_*.ipynb   re-run a chapter, storing its outputs"
@@ -61,7 +62,14 @@ execute: setup
 # --- the book -----------------------------------------------------------------------------------
 book: setup
 	$(JB) build . --toc book/_toc.yml -W --keep-going
+	@$(MAKE) --no-print-directory epub
 	@echo "The book's front page: $(CURDIR)/_build/html/index.html"
+
+# The whole book as one EPUB (no scripts: widgets become a note, math MathML), offline. Its build
+# also copies it into _build/html/_downloads/, where every page's download menu points.
+epub: setup
+	$(JB) build . --toc book/_toc.yml -W --keep-going --builder custom --custom-builder epub
+	@echo "The EPUB: $(CURDIR)/_build/epub/attention-executed.epub"
 
 clean-book:
 	rm -rf _build
@@ -85,6 +93,7 @@ cpu-robust: setup
 
 test-book: setup clean-book
 	$(JB) build . --toc book/_toc.yml -W --keep-going
+	$(JB) build . --toc book/_toc.yml -W --keep-going --builder custom --custom-builder epub
 
 test-browser: setup /usr/bin/chromium
 	@test -f _build/html/index.html || $(MAKE) --no-print-directory book
