@@ -166,8 +166,8 @@ class ShakespeareData:
     Attributes:
         text: all the works as one string.
         vocab: its :class:`CharVocab`.
-        train: ``(T_train,)`` ids of the first works.
-        val: ``(T_val,)`` ids of the last works (held out whole).
+        train: ``(n_train,)`` ids of the first works (``n_train`` characters).
+        val: ``(n_val,)`` ids of the last works (held out whole).
     """
 
     text: str
