@@ -5,6 +5,19 @@
 //
 // Security: reader text (tokens, prompts, titles, labels) is data, never markup. It goes in
 // through textContent, createTextNode or a plain attribute only; nothing here parses HTML.
+//
+// What a view gets here, beyond the DOM helpers (el, svgEl) and the arithmetic:
+// - widgetRoot(): the frame, role=group named by the title, with ONE polite live region;
+//   announce(text) puts a short summary of what the reader just changed there (debounced, so a
+//   dragged slider is announced once it rests; never on the first render).
+// - Accessible controls: sliderControl / selectControl / checkboxControl / button /
+//   stepControls (each named by its visible label), stepKeys (arrow keys step a focusable root),
+//   gridKeys (a roving tabindex over the cells of a grid: arrows, Home/End, Enter/Space).
+// - scrollBox(): a wide grid scrolls sideways inside its own box on a phone (a fade at the cut
+//   edge and a "scroll \u2192" hint while it overflows; it joins the Tab order only then).
+// - Themes: colours live in _base.css (light and dark palettes); setHeat() shades a heatmap
+//   cell whose text colour CSS picks for contrast; themeRGB() reads a palette colour for a
+//   canvas, onThemeChange() tells when the page's theme flips.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const HEAT_FLOOR = 0.04; // the lightest shade a cell takes (weight 0), so empty cells stay visible
@@ -116,37 +129,79 @@ export function maskedSoftmax(scores, allowed) {
 // ---------------------------------------------------------------------------------------------
 // The colour scale: a weight in [0, 1] becomes the opacity of the accent colour.
 
-/** The accent as RGB, for a canvas (which cannot read CSS variables); --attn-accent in CSS. */
-export const ACCENT_RGB = [30, 79, 168];
-
 /** The opacity that shows weight w. */
 export function heat(w) {
   return HEAT_FLOOR + (1 - HEAT_FLOOR) * w;
 }
 
-/** Shade a node of class attn-heat by weight w; `strong` (white text) from `threshold` on. */
-export function setHeat(node, w, threshold = 0.6) {
+/**
+ * Shade a node of class attn-heat by weight w. Its text colour follows from the shade in CSS
+ * (black or white, whichever contrasts more in the current theme: see _base.css).
+ */
+export function setHeat(node, w) {
   node.style.setProperty("--attn-w", String(heat(w)));
-  node.classList.toggle("attn-strong", w >= threshold);
+}
+
+/** A palette colour (e.g. "--attn-accent") as [r, g, b] where `node` sits, for a canvas. */
+export function themeRGB(node, name, fallback = [30, 79, 168]) {
+  const probe = el("span", { hidden: true, style: { color: `var(${name})` } });
+  node.appendChild(probe);
+  const parts = (getComputedStyle(probe).color.match(/[\d.]+/g) || []).map(Number);
+  probe.remove();
+  return parts.length >= 3 && node.isConnected ? parts.slice(0, 3) : fallback;
+}
+
+/**
+ * Call handler() whenever the page's theme may have changed: the book's theme toggle
+ * (html[data-theme]), JupyterLab's or VS Code's theme (on body), or the system preference.
+ * Returns the function that stops listening.
+ */
+export function onThemeChange(handler) {
+  const observer = new MutationObserver(() => handler());
+  const watch = (node, names) =>
+    node && observer.observe(node, { attributes: true, attributeFilter: names });
+  watch(document.documentElement, ["data-theme", "data-mode"]);
+  watch(document.body, ["data-jp-theme-light", "class"]);
+  const media = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+  if (media && media.addEventListener) media.addEventListener("change", handler);
+  return () => {
+    observer.disconnect();
+    if (media && media.removeEventListener) media.removeEventListener("change", handler);
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks of a widget: its root, controls, bars, stepping
 
 /**
- * The root of a widget (class attn-root and <prefix>-root), with its title (hidden while empty)
- * and a line of help. Returns {root, title}.
+ * The root of a widget (class attn-root and <prefix>-root, role group, named by its title or
+ * `label`), with its title (hidden while empty), a line of help and one polite live region.
+ * Returns {root, title, announce}: announce(text) tells a screen reader what changed.
  */
 export function widgetRoot(prefix, model, label, help, { focusable = false } = {}) {
   const text = model.get("title") || "";
   const title = el("div", { class: `attn-title ${prefix}-title`, text, hidden: !text });
+  const live = el("div", {
+    class: `attn-live attn-visually-hidden ${prefix}-live`,
+    role: "status",
+    "aria-live": "polite",
+    "aria-atomic": "true",
+  });
   const root = el("div", { class: `attn-root ${prefix}-root`, role: "group" }, [
     title,
     el("p", { class: `attn-help ${prefix}-help`, text: help }),
+    live,
   ]);
   root.setAttribute("aria-label", text || label);
   if (focusable) root.tabIndex = 0;
-  return { root, title };
+  let timer = null;
+  function announce(message) {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      live.textContent = String(message);
+    }, 250);
+  }
+  return { root, title, announce };
 }
 
 /** A row of controls. */
@@ -164,9 +219,12 @@ export function control(prefix, name, labelText, children) {
   ]);
 }
 
-/** A live output that shows a control's value. */
+/**
+ * The visible value of a control. Not a live region of its own (the widget's one live region
+ * announces changes); a slider carries its value in aria-valuetext.
+ */
 export function output(className) {
-  return el("output", { class: `attn-value ${className}`, "aria-live": "polite" });
+  return el("span", { class: `attn-value ${className}` });
 }
 
 /** A button. */
@@ -187,7 +245,6 @@ export function sliderControl(prefix, name, labelText, min, max, options = {}) {
   const id = uniqueId(`${prefix}-${name}`);
   const input = rangeInput(min, max, { id, "aria-label": options.ariaLabel || labelText });
   const value = output(options.valueClass || `${prefix}-value`);
-  value.htmlFor = id;
   return { label: control(prefix, name, labelText, [input, value]), input, value };
 }
 
@@ -263,12 +320,112 @@ export function stepKeys(root, move, { vertical = false } = {}) {
   const forward = vertical ? ["ArrowRight", "ArrowDown"] : ["ArrowRight"];
   root.addEventListener("keydown", (event) => {
     const tag = event.target.tagName;
+    if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
     if (tag === "INPUT" || tag === "SELECT") return;
     const delta = back.includes(event.key) ? -1 : forward.includes(event.key) ? 1 : 0;
     if (!delta) return;
     move(delta);
     event.preventDefault();
   });
+}
+
+/**
+ * Keyboard use of a grid with a roving tabindex: of the cells `cells()` returns (rows of
+ * focusable elements; a null entry is skipped), only the current one is in the Tab order, and
+ * the arrow keys, Home/End (row start and end) and Ctrl+Home/End move the focus. Moving calls
+ * move(r, c); Enter or Space on a cell that is not a <button> calls activate(r, c) (a button
+ * clicks itself). Clicking or focusing a cell makes it the current one.
+ * Returns {place(r, c, focus), current()}: call place() after rebuilding the cells.
+ */
+export function gridKeys(container, { cells, move = () => {}, activate = () => {} }) {
+  let at = [0, 0];
+  const locate = (grid, node) => {
+    for (let r = 0; r < grid.length; r++) {
+      const c = grid[r].indexOf(node);
+      if (c >= 0) return [r, c];
+    }
+    return null;
+  };
+  function place(r, c, focus = false) {
+    const grid = cells();
+    if (!grid.length) return;
+    const row = clampIndex(r, grid.length);
+    let col = clampIndex(c, grid[row].length);
+    while (col > 0 && !grid[row][col]) col -= 1;
+    for (const line of grid) for (const node of line) if (node) node.tabIndex = -1;
+    const node = grid[row][col];
+    if (!node) return;
+    node.tabIndex = 0;
+    at = [row, col];
+    if (focus) node.focus();
+  }
+  container.addEventListener("focusin", (event) => {
+    const found = locate(cells(), event.target);
+    if (found) place(found[0], found[1]);
+  });
+  container.addEventListener("keydown", (event) => {
+    if (event.altKey || event.metaKey) return;
+    const grid = cells();
+    const found = locate(grid, event.target);
+    if (!found) return;
+    const [r, c] = found;
+    const last = grid.length - 1;
+    const end = grid[r].length - 1;
+    const steps = {
+      ArrowUp: [r - 1, c],
+      ArrowDown: [r + 1, c],
+      ArrowLeft: [r, c - 1],
+      ArrowRight: [r, c + 1],
+      Home: event.ctrlKey ? [0, 0] : [r, 0],
+      End: event.ctrlKey ? [last, grid[last].length - 1] : [r, end],
+    };
+    if (event.key in steps) {
+      const [r2, c2] = steps[event.key];
+      event.preventDefault();
+      if (r2 < 0 || r2 > last || c2 < 0 || c2 >= grid[clampIndex(r2, grid.length)].length) return;
+      place(r2, c2, true);
+      move(at[0], at[1]);
+    } else if ((event.key === "Enter" || event.key === " ") && event.target.tagName !== "BUTTON") {
+      event.preventDefault();
+      activate(r, c);
+    }
+  });
+  return { place, current: () => at };
+}
+
+/**
+ * A box that scrolls sideways when its content is wider than the widget (a phone), so that the
+ * page never does: {wrap, box, check}. While it overflows it shows a fade at the cut edge and a
+ * "scroll \u2192" hint, and joins the Tab order as a named region (arrow keys scroll it);
+ * check() re-measures (a ResizeObserver calls it when the box or its content resizes).
+ */
+export function scrollBox(prefix, children, label) {
+  const box = el("div", { class: `attn-scroll ${prefix}-scroll` }, children);
+  const hint = el("div", { class: "attn-scroll-hint", "aria-hidden": "true" }, [
+    "scroll \u2192",
+  ]);
+  const wrap = el("div", { class: `attn-scroll-wrap ${prefix}-scroll-wrap` }, [box, hint]);
+  function check() {
+    const over = box.scrollWidth > box.clientWidth + 1;
+    wrap.classList.toggle("attn-overflowing", over);
+    wrap.classList.toggle("attn-at-end", box.scrollLeft + box.clientWidth >= box.scrollWidth - 1);
+    if (over && !box.hasAttribute("role")) {
+      box.setAttribute("role", "region");
+      box.setAttribute("aria-label", `${label} (scrolls sideways)`);
+      box.tabIndex = 0;
+    } else if (!over && box.hasAttribute("role")) {
+      box.removeAttribute("role");
+      box.removeAttribute("aria-label");
+      box.removeAttribute("tabindex");
+    }
+  }
+  box.addEventListener("scroll", check, { passive: true });
+  if (typeof ResizeObserver !== "undefined") {
+    const observer = new ResizeObserver(() => check());
+    observer.observe(box);
+    for (const child of box.children) observer.observe(child);
+  }
+  return { wrap, box, check };
 }
 
 /** Temperature -> slider position: a log scale, so 0.05..0.5 and 0.5..5 get equal room. */

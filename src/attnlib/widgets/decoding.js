@@ -10,7 +10,6 @@ const SCALE = 1000;
 const DECODING_HELP =
   "Step through the output one character at a time (buttons, slider or arrow keys). The " +
   "shaded source characters are where the decoder looked when it wrote the highlighted one.";
-const STRONG = 0.5; // from this weight on, a source character is written in the strong colour
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers (exported for the browser tests)
@@ -73,14 +72,17 @@ function cellLine(name) {
 /** The output cells (buttons) of one example. */
 function outputCells(example, setStep) {
   return example.output.map((token, t) =>
-    el("button", {
-      type: "button",
-      class: "attn-mono ds-out",
-      text: shown(token),
-      title: `step ${t}: ${token}`,
-      dataset: { t: String(t) },
-      on: { click: () => setStep(t) },
-    }),
+    el(
+      "button",
+      {
+        type: "button",
+        class: "attn-mono ds-out",
+        title: `step ${t}: ${token}`,
+        dataset: { t: String(t) },
+        on: { click: () => setStep(t) },
+      },
+      [el("span", { class: "ds-out-char", text: shown(token) })],
+    ),
   );
 }
 
@@ -94,33 +96,39 @@ function sourceCells(example) {
   });
 }
 
-/** Fill the alignment map of one example: one row per output step; returns [{head, cells}]. */
+/**
+ * Fill the alignment map (a table: one row per output step, one column per source character)
+ * of one example; returns [{head, cells}].
+ */
 function alignmentMap(grid, example, rows, setStep) {
   const S = example.source.length;
-  grid.replaceChildren(el("div", { class: "ds-corner" }));
+  const corner = el("div", { class: "ds-corner", role: "columnheader" }, [
+    el("span", { class: "attn-visually-hidden", text: "output \u2193 source \u2192" }),
+  ]);
+  const keys = example.source.map((token) =>
+    el("div", { class: "attn-mono ds-key", role: "columnheader", text: shown(token) }),
+  );
+  grid.replaceChildren(el("div", { class: "ds-map-row", role: "row" }, [corner, ...keys]));
   grid.style.gridTemplateColumns = `max-content repeat(${S}, 1.35em)`;
-  for (const token of example.source) {
-    grid.appendChild(el("div", { class: "attn-mono ds-key", text: shown(token) }));
-  }
   return example.output.map((token, t) => {
     const on = { click: () => setStep(t) };
     const dataset = { t: String(t) };
     const head = el("div", { class: "attn-mono ds-row-head", role: "rowheader", dataset, on }, [
       shown(token),
     ]);
-    grid.appendChild(head);
     const cells = rows[t].map((w, j) => {
       const cell = el("div", {
         class: "attn-heat ds-cell",
-        role: "gridcell",
+        role: "cell",
+        "aria-label": w.toFixed(2),
         dataset: { t: String(t), j: String(j), w: w.toFixed(3) },
         title: `${token} \u2190 ${example.source[j]}: ${w.toFixed(3)}`,
         on,
       });
-      setHeat(cell, w, Infinity);
-      grid.appendChild(cell);
+      setHeat(cell, w);
       return cell;
     });
+    grid.appendChild(el("div", { class: "ds-map-row", role: "row" }, [head, ...cells]));
     return { head, cells };
   });
 }
@@ -132,11 +140,14 @@ function showStep(view, example, row, step) {
     cell.classList.toggle("ds-current", t === step);
     cell.classList.toggle("ds-future", t > step);
     cell.setAttribute("aria-current", t === step ? "step" : "false");
+    if (t > step) cell.setAttribute("aria-label", `step ${t + 1}, not written yet`);
+    else cell.removeAttribute("aria-label");
+    cell.tabIndex = t === step ? 0 : -1;
   });
   const best = topK(row, 1)[0];
   view.src.forEach(({ cell, w }, j) => {
     const weight = row[j];
-    setHeat(cell, weight, STRONG);
+    setHeat(cell, weight);
     cell.classList.toggle("ds-best", j === best);
     cell.dataset.w = weight.toFixed(3);
     cell.title = `${example.source[j]}: ${weight.toFixed(3)}`;
@@ -155,7 +166,7 @@ function render({ model, el: host }) {
   const get = () => model.get("step") | 0;
   const setStep = (t) => steps() && setState(model, { step: clampIndex(t, steps()) });
 
-  const { root, title } = widgetRoot("ds", model, "Decoding stepper", DECODING_HELP, {
+  const { root, title, announce } = widgetRoot("ds", model, "Decoding stepper", DECODING_HELP, {
     focusable: true,
   });
   const picker = selectControl("ds", "example", "Example", [], "Which example to decode");
@@ -173,18 +184,19 @@ function render({ model, el: host }) {
   ]);
   const output = cellLine("output");
   const source = cellLine("source");
-  const looks = el("p", { class: "ds-looks", "aria-live": "polite" });
+  const looks = el("p", { class: "ds-looks" });
   const grid = el("div", {
     class: "ds-grid",
-    role: "grid",
+    role: "table",
     "aria-label": "Attention weights: one row per output step, one column per source character",
   });
+  const map = scrollBox("ds", [grid], "All steps");
   const mapTitle = el("div", {
     class: "ds-map-title",
     text: "All steps: one row per output character",
   });
   const controls = controlBar("ds", [picker.label, stepBox]);
-  root.append(controls, output.line, source.line, looks, mapTitle, grid);
+  root.append(controls, output.line, source.line, looks, mapTitle, map.wrap);
   host.appendChild(root);
 
   let shownExample = null; // the example object whose cells are built
@@ -200,6 +212,7 @@ function render({ model, el: host }) {
     shownExample = example;
   }
 
+  let first = true;
   function update() {
     const index = current();
     const example = examples()[index];
@@ -216,6 +229,10 @@ function render({ model, el: host }) {
     stepper.show(step, L);
     showStep(view, example, view.weights[step], step);
     looks.replaceChildren(...looksAt(example, view.weights[step], step));
+    map.check();
+    if (view.out.includes(document.activeElement)) view.out[step].focus();
+    if (!first) announce(`Step ${step + 1} of ${L}. ${looks.textContent}`);
+    first = false;
   }
 
   picker.select.addEventListener("change", () => {

@@ -9,7 +9,8 @@ const ANNOTATE_MAX_KEYS = 12; // write the weight in each cell up to this many k
 const ANNOTATE_MAX_QUERIES = 24;
 const EXPLORER_HELP =
   "Drag the temperature: below 1 sharpens each row, above 1 flattens it. " +
-  "Tick the causal mask to hide future keys. Click a row to see that query's weights below.";
+  "Tick the causal mask to hide future keys. Click a row, or move through the grid with the " +
+  "arrow keys, to see that query's weights below.";
 
 // ---------------------------------------------------------------------------------------------
 // The mathematics (exported for the browser tests)
@@ -67,7 +68,11 @@ function explorerControls(labels) {
   return { bar, temperature, causal, layer };
 }
 
-/** The heatmap: a header row of keys, then one row per query. Returns {wrap, rows, cells}. */
+/**
+ * The heatmap: a header row of keys, then one row per query (its name is a button). Returns
+ * {wrap, rows, cells, buttons, scroll}; the arrow keys move through it (gridKeys), and the row of
+ * the focused cell is the selected query.
+ */
 function heatmap(tokens, keyTokens, annotate, select) {
   const S = keyTokens.length;
   const grid = el("div", {
@@ -91,13 +96,15 @@ function heatmap(tokens, keyTokens, annotate, select) {
   );
   grid.appendChild(el("div", { class: "attn-row ae-row ae-head", role: "row" }, [corner, ...keys]));
   const cells = [];
+  const buttons = [];
   const rows = tokens.map((token, i) => {
     const button = el("button", {
       type: "button",
       class: "attn-label ae-query-button",
       text: shown(token),
-      "aria-label": `Show the weights of query ${i}: ${token}`,
+      "aria-label": `${shown(token)} (query ${i}): show its weights`,
     });
+    buttons.push(button);
     const rowCells = keyTokens.map((_, j) =>
       el("div", {
         class: "attn-cell attn-heat ae-cell",
@@ -115,12 +122,19 @@ function heatmap(tokens, keyTokens, annotate, select) {
     grid.appendChild(row);
     return row;
   });
-  return { wrap: el("div", { class: "ae-heatmap" }, [grid]), rows, cells };
+  const scroll = scrollBox("ae", [grid], "Attention weights");
+  const nav = gridKeys(grid, {
+    cells: () => buttons.map((b, i) => [b, ...cells[i]]),
+    move: (i) => select(i),
+    activate: (i) => select(i),
+  });
+  nav.place(0, 1);
+  return { wrap: el("div", { class: "ae-heatmap" }, [scroll.wrap]), rows, cells, scroll, nav };
 }
 
 /** Bars for the selected query's weights: {box, title, rows}. */
 function weightBars(keyTokens) {
-  const title = el("div", { class: "ae-bars-title", "aria-live": "polite" });
+  const title = el("div", { class: "ae-bars-title" });
   const rows = keyTokens.map((token, j) => {
     const bar = barRow("ae", shown(token));
     bar.label.title = token;
@@ -144,6 +158,8 @@ function showHeatmap(map, weights, { tokens, keyTokens, causal, selected, annota
       cell.dataset.w = w.toFixed(4);
       cell.title = `${tokens[i]} \u2192 ${keyTokens[j]}: ${masked ? "masked" : fmt(w)}`;
       cell.textContent = annotate ? (masked ? "\u00b7" : fmt(w, 2)) : "";
+      if (annotate) cell.removeAttribute("aria-label");
+      else cell.setAttribute("aria-label", masked ? "masked" : fmt(w));
     });
   });
 }
@@ -164,19 +180,33 @@ function showBars(bars, row, { tokens, causal, selected }) {
   });
 }
 
+/** What the live region says after a change: the settings and the selected query's top keys. */
+function summary(row, { tokens, keyTokens, causal, selected }, temperature) {
+  const top = row
+    .map((w, j) => [w, j])
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+    .slice(0, 2)
+    .map(([w, j]) => `${shown(keyTokens[j])} ${fmt(w, 2)}`);
+  return (
+    `\u03c4 = ${temperature.toFixed(2)}, causal mask ${causal ? "on" : "off"}. ` +
+    `Query ${selected} ${shown(tokens[selected] ?? "")} attends most to ${top.join(", ")}.`
+  );
+}
+
 function render({ model, el: host }) {
   const tokens = model.get("tokens");
   const keyTokens = model.get("key_tokens");
   const labels = model.get("layer_labels");
   const annotate = keyTokens.length <= ANNOTATE_MAX_KEYS && tokens.length <= ANNOTATE_MAX_QUERIES;
 
-  const { root } = widgetRoot("ae", model, "Attention explorer", EXPLORER_HELP);
+  const { root, announce } = widgetRoot("ae", model, "Attention explorer", EXPLORER_HELP);
   const controls = explorerControls(labels);
   const map = heatmap(tokens, keyTokens, annotate, (i) => setState(model, { selected: i }));
   const bars = weightBars(keyTokens);
   root.append(controls.bar, map.wrap, bars.box);
   host.appendChild(root);
 
+  let first = true;
   function update() {
     const temperature = model.get("temperature");
     const causal = model.get("causal");
@@ -198,6 +228,9 @@ function render({ model, el: host }) {
     const view = { tokens, keyTokens, causal, selected, annotate };
     showHeatmap(map, weights, view);
     showBars(bars, weights[selected] || [], view);
+    map.scroll.check();
+    if (!first) announce(summary(weights[selected] || [], view, temperature));
+    first = false;
   }
 
   const slider = controls.temperature.input;

@@ -13,7 +13,9 @@ const MIN_LINE = 0.005; // lighter lines are not drawn
 const HEADS_HELP =
   "Model view: one thumbnail per layer (row) and head (column); click one to open it. " +
   "Head view: each token on the left sends lines to the tokens it attends to on the right, " +
-  "darker for more weight. Hover a token to see only its lines; click it to keep them.";
+  "darker for more weight. Hover a token to see only its lines; click it to keep them. " +
+  "Keyboard: arrow keys move through the thumbnails and through the tokens; Enter opens a " +
+  "thumbnail or keeps a token's lines.";
 
 // ---------------------------------------------------------------------------------------------
 // Data helpers (exported for the browser tests)
@@ -76,8 +78,8 @@ export function readoutText(focus, matrix, tokens) {
 // ---------------------------------------------------------------------------------------------
 // The model view: a grid of thumbnails
 
-/** One head's weights drawn on a canvas, one pixel per weight. */
-function thumbnail(data, layer, head) {
+/** One head's weights drawn on a canvas, one pixel per weight, in the colour rgb. */
+function thumbnail(data, layer, head, rgb) {
   const L = data.tokens.length;
   const canvas = el("canvas", { width: L, height: L });
   const ctx = canvas.getContext("2d");
@@ -87,7 +89,7 @@ function thumbnail(data, layer, head) {
   for (let i = 0; i < L; i++) {
     for (let j = 0; j < L; j++) {
       const p = 4 * (i * L + j);
-      image.data.set(ACCENT_RGB, p);
+      image.data.set(rgb, p);
       image.data[p + 3] = Math.round(255 * Math.min(1, weights[i][j]));
     }
   }
@@ -95,17 +97,30 @@ function thumbnail(data, layer, head) {
   return canvas;
 }
 
-/** The grid of thumbnails; pick(layer, head) opens one. Returns {grid, thumbs[layer][head]}. */
-function modelView(data, layers, heads, pick) {
+/**
+ * The grid of thumbnails (role grid: a row per layer, a column per head); pick(layer, head)
+ * opens one. Returns {grid, thumbs[layer][head]}.
+ */
+function modelView(data, layers, heads, pick, rgb) {
   const grid = el("div", {
     class: "hv-grid",
+    role: "grid",
+    "aria-label": "Model view: one row per layer, one column per head",
     style: { gridTemplateColumns: `max-content repeat(${heads}, max-content)` },
   });
-  grid.appendChild(el("div", { class: "hv-corner" }));
-  for (let c = 0; c < heads; c++) grid.appendChild(el("div", { class: "hv-col", text: c }));
+  const head = [el("div", { class: "hv-corner", role: "columnheader" }, [
+    el("span", { class: "attn-visually-hidden", text: "layer" }),
+  ])];
+  for (let c = 0; c < heads; c++) {
+    head.push(el("div", { class: "hv-col", role: "columnheader", text: `${c}` }));
+  }
+  grid.appendChild(el("div", { class: "hv-row", role: "row" }, head));
   const thumbs = [];
   for (let r = 0; r < layers; r++) {
-    grid.appendChild(el("div", { class: "hv-rowname", text: `L${r}` }));
+    const line = el("div", { class: "hv-row", role: "row" }, [
+      el("div", { class: "hv-rowname", role: "rowheader", text: `L${r}` }),
+    ]);
+    grid.appendChild(line);
     const row = [];
     for (let c = 0; c < heads; c++) {
       const button = el(
@@ -118,9 +133,9 @@ function modelView(data, layers, heads, pick) {
           dataset: { layer: String(r), head: String(c) },
           on: { click: () => pick(r, c) },
         },
-        [thumbnail(data, r, c)],
+        [thumbnail(data, r, c, rgb)],
       );
-      grid.appendChild(button);
+      line.appendChild(el("div", { class: "hv-thumb-cell", role: "gridcell" }, [button]));
       row.push(button);
     }
     thumbs.push(row);
@@ -143,25 +158,19 @@ function markThumbs(thumbs, layer, head) {
 
 /**
  * A token of the head view, on the query side ("q") or the key side ("k"). Hovering or
- * focusing it calls hover({side, index}) (and hover(null) on leaving); a query token also pins.
+ * focusing it calls hover({side, index}) (and hover(null) on leaving); clicking it pins it
+ * (Enter and Space come through gridKeys). The tokens are one roving-tabindex group.
  */
 function tokenNode(text, attrs, side, index, { hover, pin }) {
   const what = side === "q" ? "query" : "key";
   const enter = () => hover({ side, index });
   const leave = () => hover(null);
   const on = { mouseenter: enter, mouseleave: leave, focus: enter, blur: leave };
-  if (side === "q") {
-    on.click = () => pin(index);
-    on.keydown = (event) => {
-      if (event.key !== "Enter" && event.key !== " ") return;
-      event.preventDefault();
-      pin(index);
-    };
-  }
+  on.click = () => pin(side, index);
   return svgEl("text", {
     ...attrs,
     class: `hv-${side}`,
-    tabindex: "0",
+    tabindex: "-1",
     role: "button",
     "aria-label": `${what} ${index}: ${text}`,
     text: shown(text),
@@ -199,7 +208,7 @@ function lineView(matrix, tokens, caption, handlers) {
     svgEl("text", { x: COLUMN - 4, y: 12, class: "hv-side", text: "query" }),
     svgEl("text", { x: COLUMN + GAP + 4, y: 12, class: "hv-side hv-side-k", text: "key" }),
   ];
-  const box = { width, height, viewBox: `0 0 ${width} ${height}`, role: "img" };
+  const box = { width, height, viewBox: `0 0 ${width} ${height}`, role: "group" };
   const label = `${caption} as lines`;
   const svg = svgEl("svg", { class: "hv-lines", ...box, "aria-label": label }, [...sides, group]);
   tokens.forEach((token, i) => {
@@ -233,7 +242,7 @@ function matrixView(matrix, tokens, caption, handlers) {
     width,
     height,
     viewBox: `0 0 ${width} ${height}`,
-    role: "img",
+    role: "group",
     "aria-label": `${caption} as a heatmap`,
   });
   tokens.forEach((token, i) => {
@@ -269,7 +278,7 @@ function matrixView(matrix, tokens, caption, handlers) {
 }
 
 /** Highlight what the focused token attends to (a query) or what attends to it (a key). */
-function applyFocus(parts, focus, token, tokens) {
+function applyFocus(parts, focus, token, tokens, keyPin) {
   const { matrix } = parts;
   const match = (node) => {
     if (!focus) return null;
@@ -286,7 +295,12 @@ function applyFocus(parts, focus, token, tokens) {
     node.classList.toggle("hv-hover", on("q", i));
     node.classList.toggle("hv-pinned", token === i);
   });
-  parts.k.forEach((node, j) => node.classList.toggle("hv-hover", on("k", j)));
+  parts.k.forEach((node, j) => {
+    node.classList.toggle("hv-hover", on("k", j));
+    node.classList.toggle("hv-pinned", keyPin === j);
+  });
+  parts.q.forEach((node, i) => node.setAttribute("aria-pressed", token === i ? "true" : "false"));
+  parts.k.forEach((node, j) => node.setAttribute("aria-pressed", keyPin === j ? "true" : "false"));
   parts.weights.forEach((node, j) => {
     node.textContent = focus && focus.side === "q" ? matrix[focus.index][j].toFixed(2) : "";
   });
@@ -327,14 +341,15 @@ function wireSelects({ sentence, layer, head, mode }, model) {
 }
 
 function render({ model, el: host }) {
-  const { root } = widgetRoot("hv", model, "Attention heads", HEADS_HELP);
+  const { root, announce } = widgetRoot("hv", model, "Attention heads", HEADS_HELP);
   const controls = headControls();
   const modelPanel = el("div", { class: "hv-model" });
   const headPanel = el("div", { class: "hv-headview" });
   root.append(controls.bar, el("div", { class: "hv-body" }, [modelPanel, headPanel]));
   host.appendChild(root);
 
-  let hover = null; // {side: "q" | "k", index} while the pointer is on a token
+  let hover = null; // {side: "q" | "k", index} while the pointer (or the focus) is on a token
+  let keyPin = -1; // a key token the reader clicked: its incoming lines stay shown
   let thumbs = []; // thumbs[layer][head] = button
   let parts = { q: [], k: [], lines: [], cells: [], weights: [], matrix: [] };
 
@@ -355,26 +370,48 @@ function render({ model, el: host }) {
   };
   const focusNow = () => {
     const { data, token } = state();
-    const pinned = token >= 0 ? { side: "q", index: token } : null;
-    applyFocus(parts, hover || pinned, token, data.tokens);
+    const valid = keyPin >= 0 && keyPin < data.tokens.length ? keyPin : -1;
+    const pinned =
+      token >= 0 ? { side: "q", index: token } : valid >= 0 ? { side: "k", index: valid } : null;
+    applyFocus(parts, hover || pinned, token, data.tokens, valid);
   };
   const handlers = {
     hover: (focus) => {
       hover = focus;
       focusNow();
     },
-    pin: (index) => setState(model, { token: model.get("token") === index ? -1 : index }),
+    pin: (side, index) => {
+      if (side === "k") {
+        keyPin = keyPin === index ? -1 : index;
+        if (model.get("token") >= 0) setState(model, { token: -1 });
+        else focusNow();
+      } else {
+        keyPin = -1;
+        setState(model, { token: model.get("token") === index ? -1 : index });
+      }
+      if (parts.readout) announce(parts.readout.textContent);
+    },
   };
+  const tokenNav = gridKeys(headPanel, {
+    cells: () => parts.q.map((q, i) => [q, parts.k[i]]),
+    move: () => parts.readout && announce(parts.readout.textContent),
+    activate: (i, c) => handlers.pin(c === 0 ? "q" : "k", i),
+  });
+  const thumbNav = gridKeys(modelPanel, { cells: () => thumbs });
+  let rgb = null;
 
   function drawModelView() {
     const { data, layer, head } = state();
-    const view = modelView(data, model.get("num_layers"), model.get("num_heads"), (r, c) =>
-      setState(model, { layer: r, head: c }),
-    );
+    rgb = themeRGB(root, "--attn-accent");
+    const pick = (r, c) => setState(model, { layer: r, head: c });
+    const view = modelView(data, model.get("num_layers"), model.get("num_heads"), pick, rgb);
     thumbs = view.thumbs;
     const caption = el("div", { class: "hv-caption", text: "Model view: layers \u00d7 heads" });
-    modelPanel.replaceChildren(caption, view.grid);
+    const scroll = scrollBox("hv", [view.grid], "Model view");
+    modelPanel.replaceChildren(caption, scroll.wrap);
     markThumbs(thumbs, layer, head);
+    thumbNav.place(layer, head);
+    scroll.check();
   }
 
   function drawHeadView() {
@@ -384,10 +421,14 @@ function render({ model, el: host }) {
     const draw = mode === "lines" ? lineView : matrixView;
     const view = draw(matrix, data.tokens, caption, handlers);
     const which = el("div", { class: "hv-caption hv-which", text: `Layer ${layer}, head ${head}` });
-    const readout = el("div", { class: "hv-readout", "aria-live": "polite" });
-    headPanel.replaceChildren(which, view.svg, readout);
+    const readout = el("div", { class: "hv-readout" });
+    const scroll = scrollBox("hv", [view.svg], caption);
+    const at = tokenNav.current();
+    headPanel.replaceChildren(which, scroll.wrap, readout);
     parts = { ...view.parts, readout };
+    tokenNav.place(at[0], at[1]);
     focusNow();
+    scroll.check();
   }
 
   function syncSelects() {
@@ -398,6 +439,7 @@ function render({ model, el: host }) {
 
   function onSentences() {
     hover = null;
+    keyPin = -1;
     const count = (name) => Array.from({ length: model.get(name) }, (_, i) => String(i));
     fillOptions(controls.sentence, model.get("sentences").map((d) => d.text));
     fillOptions(controls.layer, count("num_layers"));
@@ -407,15 +449,22 @@ function render({ model, el: host }) {
     drawHeadView();
   }
   function onWhich() {
-    const { layer, head } = syncSelects();
+    const { layer, head, mode } = syncSelects();
     markThumbs(thumbs, layer, head);
     drawHeadView();
+    announce(`Layer ${layer}, head ${head}, as ${mode === "lines" ? "lines" : "a heatmap"}.`);
   }
   function onSentence() {
     hover = null;
-    syncSelects();
+    keyPin = -1;
+    const { data } = syncSelects();
     drawModelView();
     drawHeadView();
+    announce(`Sentence: ${data.text}`);
+  }
+  function onTheme() {
+    const now = themeRGB(root, "--attn-accent");
+    if (rgb && now.join() !== rgb.join()) drawModelView();
   }
 
   wireSelects(controls, model);
@@ -424,6 +473,7 @@ function render({ model, el: host }) {
     listen(model, ["sentence"], onSentence),
     listen(model, ["layer", "head", "mode"], onWhich),
     listen(model, ["token"], focusNow),
+    onThemeChange(onTheme),
   ];
   onSentences();
   return () => stops.forEach((stop) => stop());

@@ -21,8 +21,8 @@ const KIND_LABELS = {
 const ANNOTATE_MAX_KEYS = 12; // write the weight in each cell up to this many keys
 const MASK_HELP =
   "Pick a mask. Left: which keys each query may attend to. Right: the softmax of the " +
-  "scores once the other keys are set to \u2212\u221e. Click a cell on the left to toggle it " +
-  "(the pattern becomes a custom one).";
+  "scores once the other keys are set to \u2212\u221e. Click a cell on the left, or move to it " +
+  "with the arrow keys and press Enter or Space, to toggle it (the pattern becomes a custom one).";
 
 // ---------------------------------------------------------------------------------------------
 // The mathematics (exported for the browser tests; maskedSoftmax comes from the base)
@@ -92,13 +92,16 @@ function maskControls(L, S) {
   return { bar, radios, sliders: { length, window: width }, causal: causal.input };
 }
 
-/** One panel: a caption and a grid with a header row of keys. Returns {panel, grid, keyCells}. */
-function panel(caption, keyTokens, annotate, withSum) {
+/**
+ * One panel: a caption and a grid (role grid when its cells are controls, else table) with a
+ * header row of keys, in a box that scrolls sideways. Returns {panel, grid, keyCells, scroll}.
+ */
+function panel(caption, keyTokens, annotate, withSum, role) {
   const S = keyTokens.length;
   const cols = `max-content repeat(${S}, minmax(${annotate ? "2.5em" : "1.3em"}, 1fr))`;
   const grid = el("div", {
     class: "attn-grid me-grid",
-    role: "grid",
+    role,
     "aria-label": caption,
     style: { gridTemplateColumns: withSum ? `${cols} max-content` : cols },
   });
@@ -119,55 +122,64 @@ function panel(caption, keyTokens, annotate, withSum) {
   ]);
   const head = [corner, ...keyCells, withSum && sum];
   grid.appendChild(el("div", { class: "attn-row me-row me-head", role: "row" }, head));
+  const scroll = scrollBox("me", [grid], caption);
   const box = el("div", { class: "me-panel" }, [
     el("div", { class: "me-panel-title", text: caption }),
-    grid,
+    scroll.wrap,
   ]);
-  return { panel: box, grid, keyCells };
+  return { panel: box, grid, keyCells, scroll };
 }
 
 /** One query's row in a panel: its row node (after the query's name) and its cells. */
-function panelRow(token, i, makeCell) {
+function panelRow(token, i, makeCell, cellRole) {
   const name = el("div", { class: "attn-label me-query", role: "rowheader", text: shown(token) });
   const cells = [];
   const row = el("div", { class: "attn-row me-row", role: "row", dataset: { i: String(i) } }, [
     name,
   ]);
-  return { row, name, cells, add: (j) => cells.push(row.appendChild(makeCell(i, j))) };
+  const add = (j) => {
+    const cell = makeCell(i, j);
+    const holder = cellRole === "gridcell" ? el("div", { class: "me-holder", role: cellRole }, [cell]) : cell;
+    row.appendChild(holder);
+    cells.push(cell);
+  };
+  return { row, name, cells, add };
 }
 
 /** The two grids: the allowed-matrix (click to toggle) and the weights with their row sums. */
 function maskPanels(tokens, keyTokens, annotate, toggle) {
-  const left = panel("Allowed (true = may attend)", keyTokens, annotate, false);
-  const right = panel("Weights: softmax over the allowed keys", keyTokens, annotate, true);
+  const left = panel("Allowed (true = may attend)", keyTokens, annotate, false, "grid");
+  const right = panel("Weights: softmax over the allowed keys", keyTokens, annotate, true, "table");
   const maskButton = (i, j) =>
     el("button", {
       type: "button",
       class: "me-mask",
-      role: "gridcell",
       dataset: { i: String(i), j: String(j) },
       on: { click: () => toggle(i, j) },
     });
   const weightCell = (i, j) =>
     el("div", {
       class: "attn-cell attn-heat me-cell",
-      role: "gridcell",
+      role: "cell",
       dataset: { i: String(i), j: String(j) },
     });
   const rows = tokens.map((token, i) => {
-    const mask = panelRow(token, i, maskButton);
-    const weights = panelRow(token, i, weightCell);
+    const mask = panelRow(token, i, maskButton, "gridcell");
+    const weights = panelRow(token, i, weightCell, "cell");
     keyTokens.forEach((_, j) => {
       mask.add(j);
       weights.add(j);
     });
-    const sum = weights.row.appendChild(el("div", { class: "me-sum", role: "gridcell" }));
+    const sum = weights.row.appendChild(el("div", { class: "me-sum", role: "cell" }));
     left.grid.appendChild(mask.row);
     right.grid.appendChild(weights.row);
     return { masks: mask.cells, weights: weights.cells, sum, names: [mask.name, weights.name] };
   });
   const box = el("div", { class: "me-panels" }, [left.panel, right.panel]);
-  return { box, rows, keyCells: left.keyCells.concat(right.keyCells) };
+  const nav = gridKeys(left.grid, { cells: () => rows.map((row) => row.masks) });
+  nav.place(0, 0);
+  const scrolls = [left.scroll, right.scroll];
+  return { box, rows, keyCells: left.keyCells.concat(right.keyCells), scrolls };
 }
 
 /** Show row i of the allowed-matrix and of the weights, and the row's sum. */
@@ -181,7 +193,7 @@ function showRow(row, allowed, weights, { tokens, keyTokens, i, annotate }) {
     m.classList.toggle("me-allowed", ok);
     m.dataset.allowed = ok ? "1" : "0";
     m.setAttribute("aria-pressed", ok ? "true" : "false");
-    m.setAttribute("aria-label", `${pair}: ${ok ? "allowed" : "masked"}; click to toggle`);
+    m.setAttribute("aria-label", `${shown(tokens[i])} \u2192 ${shown(keyTokens[j])}: allowed`);
     m.textContent = ok ? "\u2713" : "";
     const c = row.weights[j];
     setHeat(c, w);
@@ -203,9 +215,9 @@ function render({ model, el: host }) {
   const [L, S] = [tokens.length, keyTokens.length];
   const annotate = S <= ANNOTATE_MAX_KEYS;
 
-  const { root } = widgetRoot("me", model, "Mask explorer", MASK_HELP);
+  const { root, announce } = widgetRoot("me", model, "Mask explorer", MASK_HELP);
   const controls = maskControls(L, S);
-  const summary = el("p", { class: "me-summary", "aria-live": "polite" });
+  const summary = el("p", { class: "me-summary" });
   const panels = maskPanels(tokens, keyTokens, annotate, toggle);
   root.append(controls.bar, summary, panels.box);
   host.appendChild(root);
@@ -215,6 +227,7 @@ function render({ model, el: host }) {
     return allowedMatrix({ L, S, ...Object.fromEntries(names.map((n) => [n, model.get(n)])) });
   }
 
+  let first = true;
   function update() {
     const kind = model.get("kind");
     const allowed = current();
@@ -237,6 +250,10 @@ function render({ model, el: host }) {
     const { text, warning } = maskSummary(allowed, L, S);
     summary.textContent = text;
     summary.classList.toggle("me-warning", warning);
+    for (const scroll of panels.scrolls) scroll.check();
+    const causal = model.get("causal") && kind !== "causal" ? ", also causal" : "";
+    if (!first) announce(`Mask: ${KIND_LABELS[kind] || kind}${causal}. ${text}`);
+    first = false;
   }
 
   function toggle(i, j) {

@@ -130,14 +130,14 @@ function render({ model, el: host }) {
   const M = candidates.length ? candidates[0].length : 0;
   const nShown = Math.min(model.get("shown"), M);
 
-  const { root } = widgetRoot("se", model, "Sampling explorer", SAMPLING_HELP);
+  const { root, announce } = widgetRoot("se", model, "Sampling explorer", SAMPLING_HELP);
   const controls = samplingControls(prompts, M);
   const promptText = el("span", { class: "se-prompt-text" });
-  const stats = el("div", { class: "se-stats", "aria-live": "polite" });
+  const stats = el("div", { class: "se-stats" });
   const bars = distributionBars(nShown);
   const drawButton = button("se-draw", "Draw 5 tokens");
   const clearButton = button("se-clear", "Clear");
-  const drawnBox = el("div", { class: "se-drawn", "aria-live": "polite", dataset: { count: "0" } });
+  const drawnBox = el("div", { class: "se-drawn", dataset: { count: "0" } });
   root.append(
     controls.bar,
     el("div", { class: "attn-mono se-prompt-line" }, [
@@ -154,6 +154,7 @@ function render({ model, el: host }) {
   let drawn = [];
   let current = null;
 
+  let first = true;
   function update() {
     const p = clampIndex(model.get("prompt"), prompts.length);
     const temperature = model.get("temperature");
@@ -184,6 +185,11 @@ function render({ model, el: host }) {
       showBar(bar, current.probs[i]);
     });
     showBar(bars.other, rest);
+    const limit = topK > 0 ? `top ${topK}` : "all tokens";
+    const settings = `\u03c4 = ${temperature.toFixed(2)}, ${limit}`;
+    const best = M ? `; most likely ${shown(candidates[p][0])} ${percent(current.probs[0])}` : "";
+    if (!first) announce(`${settings}: ${stats.textContent}${best}.`);
+    first = false;
   }
 
   // --- view -> state -------------------------------------------------------------------------
@@ -209,8 +215,10 @@ function render({ model, el: host }) {
       const index = draw(current.probs, current.other, Math.random());
       drawn.push({ index, text: index >= 0 ? shown(candidates[p][index]) : "(another token)" });
     }
+    const fresh = drawn.slice(-5).map((d) => d.text);
     drawn = drawn.slice(-MAX_DRAWS);
     showDraws(drawnBox, drawn);
+    announce(`Drew ${fresh.join(", ")}.`);
   });
   clearButton.addEventListener("click", clear);
 

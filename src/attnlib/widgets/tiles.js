@@ -81,7 +81,7 @@ function vector(values) {
   return "[" + values.map((v) => fmt(v, 2)).join(", ") + "]";
 }
 
-/** The score grid, cut into tiles: {wrap, cells (L x S)}. */
+/** The score grid (a table), cut into tiles: {wrap, cells (L x S), scroll}. */
 function scoreGrid(tokens, keyTokens, [blockQ, blockK]) {
   const S = keyTokens.length;
   const left = (j) => (j % blockK === 0 && j > 0 ? "tl-edge-left" : "");
@@ -89,27 +89,32 @@ function scoreGrid(tokens, keyTokens, [blockQ, blockK]) {
   const edges = (i, j) => `${left(j)} ${top(i)}`.trim();
   const grid = el("div", {
     class: "attn-grid tl-grid",
-    role: "grid",
+    role: "table",
     "aria-label": "Scores: one row per query, one column per key",
     style: { gridTemplateColumns: `max-content repeat(${S}, minmax(3.2em, 1fr))` },
   });
-  grid.appendChild(el("div", { class: "attn-corner tl-corner", text: "q \u2193 k \u2192" }));
-  keyTokens.forEach((token, j) => {
+  const corner = el("div", { class: "attn-corner tl-corner", role: "columnheader" }, [
+    "q \u2193 k \u2192",
+  ]);
+  const keys = keyTokens.map((token, j) => {
     const cls = `attn-key tl-key ${edges(-1, j)}`;
-    grid.appendChild(el("div", { class: cls, text: shown(token), title: `key ${j}: ${token}` }));
+    const title = `key ${j}: ${token}`;
+    return el("div", { class: cls, role: "columnheader", text: shown(token), title });
   });
+  grid.appendChild(el("div", { class: "attn-row tl-row", role: "row" }, [corner, ...keys]));
   const cells = tokens.map((token, i) => {
     const cls = `attn-label tl-query ${edges(i, -1)}`;
-    grid.appendChild(el("div", { class: cls, text: shown(token), title: `query ${i}: ${token}` }));
-    return keyTokens.map((_, j) => {
-      const cell = el("div", {
+    const title = `query ${i}: ${token}`;
+    const head = el("div", { class: cls, role: "rowheader", text: shown(token), title });
+    const row = keyTokens.map((_, j) =>
+      el("div", {
         class: `attn-cell tl-cell ${edges(i, j)}`,
-        role: "gridcell",
+        role: "cell",
         dataset: { i: String(i), j: String(j) },
-      });
-      grid.appendChild(cell);
-      return cell;
-    });
+      }),
+    );
+    grid.appendChild(el("div", { class: "attn-row tl-row", role: "row" }, [head, ...row]));
+    return row;
   });
   const legend = el(
     "div",
@@ -122,10 +127,11 @@ function scoreGrid(tokens, keyTokens, [blockQ, blockK]) {
       el("span", { class: "tl-legend-item" }, [el("span", { class: `tl-swatch ${cls}` }), text]),
     ),
   );
-  return { wrap: el("div", { class: "tl-gridwrap" }, [grid, legend]), cells };
+  const scroll = scrollBox("tl", [grid], "Scores");
+  return { wrap: el("div", { class: "tl-gridwrap" }, [scroll.wrap, legend]), cells, scroll };
 }
 
-/** The running state, one row per query: {table, rows: [{tr, m, l, r, out}]}. */
+/** The running state, one row per query: {table, rows: [{tr, m, l, r, out}], scroll}. */
 function stateTable(tokens, exact) {
   const names = ["query", "m", "l", "rescale", "running output", "exact output"];
   const head = el("tr", {}, names.map((name) => el("th", { scope: "col", text: name })));
@@ -140,7 +146,8 @@ function stateTable(tokens, exact) {
     el("thead", {}, [head]),
     el("tbody", {}, rows.map((row) => row.tr)),
   ]);
-  return { table, rows };
+  const scroll = scrollBox("tl", [table], "Running state");
+  return { table, rows, scroll };
 }
 
 /** Show step k's tile in the grid: its scores, and what came before and after. */
@@ -190,22 +197,23 @@ function render({ model, el: host }) {
   const last = lastSteps(steps, L);
 
   const label = "Online softmax, tile by tile";
-  const { root } = widgetRoot("tl", model, label, TILE_HELP, { focusable: true });
+  const { root, announce } = widgetRoot("tl", model, label, TILE_HELP, { focusable: true });
   const get = () => model.get("step") | 0;
   const go = (k) => setState(model, { step: clampIndex(k, K) });
   const stepper = stepControls("tl", { what: "tile", counterClass: "tl-counter", get, go });
   const grid = scoreGrid(tokens, model.get("key_tokens"), model.get("block"));
   const state = stateTable(tokens, exact);
   const caption = el("p", { class: "tl-caption" });
-  const footer = el("p", { class: "tl-footer", "aria-live": "polite" });
+  const footer = el("p", { class: "tl-footer" });
   root.append(
     controlBar("tl", [stepper.prev, stepper.slider, stepper.next, stepper.counter]),
     caption,
-    el("div", { class: "tl-body" }, [grid.wrap, state.table]),
+    el("div", { class: "tl-body" }, [grid.wrap, state.scroll.wrap]),
     footer,
   );
   host.appendChild(root);
 
+  let first = true;
   function update() {
     if (K === 0) return;
     const k = clampIndex(model.get("step"), K);
@@ -224,6 +232,10 @@ function render({ model, el: host }) {
         ? "No query has seen all its keys yet."
         : `${count} of ${L} queries have seen all their keys; their running output equals ` +
           `the exact output (largest difference ${worst.toFixed(4)}).`;
+    grid.scroll.check();
+    state.scroll.check();
+    if (!first) announce(`Step ${k + 1} of ${K}. ${caption.textContent} ${footer.textContent}`);
+    first = false;
   }
 
   stepKeys(root, (delta) => go(get() + delta), { vertical: true });
