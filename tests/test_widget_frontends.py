@@ -205,3 +205,31 @@ def test_stored_front_end_is_what_the_package_builds(notebook, model_id, state):
                 f"from what attnlib builds today from line {first + 1} on; re-execute the notebook",
                 pytrace=False,
             )
+
+
+def palette_blocks(css: str) -> list[tuple[str, set[str]]]:
+    """(selector, the --attn-* colours it sets) for every rule of _base.css that sets
+    --attn-bg: the light palette, the dark one (system preference, explicit theme) and print."""
+    blocks = []
+    for match in re.finditer(r"([^{}]+)\{([^{}]*--attn-bg\s*:[^{}]*)\}", css):
+        names = set(re.findall(r"(--attn-[\w-]+)\s*:", match.group(2))) - {"--attn-mono"}
+        blocks.append((" ".join(match.group(1).split()), names))
+    return blocks
+
+
+def test_every_palette_sets_every_colour():
+    """Light, dark (twice: the system preference and an explicit choice) and print: each sets the
+    same colours, so no colour of one theme leaks into another."""
+    blocks = palette_blocks((WIDGET_DIR / "_base.css").read_text(encoding="utf-8"))
+    assert len(blocks) == 4, [selector for selector, _ in blocks]
+    first = blocks[0][1]
+    assert {"--attn-bg", "--attn-fg", "--attn-accent", "--attn-heat-split"} <= first
+    for selector, names in blocks[1:]:
+        assert names == first, f"{selector}: differs by {sorted(names ^ first)}"
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_view_announces_through_the_one_live_region(view):
+    """A widget has one live region (widgetRoot's; announce() fills it): no view adds its own."""
+    code = (WIDGET_DIR / f"{view}.js").read_text(encoding="utf-8")
+    assert "aria-live" not in code, f"{view}.js adds a live region of its own"

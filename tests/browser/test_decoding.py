@@ -12,6 +12,19 @@ import pytest
 
 from .harness import HOSTILE, check_file_url, check_widget_page, open_harness, render_into
 from .helpers import BUILD
+from .widget_checks import (
+    check_chapter_reader,
+    check_dark,
+    check_light,
+    check_one_live_region,
+    check_phone_fit,
+    check_print,
+    focus_by_tab,
+    focused,
+    live_text,
+    set_theme,
+    wait_announced,
+)
 
 CHAPTER = BUILD / "notebooks" / "03_rnn_attention.html"
 
@@ -251,4 +264,61 @@ def test_hostile_text_is_shown_as_text(harness):
     assert found["source"] == shown and found["output"] == shown[::-1]
     assert found["title"] == "<i>title</i>" and found["option"] == "<b>bold?</b>"
     assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+# --- the reader: dark theme, a phone, the keyboard, print ---------------------------------------
+
+
+@needs_chapter
+def test_chapter_stepper_follows_theme_phone_and_print(book_server, open_page):
+    found = check_chapter_reader(
+        open_page, book_server, CHAPTER, ".ds-root", "03_rnn_attention", heat_selector=".ds-src",
+        min_cells=3,
+    )
+    for theme, colours in found.items():  # shown with -s: the measured contrast figures
+        ratios = [c["ratio"] for c in colours["cells"]]
+        print(f"decoding {theme}: text {colours['text']:.2f}, source strip {min(ratios):.2f}"
+              f"..{max(ratios):.2f} over {len(ratios)} cells")
+
+
+def test_keyboard_steps_the_decoder_and_it_announces(harness):
+    page, watch = harness
+    rng = np.random.default_rng(4)
+    data = example("abcdef", "wxyz", random_weights(rng, 4, 6))
+    root = render(page, "a", {"title": "", "examples": [data], "example": 0, "step": 0})
+    model = "window.models.a"
+    check_one_live_region(root, "decoding")
+    live = live_text(root)
+    # The widget itself is the first Tab stop: the arrow keys step it.
+    focus_by_tab(page, "#a .ds-root")
+    page.keyboard.press("ArrowRight")
+    assert step_of(read(root)) == 1 and page.evaluate(f"() => {model}.state.step") == 1
+    live = wait_announced(root, live, contains="Step 2 of 4")
+    # The output so far is one Tab stop (the current character); arrows step and focus follows.
+    focus_by_tab(page, "#a .ds-out")
+    assert focused(page, "el => el.dataset.t") == "1"
+    page.keyboard.press("ArrowRight")
+    assert focused(page, "el => el.dataset.t") == "2" and step_of(read(root)) == 2
+    wait_announced(root, live, contains="Step 3 of 4")
+    stops = root.evaluate("(r) => r.querySelectorAll('.ds-out[tabindex=\"0\"]').length")
+    assert stops == 1
+    # The buttons: Enter on "previous" steps back.
+    focus_by_tab(page, "#a .ds-prev")
+    page.keyboard.press("Enter")
+    assert step_of(read(root)) == 1
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_stepper_in_the_dark_theme_and_on_a_phone(harness):
+    page, watch = harness
+    rng = np.random.default_rng(5)
+    source = "the twenty-ninth of february 2024"
+    data = example(source, "2024-02-29", random_weights(rng, 10, len(source)))
+    root = render(page, "a", {"title": "", "examples": [data], "example": 0, "step": 3})
+    check_light(root, "decoding light", ".ds-src", min_cells=3)
+    set_theme(page, "dark")
+    check_dark(root, "decoding dark", ".ds-src", min_cells=3)
+    check_print(page, root, "decoding print", ".ds-src")
+    check_phone_fit(page, root, "decoding 390 px", expect_scroll=True)
     assert not watch.problems(), "\n".join(watch.problems())

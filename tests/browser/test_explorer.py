@@ -1,6 +1,6 @@
 """AttentionExplorer in a real browser: in the built chapters (over http and file://) and in a
 harness page that feeds explorer.js a fake model (its arithmetic, its syncing, its handling of
-hostile token text)."""
+hostile token text), and as a reader meets it: the dark theme, a phone, the keyboard, print."""
 
 from __future__ import annotations
 
@@ -19,6 +19,19 @@ from .harness import (
     render_into,
 )
 from .helpers import BUILD, require_build, widget_pages
+from .widget_checks import (
+    check_chapter_reader,
+    check_dark,
+    check_light,
+    check_one_live_region,
+    check_phone_fit,
+    check_print,
+    focus_by_tab,
+    focused,
+    live_text,
+    set_theme,
+    wait_announced,
+)
 
 PAGES = widget_pages()
 
@@ -306,4 +319,86 @@ def test_view_and_model_stay_in_sync(harness):
     expected = softmax(q @ k.T / np.sqrt(2) / 0.5)
     np.testing.assert_allclose(np.array(s["matrix"]), expected, atol=1e-4)
     assert json.dumps(s["bars"]) == json.dumps(s["matrix"][1])
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+# --- the reader: dark theme, a phone, the keyboard, print ---------------------------------------
+
+
+def test_chapter_explorer_follows_theme_phone_and_print(book_server, open_page):
+    require_build()
+    page_path = BUILD / "notebooks" / "02_soft_lookup.html"
+    assert page_path in PAGES, "chapter 2 holds no AttentionExplorer"
+    found = check_chapter_reader(
+        open_page, book_server, page_path, ".ae-root", "02_soft_lookup", heat_selector=".ae-cell",
+        min_cells=5, expect_scroll=True,
+    )
+    for theme, colours in found.items():  # shown with -s: the measured contrast figures
+        ratios = [c["ratio"] for c in colours["cells"]]
+        print(f"explorer {theme}: text {colours['text']:.2f}, heat cells {min(ratios):.2f}"
+              f"..{max(ratios):.2f} over {len(ratios)} cells")
+
+
+def test_keyboard_drives_the_explorer_and_it_announces(harness):
+    page, watch = harness
+    rng = np.random.default_rng(2)
+    tokens = ["a", "b", "c", "d"]
+    q, k = rng.normal(size=(4, 2)).round(4).tolist(), rng.normal(size=(4, 2)).round(4).tolist()
+    root = render(page, "a", base_state(tokens=tokens, key_tokens=tokens, query=q, key=k))
+    check_one_live_region(root, "explorer")
+    model = "window.models.a"
+    # Tab reaches the temperature slider first; an arrow key moves it and the view follows.
+    focus_by_tab(page, "#a input[type=range]")
+    before, live = read(root), live_text(root)
+    page.keyboard.press("ArrowRight")
+    after = read(root)
+    assert after["temperature"] != before["temperature"] and after["matrix"] != before["matrix"]
+    assert page.evaluate(f"() => {model}.state.temperature") > 1
+    live = wait_announced(root, live, contains="\u03c4 = ")
+    # Space on the causal checkbox.
+    page.keyboard.press("Tab")
+    assert focused(page, "el => el.type") == "checkbox"
+    page.keyboard.press("Space")
+    assert read(root)["causal"] is True
+    live = wait_announced(root, live, contains="causal mask on")
+    # The heatmap is one Tab stop; the arrow keys move through it and select the focused row.
+    focus_by_tab(page, "#a .ae-cell")
+    stops = root.evaluate("(r) => r.querySelectorAll('.ae-grid [tabindex=\"0\"]').length")
+    assert stops == 1, f"the heatmap has {stops} Tab stops"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowRight")
+    assert focused(page, "el => [el.dataset.i, el.dataset.j].join()") == "1,1"
+    assert read(root)["selected"] == 1 and page.evaluate(f"() => {model}.state.selected") == 1
+    wait_announced(root, live, contains="Query 1")
+    page.keyboard.press("End")
+    assert focused(page, "el => el.dataset.j") == "3"
+    page.keyboard.press("Tab")  # out of the grid in one press
+    assert not focused(page, "el => el.classList.contains('ae-cell')")
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_explorer_in_the_dark_theme_and_on_a_phone(harness):
+    page, watch = harness
+    n = 30  # more keys than a phone is wide
+    tokens = [f"tok{j}" for j in range(n)]
+    w = softmax(np.random.default_rng(3).normal(size=(n, n)) * 3).round(4)
+    # Weights either side of where the ink flips (0.776 in the light palette, 0.642 in the dark
+    # one: see _base.css), where a cell's text has the least contrast it can have.
+    sharp = np.array([[0.77, 0.229, 0.001], [0.78, 0.219, 0.001], [0.64, 0.359, 0.001],
+                      [0.65, 0.349, 0.001], [0.999, 0.0005, 0.0005]])
+    render(page, "a", base_state(tokens=tokens, key_tokens=tokens, mode="weights",
+                                 weights=[w.tolist()]))
+    root = render(page, "b", base_state(tokens=list("abcde"), key_tokens=list("xyz"),
+                                        mode="weights", weights=[sharp.tolist()]))
+    check_light(root, "explorer light", ".ae-cell", min_cells=3)
+    set_theme(page, "dark")
+    check_dark(root, "explorer dark", ".ae-cell", min_cells=3)
+    set_theme(page, "")  # no choice on the page: the system preference decides
+    page.emulate_media(color_scheme="dark")
+    check_dark(root, "explorer, system dark", ".ae-cell", min_cells=3)
+    page.emulate_media(color_scheme="light")
+    check_light(root, "explorer, system light", ".ae-cell", min_cells=3)
+    check_print(page, root, "explorer print", ".ae-cell")
+    check_phone_fit(page, page.locator("#a .ae-root"), "explorer 390 px", expect_scroll=True)
+    check_phone_fit(page, root, "small explorer 390 px")
     assert not watch.problems(), "\n".join(watch.problems())

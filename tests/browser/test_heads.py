@@ -10,6 +10,19 @@ import pytest
 
 from .harness import HOSTILE, check_file_url, check_widget_page, open_harness, render_into
 from .helpers import BUILD
+from .widget_checks import (
+    check_chapter_reader,
+    check_dark,
+    check_light,
+    check_one_live_region,
+    check_phone_fit,
+    check_print,
+    focus_by_tab,
+    focused,
+    live_text,
+    set_theme,
+    wait_announced,
+)
 
 CHAPTER = BUILD / "notebooks" / "08_bert.html"
 
@@ -241,4 +254,86 @@ def test_hostile_tokens_are_shown_as_text(harness):
     assert found["queries"] == HOSTILE and found["keys"] == HOSTILE
     assert found["title"] == "<i>title</i>" and found["option"] == "<b>bold?</b>"
     assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+# --- the reader: dark theme, a phone, the keyboard, print ---------------------------------------
+
+TEXT = ".hv-readout, .hv-caption, .hv-rowname, .hv-col, .hv-q"  # no heatmap text here: its text
+
+ACCENT_PIXEL_JS = """(root) => {
+  const canvas = root.querySelector('.hv-thumb canvas');
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  for (let p = 0; p < data.length; p += 4) {
+    if (data[p + 3] > 0) return Array.from(data.slice(p, p + 3));
+  }
+  return null;
+}"""
+
+
+@needs_chapter
+def test_chapter_head_view_follows_theme_phone_and_print(book_server, open_page):
+    found = check_chapter_reader(
+        open_page, book_server, CHAPTER, ".hv-root", "08_bert", heat_selector=TEXT, min_cells=3,
+        expect_scroll=True,
+    )
+    for theme, colours in found.items():  # shown with -s: the measured contrast figures
+        ratios = [c["ratio"] for c in colours["cells"]]
+        print(f"heads {theme}: text {min(ratios):.2f}..{max(ratios):.2f} over {len(ratios)}")
+
+
+def test_keyboard_drives_the_head_view_and_it_announces(harness):
+    page, watch = harness
+    rng = np.random.default_rng(6)
+    data = sentence(["the", "cat", "sat"], random_weights(rng, 2, 3, 3))
+    root = render(page, "a", base_state([data]))
+    model = "window.models.a"
+    check_one_live_region(root, "heads")
+    live = live_text(root)
+    # The thumbnails are one Tab stop; an arrow key moves along a layer, Enter opens the head.
+    focus_by_tab(page, "#a .hv-thumb")
+    stops = root.evaluate("(r) => r.querySelectorAll('.hv-grid [tabindex=\"0\"]').length")
+    assert stops == 1, f"the model view has {stops} Tab stops"
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    assert focused(page, "el => [el.dataset.layer, el.dataset.head].join()") == "1,1"
+    page.keyboard.press("Enter")
+    state = page.evaluate(f"() => {model}.state")
+    assert (state["layer"], state["head"]) == (1, 1) and read(root)["which"] == "Layer 1, head 1"
+    live = wait_announced(root, live, contains="Layer 1, head 1")
+    # The tokens are one Tab stop: up and down along a side, left and right across.
+    focus_by_tab(page, "#a .hv-q, #a .hv-k")
+    assert focused(page, "el => el.classList.contains('hv-q') && el.dataset.i") == "0"
+    page.keyboard.press("ArrowDown")
+    assert read(root)["readout"].startswith("cat attends most to")
+    live = wait_announced(root, live, contains="cat attends most to")
+    page.keyboard.press("ArrowRight")
+    assert focused(page, "el => el.classList.contains('hv-k') && el.dataset.i") == "1"
+    assert read(root)["readout"].startswith("cat receives")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Enter")  # keep the query's lines
+    assert page.evaluate(f"() => {model}.state.token") == 1
+    page.keyboard.press("Tab")  # out of the tokens in one press
+    assert not focused(page, "el => el.classList.contains('hv-q') || el.classList.contains('hv-k')")
+    assert read(root)["readout"].startswith("cat attends most to"), "the pinned token's lines"
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_head_view_in_the_dark_theme_and_on_a_phone(harness):
+    page, watch = harness
+    rng = np.random.default_rng(7)
+    tokens = ["[CLS]", "the", "animal", "didn't", "cross", "the", "street", "because", "it",
+              "was", "too", "tired", "[SEP]"]
+    root = render(page, "a", base_state([sentence(tokens, random_weights(rng, 3, 12, 13))]))
+    light_pixel = root.evaluate(ACCENT_PIXEL_JS)
+    check_light(root, "heads light", TEXT, min_cells=3)
+    set_theme(page, "dark")
+    check_dark(root, "heads dark", TEXT, min_cells=3)
+    # The thumbnails are drawn again in the dark palette's accent.
+    page.wait_for_function(
+        "([r, c]) => { const p = (" + ACCENT_PIXEL_JS + ")(r); return p && p.join() !== c; }",
+        arg=[root.element_handle(), ",".join(map(str, light_pixel))],
+    )
+    check_print(page, root, "heads print", TEXT)
+    check_phone_fit(page, root, "heads 390 px", expect_scroll=True)
     assert not watch.problems(), "\n".join(watch.problems())

@@ -22,6 +22,19 @@ from .harness import (
     render_into,
 )
 from .helpers import BUILD, require_build, widget_pages
+from .widget_checks import (
+    check_chapter_reader,
+    check_dark,
+    check_light,
+    check_one_live_region,
+    check_phone_fit,
+    check_print,
+    focus_by_tab,
+    focused,
+    live_text,
+    set_theme,
+    wait_announced,
+)
 
 WIDGET_ID = "attnlib.widgets.masks.MaskExplorer"  # the _anywidget_id in stored state
 CHAPTER = BUILD / "notebooks" / "06_masking.html"
@@ -292,4 +305,67 @@ def test_view_and_model_stay_in_sync(harness):
     page.evaluate(f"() => {{ {model}.set('kind', 'padding'); {model}.set('length', 0); }}")
     s = read(root)
     assert all(s["dead"]) and "4 queries have no allowed key" in s["summary"]
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+# --- the reader: dark theme, a phone, the keyboard, print ---------------------------------------
+
+
+@needs_chapter
+def test_chapter_mask_explorer_follows_theme_phone_and_print(book_server, open_page):
+    require_build()
+    found = check_chapter_reader(
+        open_page, book_server, CHAPTER, ".me-root", "06_masking", heat_selector=".me-cell",
+        min_cells=5,
+    )
+    for theme, colours in found.items():  # shown with -s: the measured contrast figures
+        ratios = [c["ratio"] for c in colours["cells"]]
+        print(f"masks {theme}: text {colours['text']:.2f}, heat cells {min(ratios):.2f}"
+              f"..{max(ratios):.2f} over {len(ratios)} cells")
+
+
+def test_keyboard_drives_the_mask_explorer_and_it_announces(harness):
+    page, watch = harness
+    root = render(page, "a", base_state(4, 4))
+    model = "window.models.a"
+    check_one_live_region(root, "masks")
+    live = live_text(root)
+    # The mask's radio buttons: Tab reaches the checked one, an arrow key picks the next kind.
+    focus_by_tab(page, "#a .me-kinds input:checked")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate(f"() => {model}.state.kind") == "padding"
+    assert read(root)["kind"] == "padding"
+    live = wait_announced(root, live, contains="Mask: padding")
+    # The slider that padding turns on: an arrow key takes a real token away.
+    focus_by_tab(page, "#a .me-length input")
+    page.keyboard.press("ArrowLeft")
+    assert read(root)["length"] == 3 and page.evaluate(f"() => {model}.state.length") == 3
+    live = wait_announced(root, live, contains="12 of 16")
+    # The allowed-matrix is one Tab stop; arrows move, Space toggles the focused cell.
+    focus_by_tab(page, "#a .me-mask")
+    stops = root.evaluate("(r) => r.querySelectorAll('.me-grid [tabindex=\"0\"]').length")
+    assert stops == 1, f"the allowed-matrix has {stops} Tab stops"
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    assert focused(page, "el => [el.dataset.i, el.dataset.j].join()") == "1,1"
+    page.keyboard.press("Space")
+    s = read(root)
+    assert s["kind"] == "custom" and s["allowed"][1][1] is False
+    wait_announced(root, live, contains="Mask: custom")
+    page.keyboard.press("Enter")
+    assert read(root)["allowed"][1][1] is True
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_mask_explorer_in_the_dark_theme_and_on_a_phone(harness):
+    page, watch = harness
+    root = render(page, "a", base_state(5, 5, kind="bidirectional"))
+    wide = render(page, "b", base_state(8, 16, kind="window", window=2))
+    check_light(root, "masks light", ".me-cell", min_cells=3)
+    set_theme(page, "dark")
+    check_dark(root, "masks dark", ".me-cell", min_cells=3)
+    check_dark(root, "masks dark, allowed cells", ".me-mask.me-allowed", min_cells=3)
+    check_print(page, root, "masks print", ".me-cell")
+    check_phone_fit(page, root, "masks 390 px")
+    check_phone_fit(page, wide, "wide masks 390 px", expect_scroll=True)
     assert not watch.problems(), "\n".join(watch.problems())

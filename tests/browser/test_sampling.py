@@ -11,6 +11,18 @@ import pytest
 
 from .harness import HOSTILE, check_file_url, check_widget_page, open_harness, render_into
 from .helpers import require_build, widget_pages
+from .widget_checks import (
+    check_chapter_reader,
+    check_dark,
+    check_light,
+    check_one_live_region,
+    check_phone_fit,
+    check_print,
+    focus_by_tab,
+    live_text,
+    set_theme,
+    wait_announced,
+)
 
 WIDGET_ID = "attnlib.widgets.sampling.SamplingExplorer"
 
@@ -282,4 +294,57 @@ def test_hostile_tokens_are_shown_as_text(harness):
     assert found["options"] == ["<b>prompt?</b>", "<i>two</i>"]
     assert found["prompt"] == "<i>two</i>"
     assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+# --- the reader: dark theme, a phone, the keyboard, print ---------------------------------------
+
+TEXT = ".se-bar-label, .se-bar-value, .se-stats, .se-help"  # no heatmap here: its text
+
+
+def test_chapter_sampler_follows_theme_phone_and_print(book_server, open_page):
+    found = check_chapter_reader(
+        open_page, book_server, chapter_page(), ".se-root", "09_gpt", heat_selector=TEXT,
+        min_cells=3,
+    )
+    for theme, colours in found.items():  # shown with -s: the measured contrast figures
+        ratios = [c["ratio"] for c in colours["cells"]]
+        print(f"sampling {theme}: text {min(ratios):.2f}..{max(ratios):.2f} "
+              f"over {len(ratios)} labels")
+
+
+def test_keyboard_drives_the_sampler_and_it_announces(harness):
+    page, watch = harness
+    logits = [[3.0, 2.0, 1.0, 0.5]]
+    root = render(page, "a", state_for(["a prompt"], [["a", "b", "c", "d"]], logits, [[[-1.0, 5]]]))
+    model = "window.models.a"
+    check_one_live_region(root, "sampling")
+    live = live_text(root)
+    # Top-k starts at "all"; one ArrowLeft keeps the 4 named tokens only.
+    focus_by_tab(page, "#a .se-topk input")
+    page.keyboard.press("ArrowLeft")
+    assert page.evaluate(f"() => {model}.state.top_k") == 4 and read(root)["other"] == 0
+    live = wait_announced(root, live, contains="top 4")
+    page.keyboard.press("Home")
+    assert page.evaluate(f"() => {model}.state.top_k") == 1
+    live = wait_announced(root, live, contains="top 1")
+    # Enter on "Draw 5 tokens": five draws, all of the one token top-1 leaves.
+    focus_by_tab(page, "#a .se-draw")
+    page.keyboard.press("Enter")
+    assert read(root)["chips"] == [0] * 5
+    wait_announced(root, live, contains="Drew a, a, a, a, a")
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_sampler_in_the_dark_theme_and_on_a_phone(harness):
+    page, watch = harness
+    prompts = ["Once upon a time, in a kingdom far away, there lived a very long prompt that"]
+    names = ["extraordinarily", " the", " a", "\n", " kingdom"]
+    root = render(page, "a", state_for(prompts, [names], [[4.0, 3.0, 2.5, 1.0, 0.5]],
+                                       [[[-1.0, 100]]]))
+    check_light(root, "sampling light", TEXT, min_cells=3)
+    set_theme(page, "dark")
+    check_dark(root, "sampling dark", TEXT, min_cells=3)
+    check_print(page, root, "sampling print", TEXT)
+    check_phone_fit(page, root, "sampling 390 px")
     assert not watch.problems(), "\n".join(watch.problems())

@@ -25,6 +25,18 @@ from .harness import (
     render_into,
 )
 from .helpers import BUILD
+from .widget_checks import (
+    check_chapter_reader,
+    check_dark,
+    check_light,
+    check_one_live_region,
+    check_phone_fit,
+    check_print,
+    focus_by_tab,
+    live_text,
+    set_theme,
+    wait_announced,
+)
 
 WIDGET_ID = "attnlib.widgets.tiles.OnlineSoftmaxTiles"  # the _anywidget_id in stored state
 CHAPTER = BUILD / "notebooks" / "12_efficiency.html"
@@ -222,4 +234,59 @@ def test_hostile_tokens_are_shown_as_text(harness):
     assert found["queries"] == HOSTILE and found["keys"] == HOSTILE and found["rows"] == HOSTILE
     assert found["title"] == "<b>tiles</b>"
     assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
+    assert_clean(watch)
+
+
+# --- the reader: dark theme, a phone, the keyboard, print ---------------------------------------
+
+
+@needs_chapter
+def test_chapter_tiles_follow_theme_phone_and_print(book_server, open_page):
+    # The grid's shading is no heatmap: the text measured is the current tile's scores, on its
+    # tint.
+    found = check_chapter_reader(
+        open_page, book_server, CHAPTER, ".tl-root", "12_efficiency",
+        heat_selector=".tl-cell.tl-current, .tl-state td", min_cells=3,
+    )
+    for theme, colours in found.items():  # shown with -s: the measured contrast figures
+        ratios = [c["ratio"] for c in colours["cells"]]
+        print(f"tiles {theme}: text {colours['text']:.2f}, tile and state text {min(ratios):.2f}"
+              f"..{max(ratios):.2f} over {len(ratios)} cells")
+
+
+def test_keyboard_steps_the_tiles_and_they_announce(harness):
+    page, watch = harness
+    state = widget_state()
+    K = len(state["steps"])
+    root = render(page, "a", state)
+    check_one_live_region(root, "tiles")
+    live = live_text(root)
+    focus_by_tab(page, "#a .tl-root")
+    page.keyboard.press("ArrowDown")
+    assert read(root)["step"] == 1 and page.evaluate("() => window.models.a.state.step") == 1
+    live = wait_announced(root, live, contains=f"Step 2 of {K}")
+    page.keyboard.press("ArrowUp")
+    assert read(root)["step"] == 0
+    live = wait_announced(root, live, contains=f"Step 1 of {K}")
+    # Tab: previous (disabled at step 0, so skipped), the slider, next.
+    focus_by_tab(page, "#a .tl-slider")
+    page.keyboard.press("End")
+    assert read(root)["step"] == K - 1
+    wait_announced(root, live, contains=f"Step {K} of {K}")
+    focus_by_tab(page, "#a .tl-prev")
+    page.keyboard.press("Space")
+    assert read(root)["step"] == K - 2
+    assert_clean(watch)
+
+
+def test_tiles_in_the_dark_theme_and_on_a_phone(harness):
+    page, watch = harness
+    root = render(page, "a", widget_state(L=6, S=16, block=(2, 4)))
+    root.locator(".tl-next").click()
+    cells = ".tl-cell.tl-current, .tl-state td"
+    check_light(root, "tiles light", cells, min_cells=3)
+    set_theme(page, "dark")
+    check_dark(root, "tiles dark", cells, min_cells=3)
+    check_print(page, root, "tiles print", cells)
+    check_phone_fit(page, root, "tiles 390 px", expect_scroll=True)
     assert_clean(watch)
