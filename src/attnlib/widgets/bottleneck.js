@@ -70,7 +70,7 @@ function showStrip(vector, values, label) {
   }
   values.forEach((v, e) => {
     const cell = vector.cells[e];
-    setHeat(cell, Math.min(1, Math.abs(v)), 2); // no text in a cell: never the strong ink
+    setHeat(cell, Math.min(1, Math.abs(v)));
     cell.classList.toggle("bn-neg", v < 0);
     cell.dataset.v = String(v);
   });
@@ -127,7 +127,7 @@ function render({ model, el: host }) {
   const encoder = unpackStates(model.get("encoder"), S, D);
   const decoder = unpackStates(model.get("decoder"), L, D);
 
-  const { root } = widgetRoot("bn", model, "Bottleneck stepper", BOTTLENECK_HELP);
+  const { root, announce } = widgetRoot("bn", model, "Bottleneck stepper", BOTTLENECK_HELP);
 
   // Without attention: one vector, overwritten.
   const go = (name, n) => (k) => setState(model, { [name]: clampIndex(k, n) });
@@ -141,7 +141,7 @@ function render({ model, el: host }) {
   const fixed = strip("bn-fixed-vector", "the fixed vector");
   const fixedCaption = el("div", { class: "bn-caption" });
   const similar = sourceBars("bn-similar", source, "cosine similarity with the vector after token");
-  const fixedSummary = el("p", { class: "bn-summary bn-fixed-summary", "aria-live": "polite" });
+  const fixedSummary = el("p", { class: "bn-summary bn-fixed-summary" });
   const fixedPart = section("bn-fixed", "Without attention: one vector, overwritten", [
     controlBar("bn", [encSteps.prev, encSteps.slider, encSteps.next, encSteps.counter]),
     srcRow.row,
@@ -162,7 +162,7 @@ function render({ model, el: host }) {
   const query = strip("bn-query-vector", "the decoder state");
   const weights = sourceBars("bn-weights", source, "attention weight on each encoder state");
   const context = strip("bn-context-vector", "the context vector");
-  const attnSummary = el("p", { class: "bn-summary bn-attn-summary", "aria-live": "polite" });
+  const attnSummary = el("p", { class: "bn-summary bn-attn-summary" });
   const attnPart = section("bn-attn", "With attention: every encoder state, weighted", [
     controlBar("bn", [decSteps.prev, decSteps.slider, decSteps.next, decSteps.counter]),
     outRow.row,
@@ -204,6 +204,7 @@ function render({ model, el: host }) {
       `Source token ${j + 1} of ${S} read. The vector's similarity with what it was after the ` +
       `first token: ${fmt(first)}.` +
       (last ? " This one vector is all that reaches a decoder without attention." : "");
+    return fixedSummary.textContent;
   }
 
   function showAttention() {
@@ -226,12 +227,14 @@ function render({ model, el: host }) {
       `Output step ${t + 1} of ${L}, writing ${shown(output[t])}: the weights over all ${S} ` +
       `encoder states sum to 1; the largest, ${fmt(w[top])}, is on source token ${top} ` +
       `(${shown(source[top])}).`;
+    return attnSummary.textContent;
   }
 
   stepKeys(fixedPart, (d) => go("encoder_step", S)(clampIndex(model.get("encoder_step"), S) + d));
   stepKeys(attnPart, (d) => go("decoder_step", L)(clampIndex(model.get("decoder_step"), L) + d));
-  const stopFixed = listen(model, ["encoder_step"], showFixed);
-  const stopAttention = listen(model, ["decoder_step"], showAttention);
+  // Each change is announced (the widget's one live region): what the changed half now shows.
+  const stopFixed = listen(model, ["encoder_step"], () => announce(showFixed()));
+  const stopAttention = listen(model, ["decoder_step"], () => announce(showAttention()));
   showFixed();
   showAttention();
   return () => {

@@ -151,8 +151,8 @@ function lineChart(name, caption, length) {
     el("span", { class: "po-key po-key-sum", text: "the sum" }),
     el("span", { class: "po-key po-key-pair", text: "" }),
   ]);
-  const box = el("figure", { class: `po-figure po-${name}` }, [
-    el("figcaption", { class: "po-caption", text: caption }),
+  const box = el("div", { class: `po-figure po-${name}`, role: "group", "aria-label": caption }, [
+    el("div", { class: "po-caption", text: caption }),
     svg,
     legend,
   ]);
@@ -179,7 +179,7 @@ function lineChart(name, caption, length) {
 /** The values at a few offsets j - i, one row per curve: {wrap, cells}. */
 function offsetTable(offsets) {
   const head = el("tr", {}, [
-    el("th", { scope: "col", text: "offset j \u2212 i" }),
+    el("th", { scope: "col", text: "j \u2212 i" }),
     ...offsets.map((k) => el("th", { scope: "col", text: k > 0 ? `+${k}` : fmt(k, 0) })),
   ]);
   const cells = {};
@@ -197,8 +197,8 @@ function offsetTable(offsets) {
     el("thead", {}, [head]),
     el("tbody", {}, rows),
   ]);
-  return { wrap: el("div", { class: "po-table-wrap", tabIndex: 0, role: "region",
-                            "aria-label": "Values at a few offsets" }, [table]), cells };
+  const { wrap } = scrollBox("po", [table], "Values at a few offsets");
+  return { wrap, cells };
 }
 
 /** The four sliders and the reset button. */
@@ -213,7 +213,7 @@ function positionControls(maxDim, length) {
   });
   const pair = sliderControl("po", "pair", "Pair", 0, 0, { ariaLabel: "Frequency pair drawn" });
   const reset = button("po-reset", `base ${PAPER_BASE}`, {
-    "aria-label": `Set the base to ${PAPER_BASE}, the papers' value`,
+    "aria-label": `base ${PAPER_BASE}: the papers' value`,
   });
   const bar = controlBar("po", [dim.label, base.label, reset, position.label, pair.label]);
   return { bar, dim, base, position, pair, reset };
@@ -247,12 +247,12 @@ function render({ model, el: host }) {
   const offsets = model.get("offsets");
   const maxDim = query.length - (query.length % 2);
 
-  const { root } = widgetRoot("po", model, "Position explorer", POSITION_HELP);
+  const { root, announce } = widgetRoot("po", model, "Position explorer", POSITION_HELP);
   const controls = positionControls(maxDim, length);
   const sinChart = lineChart("sinusoidal", "Sinusoidal encodings: PE\u1d62 \u00b7 PE\u2c7c", length);
   const ropeChart = lineChart("rope", "Rotary embeddings: RoPE(q, i) \u00b7 RoPE(k, j)", length);
   const table = offsetTable(offsets);
-  const summary = el("p", { class: "po-summary", "aria-live": "polite" });
+  const summary = el("p", { class: "po-summary" });
   const charts = el("div", { class: "po-charts" }, [sinChart.box, ropeChart.box]);
   root.append(controls.bar, charts, table.wrap, summary);
   host.appendChild(root);
@@ -276,6 +276,7 @@ function render({ model, el: host }) {
     input.setAttribute("aria-valuetext", valueText);
   }
 
+  let drawn = false;
   function update() {
     const state = current();
     const { dim, base, position, pair } = state;
@@ -303,6 +304,8 @@ function render({ model, el: host }) {
       });
     }
     summary.textContent = positionSummary(state, curves);
+    if (drawn) announce(summary.textContent); // what changed, for a screen reader
+    drawn = true;
   }
 
   function setDim(v) {
