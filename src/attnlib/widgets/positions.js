@@ -185,7 +185,7 @@ function offsetTable(offsets) {
   const cells = {};
   const rows = [
     ["sinusoidal", "PE\u1d62 \u00b7 PE\u2c7c"],
-    ["rope", "RoPE q\u1d62 \u00b7 k\u2c7c"],
+    ["rope", "RoPE score"],
   ].map(([name, label]) => {
     cells[name] = offsets.map((k) => el("td", { class: "po-num", dataset: { offset: String(k) } }));
     return el("tr", { class: `po-row-${name}` }, [
