@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import BUILD, CHROMIUM, CHROMIUM_ARGS, require_build, settle
+from .helpers import BUILD, CHROMIUM, CHROMIUM_ARGS, PHONE, require_build, settle, theme_script
 
 # --- local web servers --------------------------------------------------------------------------
 
@@ -110,14 +110,28 @@ class Watch:
 @pytest.fixture
 def open_page(browser):
     """open_page(url, allowed_prefixes) -> (page, watch): a fresh context where every request
-    that does not start with one of allowed_prefixes is aborted and recorded."""
+    that does not start with one of allowed_prefixes is aborted and recorded.
+
+    Keywords: color_scheme (the OS preference), theme ("light"/"dark": the reader's choice in the
+    theme's colour-mode button, stored as pydata-sphinx-theme stores it), phone=True (a 390 x 844
+    touch screen, as helpers.PHONE) instead of a 1280 x 900 desktop window."""
     contexts = []
 
-    def _open(url: str, allowed: tuple[str, ...], *, color_scheme: str = "light"):
+    def _open(
+        url: str,
+        allowed: tuple[str, ...],
+        *,
+        color_scheme: str = "light",
+        theme: str | None = None,
+        phone: bool = False,
+    ):
+        size = PHONE if phone else {"width": 1280, "height": 900}
         context = browser.new_context(
-            viewport={"width": 1280, "height": 900}, color_scheme=color_scheme
+            viewport=size, color_scheme=color_scheme, is_mobile=phone, has_touch=phone
         )
         contexts.append(context)
+        if theme is not None:
+            context.add_init_script(theme_script(theme))
         watch = Watch()
 
         def route(r):

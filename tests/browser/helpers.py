@@ -22,6 +22,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WIDGET_ID = "attnlib.widgets.explorer.AttentionExplorer"  # the _anywidget_id in stored state
+# axe-core from npm (book/_assets, `make setup`), injected by the tests; never part of the book.
+AXE = ROOT / "book" / "_assets" / "node_modules" / "axe-core" / "axe.min.js"
+PHONE = {"width": 390, "height": 844}  # a phone's CSS pixels (iPhone 12 to 15)
 
 
 def built_pages() -> list[Path]:
@@ -82,3 +85,74 @@ def settle(page) -> dict:
         raise AssertionError(f"{page.url} kept navigating")
     page.wait_for_timeout(100)  # late console messages
     return state
+
+
+def theme_script(theme: str) -> str:
+    """An init script that stores the reader's colour mode the way pydata-sphinx-theme 0.17's
+    colour-mode button does (localStorage "mode" and "theme"; its inline script in <head> reads
+    them into <html data-mode data-theme> before the page paints)."""
+    assert theme in ("light", "dark", "auto"), theme
+    return f"localStorage.setItem('mode', '{theme}'); localStorage.setItem('theme', '{theme}');"
+
+
+AXE_RUN_JS = """
+async (preload) => {
+  const result = await axe.run(document, { resultTypes: ['violations'], preload });
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                   nodes: v.nodes.map((n) => n.target.join(' ')) }));
+}
+"""
+
+
+def serious_axe_findings(page) -> list[dict]:
+    """Run axe-core on the page: its serious and critical violations ({id, impact, help, nodes})."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: install the book's assets with `make setup`", pytrace=False)
+    page.add_script_tag(path=str(AXE))
+    # axe reads stylesheets again with XMLHttpRequest (for css-orientation-lock), which file://
+    # pages may not do: there it checks the rendered page only.
+    return page.evaluate(AXE_RUN_JS, not page.url.startswith("file:"))
+
+
+def describe_axe(findings: list[dict]) -> str:
+    return "\n".join(
+        f"  {f['impact']} {f['id']} ({f['help']}): {len(f['nodes'])} node(s), e.g. "
+        + "; ".join(f["nodes"][:3])
+        for f in findings
+    )
+
+
+# What sticks out of the viewport on the right without a scrolling box around it: the outermost
+# such elements, with their path, so a failing width check names its cause.
+OVERFLOW_JS = """
+() => {
+  const W = document.documentElement.clientWidth;
+  const clipped = (el) => {
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== 'visible') return true;
+    }
+    return false;
+  };
+  const sticksOut = (el) => {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.right > W + 0.5 && !clipped(el);
+  };
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+    (typeof el.className === 'string' && el.className.trim()
+      ? '.' + el.className.trim().split(/\\s+/).slice(0, 3).join('.') : '');
+  const culprits = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (!sticksOut(el)) continue;
+    const p = el.parentElement;
+    if (p && p !== document.body && sticksOut(p)) continue;
+    const path = [];
+    for (let a = el; a && a !== document.body && path.length < 4; a = a.parentElement) {
+      path.unshift(name(a));
+    }
+    culprits.push(`${Math.round(el.getBoundingClientRect().right)} px: ${path.join(' > ')}`);
+  }
+  return { scrollWidth: document.documentElement.scrollWidth, width: W, culprits };
+}
+"""
