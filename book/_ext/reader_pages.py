@@ -12,6 +12,7 @@ HTML pages (the ``html`` builder):
 
 The EPUB (the ``epub`` builder: ``make epub``):
 
+- ``reader_static/reader-epub.css``: code blocks wrap (an e-reader cannot scroll them).
 - No script is shipped: a widget's output becomes a short note saying it runs in the HTML book
   (:class:`WidgetNote`), and math is converted to MathML at build time by MathJax under node, from
   the same npm package the HTML book uses (:class:`MathToMathML`).
@@ -66,6 +67,8 @@ def on_builder_inited(app: Sphinx) -> None:
         app.config.html_static_path.append(str(HERE / "reader_static"))
         app.add_css_file("reader.css", priority=900)
     elif app.builder.name == "epub":
+        app.config.html_static_path.append(str(HERE / "reader_static"))
+        app.add_css_file("reader-epub.css", priority=900)
         # sphinx-book-theme fills the HTML theme's header buttons; the EPUB theme has none, and
         # add_launch_buttons raises without the repository context only the HTML theme sets.
         for listener in list(app.events.listeners.get("html-page-context", [])):
