@@ -390,14 +390,24 @@ def test_explorer_in_the_dark_theme_and_on_a_phone(harness):
                                  weights=[w.tolist()]))
     root = render(page, "b", base_state(tokens=list("abcde"), key_tokens=list("xyz"),
                                         mode="weights", weights=[sharp.tolist()]))
-    check_light(root, "explorer light", ".ae-cell", min_cells=3)
-    set_theme(page, "dark")
-    check_dark(root, "explorer dark", ".ae-cell", min_cells=3)
+    for theme in ("light", "dark"):  # shown with -s: the least contrast a cell's text has
+        set_theme(page, theme)
+        check = check_light if theme == "light" else check_dark
+        ratios = [c["ratio"] for c in check(root, f"explorer {theme}", ".ae-cell", 3)["cells"]]
+        print(f"explorer harness {theme}: heat cells near the ink's flip {min(ratios):.2f}")
     set_theme(page, "")  # no choice on the page: the system preference decides
     page.emulate_media(color_scheme="dark")
     check_dark(root, "explorer, system dark", ".ae-cell", min_cells=3)
     page.emulate_media(color_scheme="light")
     check_light(root, "explorer, system light", ".ae-cell", min_cells=3)
+    # JupyterLab marks its theme on <body>: a dark lab theme wins over a light system.
+    page.evaluate("() => document.body.setAttribute('data-jp-theme-light', 'false')")
+    check_dark(root, "explorer, dark JupyterLab", ".ae-cell", min_cells=3)
+    page.evaluate("() => document.body.setAttribute('data-jp-theme-light', 'true')")
+    page.emulate_media(color_scheme="dark")
+    check_light(root, "explorer, light JupyterLab on a dark system", ".ae-cell", min_cells=3)
+    page.evaluate("() => document.body.removeAttribute('data-jp-theme-light')")
+    page.emulate_media(color_scheme="light")
     check_print(page, root, "explorer print", ".ae-cell")
     check_phone_fit(page, page.locator("#a .ae-root"), "explorer 390 px", expect_scroll=True)
     check_phone_fit(page, root, "small explorer 390 px")
