@@ -250,7 +250,7 @@ function render({ model, el: host }) {
   const { root, announce } = widgetRoot("po", model, "Position explorer", POSITION_HELP);
   const controls = positionControls(maxDim, length);
   const sinChart = lineChart("sinusoidal", "Sinusoidal encodings: PE\u1d62 \u00b7 PE\u2c7c", length);
-  const ropeChart = lineChart("rope", "Rotary embeddings: RoPE(q, i) \u00b7 RoPE(k, j)", length);
+  const ropeChart = lineChart("rope", "Rotary embeddings: (R\u1d62q) \u00b7 (R\u2c7ck)", length);
   const table = offsetTable(offsets);
   const summary = el("p", { class: "po-summary" });
   const charts = el("div", { class: "po-charts" }, [sinChart.box, ropeChart.box]);
