@@ -321,4 +321,9 @@ def test_stepper_in_the_dark_theme_and_on_a_phone(harness):
     check_dark(root, "decoding dark", ".ds-src", min_cells=3)
     check_print(page, root, "decoding print", ".ds-src")
     check_phone_fit(page, root, "decoding 390 px", expect_scroll=True)
+    # The alignment map's box is in the Tab order: there the arrow keys scroll, not step.
+    focus_by_tab(page, "#a .ds-scroll")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('#a .ds-scroll').scrollLeft > 0")
+    assert step_of(read(root)) == 3
     assert not watch.problems(), "\n".join(watch.problems())

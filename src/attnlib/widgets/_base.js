@@ -313,7 +313,7 @@ export function stepControls(prefix, { what, counterClass, get, go }) {
 
 /**
  * Arrow keys on `root` step back and forth: move(-1) or move(+1). Left/Right always, Up/Down
- * too with `vertical`; a focused input or select keeps its own keys.
+ * too with `vertical`; a focused input, select or scroll box keeps its own keys.
  */
 export function stepKeys(root, move, { vertical = false } = {}) {
   const back = vertical ? ["ArrowLeft", "ArrowUp"] : ["ArrowLeft"];
@@ -322,6 +322,7 @@ export function stepKeys(root, move, { vertical = false } = {}) {
     const tag = event.target.tagName;
     if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
     if (tag === "INPUT" || tag === "SELECT") return;
+    if (event.target.classList.contains("attn-scroll")) return; // a scroll box scrolls itself
     const delta = back.includes(event.key) ? -1 : forward.includes(event.key) ? 1 : 0;
     if (!delta) return;
     move(delta);
