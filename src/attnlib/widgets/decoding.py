@@ -69,7 +69,8 @@ class DecodingStepper(_base.Widget, view="decoding"):
     """Decoding, one output character at a time, with the attention weights of each step.
 
     Make it the last expression of a cell. Build it from finished examples, or from a model with
-    :meth:`from_model`.
+    :meth:`from_model`. The buttons, the slider or the arrow keys (on the focused widget or the
+    output so far) step it, and each step is announced to a screen reader.
 
     Args:
         examples: a list of ``(source, output, weights)`` or ``(source, output, weights, label)``:

@@ -83,6 +83,10 @@ class AttentionExplorer(_base.Widget, view="explorer"):
     click on a query row shows that row's distribution as labelled bars. Make it the last
     expression of a cell.
 
+    Every control works from the keyboard (the heatmap is one Tab stop: the arrow keys move
+    through it and select the focused cell's row), a screen reader hears each change through the
+    widget's one live region, and the colours follow the light or dark theme of the page.
+
     Args:
         tokens: the ``L`` query tokens (row labels).
         query: ``(L, E)`` query vectors (tensor on any device, array or nested lists).

@@ -46,7 +46,8 @@ class HeadView(_base.Widget, view="heads"):
     to open it. The *head view* shows the chosen head as lines from each query token (left) to the
     key tokens (right), the darker the heavier, or as a heatmap; hover a token to see only its
     lines, click it to keep them. A selector switches between the sentences. Make the widget the
-    last expression of a cell.
+    last expression of a cell. From the keyboard, the thumbnails and the tokens are one Tab stop
+    each: the arrow keys move, Enter opens a head or keeps a token's lines.
 
     Args:
         tokens: one list of ``L`` tokens per sentence (or a single list for one sentence).

@@ -125,7 +125,8 @@ class MaskExplorer(_base.Widget, view="masks"):
     window with a slider for its width, or a custom pattern), may AND it with the causal mask,
     and clicks cells to toggle them (which turns the pattern into a custom one). Two grids show
     the allowed-matrix and the weights ``softmax(scores masked with -inf)``, recomputed by the
-    browser; a row with no allowed key shows zeros. Make it the last expression of a cell.
+    browser; a row with no allowed key shows zeros. Make it the last expression of a cell. From
+    the keyboard, the allowed-matrix is one Tab stop: the arrow keys move, Enter or Space toggles.
 
     Args:
         tokens: the ``L`` query tokens (row labels).

@@ -90,7 +90,7 @@ class SamplingExplorer(_base.Widget, view="sampling"):
     into text. The reader picks a prompt, moves a temperature slider (0.05 to 5, log scale) and a
     top-k slider (1 to ``top``, or all tokens), and sees the distribution as labelled bars, its
     entropy, and how many tokens can still be drawn; a button draws tokens from it. Make it the
-    last expression of a cell.
+    last expression of a cell. Each change (and each draw) is announced to a screen reader.
 
     Args:
         prompts: the P prompt texts (shown as they are).

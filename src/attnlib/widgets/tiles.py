@@ -45,7 +45,8 @@ class OnlineSoftmaxTiles(_base.Widget, view="tiles"):
     are no longer stored: only ``m``, ``l`` and the output survive), and a table shows, for
     every query, the running maximum ``m``, the running sum ``l``, the factor ``exp(m_old -
     m_new)`` that rescaled the old sums, and the running output, next to the exact output it
-    converges to. Make it the last expression of a cell.
+    converges to. Make it the last expression of a cell. The buttons, the slider or the arrow keys
+    (on the focused widget) step it, and each step is announced to a screen reader.
 
     Args:
         query: ``(L, E)`` one head's queries (tensor on any device, array or nested lists).
