@@ -4,7 +4,8 @@ HTML pages (the ``html`` builder):
 
 - ``reader_static/reader.css`` (registered here): inline code and long identifiers wrap on a
   phone, display math and tables scroll inside their own box, and a print stylesheet that leaves
-  only the article, full width.
+  only the article, full width; ``reader.js`` prints a page read in the dark theme in the light
+  one (white paper), widgets included.
 - Our copies of two pydata-sphinx-theme 0.17.1 components in ``templates/`` (search button,
   colour-mode button) and two fixes to the page body (:func:`fix_body`) remove the serious
   axe-core findings in markup the theme and its extensions write (each says why where it is).
@@ -66,6 +67,7 @@ def on_builder_inited(app: Sphinx) -> None:
     if app.builder.name == "html":
         app.config.html_static_path.append(str(HERE / "reader_static"))
         app.add_css_file("reader.css", priority=900)
+        app.add_js_file("reader.js", priority=900)
     elif app.builder.name == "epub":
         app.config.html_static_path.append(str(HERE / "reader_static"))
         app.add_css_file("reader-epub.css", priority=900)

@@ -98,3 +98,24 @@ def test_a_chapter_prints_to_pdf(book_server, open_page, tmp_path):
     page, watch = open_page(book_server.url(chapter), (book_server.base,))
     pdf = page.pdf(format="A4", print_background=True)
     assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") > 2, len(pdf)
+
+
+def test_dark_theme_prints_in_the_light_theme(book_server, open_page):
+    """A reader in the dark theme prints on white paper: while Chromium prints (page.pdf fires
+    beforeprint and afterprint) the page is in the light theme, and the dark theme is back after."""
+    require_build()
+    chapter = next((p for p in WIDGET_PAGES if p.name.startswith("02_")), None)
+    assert chapter is not None, "the soft-lookup chapter (with its widget) is not built"
+    page, watch = open_page(book_server.url(chapter), (book_server.base,), theme="dark")
+    page.evaluate(
+        """() => {
+          window.seenWhilePrinting = null;
+          addEventListener('beforeprint', () => {
+            window.seenWhilePrinting = document.documentElement.dataset.theme; });
+        }"""
+    )
+    page.pdf(format="A4")
+    seen = page.evaluate("[window.seenWhilePrinting, document.documentElement.dataset.theme]")
+    assert seen == ["light", "dark"], f"theme while printing, after: {seen}"
+    assert page.evaluate("localStorage.getItem('mode')") == "dark", "the reader's choice changed"
+    assert not watch.problems(), watch.problems()
