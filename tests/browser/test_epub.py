@@ -22,7 +22,10 @@ from .helpers import BUILD, built_pages, require_build
 
 EPUB = BUILD.parent / "epub" / "attention-executed.epub"
 XHTML = "{http://www.w3.org/1999/xhtml}"
-CHAPTERS = 12
+ROOT = Path(__file__).resolve().parents[2]
+# The chapters the table of contents lists, counted from the notebooks it points to.
+TOC = (ROOT / "book" / "_toc.yml").read_text(encoding="utf-8")
+CHAPTERS = len(re.findall(r"^\s*- file: notebooks/", TOC, flags=re.MULTILINE))
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
