@@ -12,13 +12,14 @@ Submodules load on first use:
   the BERT chapter's bidirectional-versus-causal task.
 - ``reviews``: template sentences labelled for sentiment and topic, for the chapter "Attention is
   not explanation".
+- ``span_corruption``: T5's pre-training objective, sentinel tokens for dropped spans.
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["dates", "shakespeare", "toy", "tagging", "reviews"]
+__all__ = ["dates", "shakespeare", "toy", "tagging", "reviews", "span_corruption"]
 
 
 def __getattr__(name: str):
