@@ -1,4 +1,4 @@
-"""T5's pre-training objective, span corruption, on a list of tokens (Raffel et al. 2020, §3.1.4).
+"""T5's pre-training objective, span corruption, on a list of tokens (Raffel et al. 2020).
 
 Some spans of the text are dropped. In the encoder's input each dropped span is replaced by one
 sentinel token, ``<extra_id_0>``, ``<extra_id_1>``, ... in order; the decoder's target lists each
