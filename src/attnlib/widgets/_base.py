@@ -7,7 +7,10 @@ Every check names the widget (``where``, e.g. ``"MaskExplorer"``) and the argume
 
 from __future__ import annotations
 
+import base64
+import io
 import math
+import warnings
 from collections.abc import Sequence
 
 import anywidget
@@ -19,6 +22,10 @@ from ._frontend import build_css, build_esm
 
 __all__ = [
     "Widget",
+    "PICTURE_SIZE",
+    "PICTURE_DPI",
+    "softmax_rows",
+    "picture_heatmap",
     "SCALE",
     "rounded",
     "numeric",
@@ -51,6 +58,65 @@ class Widget(anywidget.AnyWidget):
 
     def __init__(self, *, title: str = "", **traits) -> None:
         super().__init__(title=str(title), **traits)
+
+    # -- the stored static picture -----------------------------------------------------------------
+    def _static_figure(self, fig) -> str | None:
+        """Draw the widget's current state into ``fig`` (a matplotlib ``Figure``, not pyplot's)
+        and return its alt text; ``None`` (the default) means the widget has no picture."""
+        return None
+
+    def static_picture(self) -> tuple[bytes, str] | None:
+        """``(png, alt)``: the widget's current state as a small PNG and the text that
+        describes it, or ``None`` for a widget without a picture.
+
+        The same state gives the same bytes: a fixed size, font and style, and no software
+        version or date in the file. The alt text is also stored in the PNG as its
+        ``Description``, where the EPUB build reads it.
+        """
+        from matplotlib import rc_context
+        from matplotlib.figure import Figure
+
+        # A glyph DejaVu Sans lacks (a token's emoji) must not print a warning into the
+        # notebook: the stored outputs are compared on every run.
+        with rc_context(_PICTURE_STYLE), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig = Figure(figsize=PICTURE_SIZE, dpi=PICTURE_DPI, layout="constrained")
+            alt = self._static_figure(fig)
+            if alt is None:
+                return None
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=PICTURE_DPI,
+                        metadata={"Software": None, "Description": alt})
+        return buffer.getvalue(), alt
+
+    def _repr_mimebundle_(self, **kwargs):
+        """anywidget's bundle (the live view and a text line) plus the static picture as
+        ``image/png``: the HTML book shows the live view (it ranks first), an EPUB the picture."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        picture = self.static_picture()
+        if picture is None:
+            return data, metadata
+        png, alt = picture
+        data = {**data, "image/png": base64.b64encode(png).decode("ascii")}
+        return data, {**metadata, "image/png": {"alt": alt}}
+
+
+PICTURE_SIZE = (5.0, 3.5)  # inches: 400 x 280 pixels at PICTURE_DPI
+PICTURE_DPI = 80
+_PICTURE_STYLE = {
+    "font.family": "DejaVu Sans",  # matplotlib's own font: the same glyphs everywhere
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+}
 
 
 DECIMALS = 4  # data travels rounded: small, stable notebook metadata
@@ -158,3 +224,26 @@ def pack_thousandths(arr: np.ndarray) -> str:
 def unpack_thousandths(text: str, dims: Sequence[int]) -> np.ndarray:
     """The weights :func:`pack_thousandths` packed, as float64 of shape ``dims``."""
     return np.array([int(v) for v in text.split(",")], dtype=np.float64).reshape(dims) / SCALE
+
+
+def softmax_rows(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(L, S)`` scores where ``-inf`` marks a masked key; a row with no
+    finite score gets zeros, never NaN (as :func:`attnlib.scaled_dot_product_attention`)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    top = np.where(np.isfinite(scores), scores, -np.inf).max(axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    e = np.where(np.isfinite(scores), np.exp(scores - top), 0.0)
+    total = e.sum(axis=-1, keepdims=True)
+    return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+
+
+def picture_heatmap(fig, weights, rows: Sequence[str], cols: Sequence[str], title: str,
+                    colorbar: bool = True):
+    """A static picture's heatmap: one :func:`attnlib.plotting.heatmap` filling ``fig``,
+    unannotated (the picture is small); returns the axes."""
+    from ..plotting import heatmap
+
+    ax = fig.add_subplot()
+    heatmap(np.asarray(weights, dtype=np.float64), list(rows), list(cols), ax=ax, title=title,
+            annotate=False, colorbar=colorbar)
+    return ax

@@ -163,3 +163,11 @@ class BottleneckStepper(_base.Widget, view="bottleneck"):
     def __repr__(self) -> str:
         S, L, D = self.shape
         return f"BottleneckStepper(S={S}, L={L}, D={D})"
+
+    def _static_figure(self, fig) -> str:
+        """The stored picture: attention of every output step over every source state."""
+        S, L, _ = self.shape
+        title = "attention of each output step over the encoder states"
+        _base.picture_heatmap(fig, self.attention()[1].numpy(), self.output, self.source, title)
+        return (f"Heatmap of the attention weights of the {L} output steps (rows) over the {S} "
+                f"encoder states (columns), the alternative to one fixed vector.")

@@ -219,3 +219,13 @@ class DecodingStepper(_base.Widget, view="decoding"):
 
     def __repr__(self) -> str:
         return f"DecodingStepper(examples={len(self.examples)})"
+
+    def _static_figure(self, fig) -> str:
+        """The stored picture: the current example's weights, output steps down the side."""
+        ex = self.examples[self.example]
+        out = ex["output"][self.step]
+        title = f"{ex['label']}: step {self.step + 1} of {len(ex['output'])} writes {out!r}"
+        _base.picture_heatmap(fig, self.weights_of(), ex["output"], ex["source"], title)
+        return (f"Heatmap of the attention weights for {ex['label']!r}: one row per output "
+                f"character ({''.join(ex['output'])!r}), one column per source character; step "
+                f"{self.step + 1} writes {out!r}.")

@@ -181,3 +181,23 @@ class AttentionExplorer(_base.Widget, view="explorer"):
     def __repr__(self) -> str:
         H, L, S = self.shape
         return f"AttentionExplorer(L={L}, S={S}, matrices={H})"
+
+    def _static_figure(self, fig) -> str:
+        """The stored picture: the heatmap the browser shows now (temperature, mask, matrix)."""
+        import numpy as np
+
+        H, L, S = self.shape
+        if self.mode == "qk":
+            scores = np.asarray(self.query) @ np.asarray(self.key).T * self.scale  # (L, S)
+        else:  # the browser uses log(weights) as the scores
+            with np.errstate(divide="ignore"):
+                scores = np.log(np.asarray(self.weights[self.layer], dtype=np.float64))
+        scores = scores / self.temperature
+        if self.causal:
+            scores = np.where(np.tri(L, S, dtype=bool), scores, -np.inf)
+        label = self.layer_labels[self.layer] if H > 1 else "attention weights"
+        mask = ", causal mask" if self.causal else ""
+        title = f"{label}, temperature {self.temperature:g}{mask}"
+        _base.picture_heatmap(fig, _base.softmax_rows(scores), self.tokens, self.key_tokens, title)
+        return (f"Heatmap of {label} at temperature {self.temperature:g}{mask}: {L} queries "
+                f"(rows, {' '.join(self.tokens)}) over {S} keys (columns).")

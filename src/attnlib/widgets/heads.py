@@ -242,3 +242,12 @@ class HeadView(_base.Widget, view="heads"):
             f"HeadView(sentences={len(self.sentences)}, layers={self.num_layers}, "
             f"heads={self.num_heads})"
         )
+
+    def _static_figure(self, fig) -> str:
+        """The stored picture: the chosen sentence, layer and head as a heatmap."""
+        entry = self.sentences[self.sentence]
+        title = f"layer {self.layer}, head {self.head}"
+        weights = self.weights_of()[self.layer, self.head].numpy()
+        _base.picture_heatmap(fig, weights, entry["tokens"], entry["tokens"], title)
+        return (f"Heatmap of the attention weights of layer {self.layer}, head {self.head} for "
+                f"{entry['text']!r}: each row is a token's distribution over the sentence.")

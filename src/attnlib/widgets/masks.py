@@ -233,3 +233,13 @@ class MaskExplorer(_base.Widget, view="masks"):
     def __repr__(self) -> str:
         L, S = self.shape
         return f"MaskExplorer(L={L}, S={S}, kind={self.kind!r})"
+
+    def _static_figure(self, fig) -> str:
+        """The stored picture: the weights under the mask chosen now (masked cells are 0)."""
+        L, S = self.shape
+        allowed = int(self.allowed().sum())
+        title = f"{self.kind} mask: {allowed} of {L * S} pairs may attend"
+        _base.picture_heatmap(fig, self.weights().numpy(), self.tokens, self.key_tokens, title)
+        return (f"Heatmap of the attention weights under the {self.kind} mask: {L} queries "
+                f"(rows) over {S} keys (columns); {allowed} of {L * S} pairs may attend, the "
+                f"masked ones have weight 0.")

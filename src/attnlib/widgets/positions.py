@@ -199,3 +199,20 @@ class PositionExplorer(_base.Widget, view="positions"):
             f"PositionExplorer(dim={self.dim}, base={self.base:g}, position={self.position}, "
             f"pair={self.pair}, length={self.length})"
         )
+
+    def _static_figure(self, fig) -> str:
+        """The stored picture: both dot products against the key position, as the charts."""
+        j = np.arange(self.length)
+        curves = (("sinusoidal: PE_i . PE_j", self.sinusoidal_dots()),
+                  ("rotary: RoPE(q, i) . RoPE(k, j)", self.rope_scores()))
+        for n, (name, values) in enumerate(curves):
+            ax = fig.add_subplot(2, 1, n + 1)
+            ax.plot(j, values.numpy(), color="#1f5fa8", linewidth=1.2)
+            ax.axvline(self.position, color="#b03a2e", linewidth=0.8, linestyle="--")
+            ax.set_title(name)
+            ax.set_ylabel("dot product")
+        ax.set_xlabel(f"key position j (query at i = {self.position})")
+        return (f"Two line charts against the key position j from 0 to {self.length - 1}, the "
+                f"query at position {self.position} (dashed line): the sinusoidal dot product "
+                f"PE_i . PE_j and the rotary score RoPE(q, i) . RoPE(k, j), dim {self.dim}, base "
+                f"{self.base:g}.")

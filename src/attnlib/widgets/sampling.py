@@ -211,3 +211,23 @@ class SamplingExplorer(_base.Widget, view="sampling"):
         return (
             f"SamplingExplorer(prompts={len(self.prompts)}, vocab_size={self.vocab_size}, top={M})"
         )
+
+    def _static_figure(self, fig) -> str:
+        """The stored picture: the bars the browser shows now (prompt, temperature, limits)."""
+        probs, other = self.probabilities()
+        n = self.shown
+        names = [repr(t) for t in self.candidates[self.prompt][:n]] + ["all other tokens"]
+        values = [*probs[:n].tolist(), float(other) + float(probs[n:].sum())]
+        ax = fig.add_subplot()
+        ax.barh(range(len(values)), values, color="#1f5fa8")
+        ax.set_yticks(range(len(values)), names)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("probability of the next token")
+        limits = f", top-k {self.top_k}" if self.top_k else ""
+        top_p = getattr(self, "top_p", 1.0)
+        limits += f", top-p {top_p:g}" if top_p < 1 else ""
+        ax.set_title(f"temperature {self.temperature:g}{limits}")
+        return (f"Bar chart of the next-token probabilities after {self.prompts[self.prompt]!r} "
+                f"at temperature {self.temperature:g}{limits}: the {n} most likely tokens, then "
+                f"all others together; the first, {names[0]}, has {values[0]:.2f}.")

@@ -145,3 +145,20 @@ class OnlineSoftmaxTiles(_base.Widget, view="tiles"):
             f"OnlineSoftmaxTiles(L={len(self.tokens)}, S={len(self.key_tokens)}, "
             f"block=({bq}, {bk}), steps={self.num_steps})"
         )
+
+    def _static_figure(self, fig) -> str:
+        """The stored picture: which tiles the loop has visited by the current step."""
+        import numpy as np
+
+        L, S = len(self.tokens), len(self.key_tokens)
+        grid = np.zeros((L, S))
+        for n, s in enumerate(self.steps[: self.step + 1]):
+            (r0, r1), (c0, c1) = s["rows"], s["cols"]  # [start, end) of the query and key block
+            grid[r0:r1, c0:c1] = 1.0 if n == self.step else 0.4
+        now = self.steps[self.step]
+        title = f"tile {self.step + 1} of {self.num_steps} (dark), earlier tiles light"
+        _base.picture_heatmap(fig, grid, self.tokens, self.key_tokens, title, colorbar=False)
+        return (f"Grid of {L} queries by {S} keys in tiles of {self.block[0]} by "
+                f"{self.block[1]}: tile {self.step + 1} of {self.num_steps} (queries "
+                f"{now['rows'][0]} to {now['rows'][1] - 1}, keys {now['cols'][0]} to "
+                f"{now['cols'][1] - 1}) is dark, the tiles visited before it are light.")
