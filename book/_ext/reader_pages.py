@@ -14,9 +14,11 @@ HTML pages (the ``html`` builder):
 The EPUB (the ``epub`` builder: ``make epub``):
 
 - ``reader_static/reader-epub.css``: code blocks wrap (an e-reader cannot scroll them).
-- No script is shipped: a widget's output becomes a short note saying it runs in the HTML book
-  (:class:`WidgetNote`), and math is converted to MathML at build time by MathJax under node, from
-  the same npm package the HTML book uses (:class:`MathToMathML`).
+- No script is shipped: a widget's output becomes its stored static picture (the ``image/png``
+  of its display bundle, drawn by ``attnlib.widgets._base.Widget.static_picture``; the HTML
+  book keeps the live view, which MyST-NB ranks first) and a short note saying it runs in the
+  HTML book (:class:`WidgetNote`), and math is converted to MathML at build time by MathJax
+  under node, from the same npm package the HTML book uses (:class:`MathToMathML`).
 - sphinx-book-theme's header-button handlers are dropped (the EPUB theme has no header, and its
   launch-button handler fails without the HTML theme's repository context).
 - Once written, the EPUB is copied into the sibling HTML build's ``_downloads/``, where the
@@ -136,8 +138,22 @@ def page_context(app: Sphinx, pagename, templatename, context, doctree) -> None:
 # --- the EPUB -----------------------------------------------------------------------------------
 
 
+def picture_alt(srcdir: str, uri: str) -> str | None:
+    """The alt text a widget stored in its picture (the PNG's ``Description``), if any."""
+    from PIL import Image  # matplotlib's own dependency
+
+    path = Path(srcdir, uri.lstrip("/"))
+    try:
+        with Image.open(path) as image:
+            return image.text.get("Description")
+    except OSError:
+        return None
+
+
 class WidgetNote(SphinxPostTransform):
-    """In the EPUB, a widget's output (a script-driven view) becomes a one-line note."""
+    """In the EPUB, a widget's output (a script-driven view) becomes its stored static picture
+    (the ``image/png`` its display bundle carries, see ``attnlib.widgets._base``) followed by a
+    one-line note; an output without a picture becomes the note alone."""
 
     builders = ("epub",)
     default_priority = 3  # before MyST-NB's SelectMimeType (4) picks an output per builder
@@ -151,13 +167,31 @@ class WidgetNote(SphinxPostTransform):
                 continue
             plain = mimes.get("text/plain")
             what = plain.astext().strip() if plain is not None else "an interactive widget"
+            picture = mimes.get("image/png")
+            images = list(picture.findall(nodes.image)) if picture is not None else []
             note = nodes.paragraph(classes=["widget-note"])
             note += nodes.emphasis(text="Interactive widget: ")
             note += nodes.literal(text=what)
-            note += nodes.Text(
-                ". It runs in the HTML version of this chapter (an EPUB has no scripts)."
-            )
-            bundle.replace_self(note)
+            if images:
+                note += nodes.Text(
+                    ", above as a picture of its stored state. It runs in the HTML version of "
+                    "this chapter (an EPUB has no scripts)."
+                )
+            else:
+                note += nodes.Text(
+                    ". It runs in the HTML version of this chapter (an EPUB has no scripts)."
+                )
+            if not images:
+                bundle.replace_self(note)
+                continue
+            # Keep only the picture in the bundle, so SelectMimeType renders it.
+            for child in list(bundle.children):
+                if child is not picture:
+                    bundle.remove(child)
+            image = images[0]
+            image["alt"] = picture_alt(self.env.srcdir, image["uri"]) or f"A picture of {what}"
+            image["classes"] = [*image.get("classes", []), "widget-picture"]
+            bundle.parent.insert(bundle.parent.index(bundle) + 1, note)
 
 
 _NODE_SCRIPT = r"""

@@ -1,12 +1,13 @@
 """The whole-book EPUB (make epub): it opens as an EPUB, every page is well-formed XHTML with no
-script, what it references is inside it, widgets are a note, math is MathML, and every HTML
-page's download menu points at a copy that exists.
+script, what it references is inside it, widgets are their stored static picture (with alt text)
+and a note, math is MathML, and every HTML page's download menu points at a copy that exists.
 
 Static checks (no browser). epubcheck runs too where Debian's `epubcheck` package is installed.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 import shutil
@@ -96,13 +97,36 @@ def test_figures_math_and_widget_notes():
     opf = book.read("content.opf").decode("utf-8")
     declared = 'href="book/notation.xhtml" media-type="application/xhtml+xml" properties="mathml"'
     assert declared in opf, "pages with MathML must declare it in content.opf"
-    # every built chapter with a widget has a note in the EPUB instead
+    # every built chapter with a widget has a note in the EPUB instead, and the stored static
+    # picture of each widget whose stored output carries one, with its alt text
     for html in built_pages():
         if WIDGET_VIEW not in html.read_text(encoding="utf-8"):
             continue
         name = html.relative_to(BUILD).with_suffix(".xhtml").as_posix()
         notes = book.read(name).decode("utf-8").count('class="widget-note"')
         assert notes >= 1, f"{name}: the widget left no note"
+        pictures = [
+            img for img in pages[name].iter(f"{XHTML}img")
+            if "widget-picture" in img.get("class", "").split()
+        ]
+        stored = _stored_widget_pictures(ROOT / html.relative_to(BUILD).with_suffix(".ipynb"))
+        assert len(pictures) == stored, (
+            f"{name}: {len(pictures)} widget pictures, but the notebook stores {stored}"
+        )
+        for img in pictures:
+            assert len(img.get("alt", "").strip()) > 20, f"{name}: a widget picture without alt"
+
+
+def _stored_widget_pictures(notebook: Path) -> int:
+    """How many widget outputs of ``notebook`` store a static picture (``image/png``)."""
+    if not notebook.exists():
+        return 0
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return sum(
+        WIDGET_VIEW in out.get("data", {}) and "image/png" in out.get("data", {})
+        for cell in cells
+        for out in cell.get("outputs", [])
+    )
 
 
 def test_download_menu_points_at_the_epub():
