@@ -199,5 +199,7 @@ class AttentionExplorer(_base.Widget, view="explorer"):
         mask = ", causal mask" if self.causal else ""
         title = f"{label}, temperature {self.temperature:g}{mask}"
         _base.picture_heatmap(fig, _base.softmax_rows(scores), self.tokens, self.key_tokens, title)
-        return (f"Heatmap of {label} at temperature {self.temperature:g}{mask}: {L} queries "
+        which = f" ({label})" if H > 1 else ""
+        return (f"Heatmap of the attention weights{which} at temperature "
+                f"{self.temperature:g}{mask}: {L} queries "
                 f"(rows, {' '.join(self.tokens)}) over {S} keys (columns).")
