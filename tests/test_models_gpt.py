@@ -290,3 +290,21 @@ def test_extend_cache_and_past_length():
         generation.past_length(None, 6, 5, "M")
     with pytest.raises(ValueError, match="KVCache: num_layers must be a positive int"):
         generation.KVCache(0)
+
+
+def test_widget_top_p_matches_next_token_probs():
+    g = torch.Generator().manual_seed(1)
+    logits = 3 * torch.randn(1, 400, generator=g)  # (P, vocab_size)
+    w = SamplingExplorer(["a"], logits, [f"t{i}" for i in range(400)], top=40, top_p=0.9)
+    for tau, k, p in [(1.0, 0, 0.9), (0.5, 0, 0.5), (1.0, 10, 0.7), (0.3, 0, 0.01)]:
+        w.temperature, w.top_k, w.top_p = tau, k, p
+        probs, other = w.probabilities(0)
+        exact = generation.next_token_probs(logits[0], tau, k or None, p)
+        top = exact.sort(descending=True).values.double().numpy()
+        assert (probs > 0).sum() == (top[:40] > 0).sum()
+        # the tail, binned by 0.05, joins the nucleus within a bin's rounding of the exact mass
+        assert other == pytest.approx(top[40:].sum(), rel=0.05, abs=1e-6)
+        np.testing.assert_allclose(probs, top[:40], rtol=1e-3, atol=1e-6)
+    for bad in (0, 1.5, True, "0.9"):
+        with pytest.raises(ValueError, match="top_p must be in"):
+            SamplingExplorer(["a"], logits, [f"t{i}" for i in range(400)], top_p=bad)

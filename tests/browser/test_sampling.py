@@ -4,6 +4,7 @@ hostile token text)."""
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import numpy as np
@@ -38,6 +39,7 @@ READ_JS = """(root) => {
     stats: root.querySelector('.se-stats').textContent,
     temperature: root.querySelector('.se-t-value').textContent,
     topk: root.querySelector('.se-k-value').textContent,
+    topp: root.querySelector('.se-p-value').textContent,
     prompt: root.querySelector('.se-prompt-text').textContent,
     chips: Array.from(root.querySelectorAll('.se-drawn .se-chip')).map((c) => Number(c.dataset.i)),
     height: root.getBoundingClientRect().height,
@@ -347,4 +349,131 @@ def test_sampler_in_the_dark_theme_and_on_a_phone(harness):
     check_dark(root, "sampling dark", TEXT, min_cells=3)
     check_print(page, root, "sampling print", TEXT)
     check_phone_fit(page, root, "sampling 390 px")
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+# --- top-p (nucleus): the browser's arithmetic is attnlib.generation's ---------------------------
+
+
+def test_browser_top_p_matches_next_token_probs(harness):
+    """distribution() with topP, and the top-p slider in the page, keep the tokens and give the
+    probabilities of attnlib.generation.next_token_probs(logits, temperature, top_k, top_p)."""
+    torch = pytest.importorskip("torch")
+    from attnlib import generation
+
+    page, watch = harness
+    rng = np.random.default_rng(1)
+    vocab_size, M = 300, 40
+    z = np.sort(rng.normal(scale=2.5, size=vocab_size))[::-1].round(4)  # largest first
+    tail = [[float(v), 1] for v in z[M:][::-1]]  # one bin per tail logit, ascending: exact
+
+    def exact(tau, top_k, top_p):
+        return generation.next_token_probs(torch.tensor(z), tau, top_k or None, top_p).double()
+
+    for tau, top_k, top_p in [(1.0, 0, 0.5), (0.7, 0, 0.9), (2.0, 0, 0.95), (1.0, 10, 0.8),
+                              (0.3, 0, 0.01), (1.5, 25, 0.99), (3.0, 0, 0.999)]:
+        args = {"logits": z[:M].tolist(), "tail": tail, "temperature": tau, "topK": top_k,
+                "topP": top_p, "vocabSize": vocab_size}
+        got = page.evaluate("(a) => window.sampling.distribution(a)", args)
+        want = exact(tau, top_k, top_p).numpy()
+        np.testing.assert_allclose(got["probs"], want[:M], atol=1e-6)
+        assert got["other"] == pytest.approx(want[M:].sum(), abs=1e-6), (tau, top_k, top_p)
+        assert got["possible"] == int((want > 0).sum()), (tau, top_k, top_p)
+    # topP = 1 is off: the same as no top-p at all.
+    args = {"logits": z[:M].tolist(), "tail": tail, "temperature": 1.0, "topK": 0,
+            "vocabSize": vocab_size}
+    off = page.evaluate("(a) => window.sampling.distribution({...a, topP: 1})", args)
+    assert off == page.evaluate("(a) => window.sampling.distribution(a)", args)
+
+    # In the page: the slider sets top_p, and the bars show the nucleus of next_token_probs.
+    root = render(page, "b", state_for(["a prompt"], [[f"t{i}" for i in range(M)]],
+                                       [z[:M].tolist()], [tail], shown=M))
+    model = "window.models.b"
+    assert read(root)["topp"] == "off"
+    root.locator(".se-temperature input[type=range]").fill("100")  # tau = 0.5
+    tau = page.evaluate(f"() => {model}.state.temperature")
+    root.locator(".se-topk input[type=range]").fill("20")
+    for position in (1, 60, 90, 99):
+        root.locator(".se-topp input[type=range]").fill(str(position))
+        assert page.evaluate(f"() => {model}.state.top_p") == position / 100
+        s = read(root)
+        assert s["topp"] == f"p = {position / 100:.2f}"
+        want = exact(tau, 20, position / 100).numpy()
+        kept = [i for i, p in enumerate(s["probs"]) if p > 0]
+        assert kept == np.flatnonzero(want).tolist(), position
+        np.testing.assert_allclose(s["probs"], want[:M], atol=1e-6)
+        assert s["other"] == 0 and s["stats"].startswith(f"{len(kept)} tokens can be drawn")
+    root.locator(".se-topp input[type=range]").fill("100")
+    assert page.evaluate(f"() => {model}.state.top_p") == 1 and read(root)["topp"] == "off"
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def test_keyboard_drives_top_p_and_it_announces(harness):
+    page, watch = harness
+    root = render(page, "a", state_for(["a prompt"], [["a", "b", "c", "d"]], [[3.0, 2.0, 1.0, 0.5]],
+                                       [[[-1.0, 5]]]))
+    model = "window.models.a"
+    live = live_text(root)
+    focus_by_tab(page, "#a .se-topp input")
+    page.keyboard.press("Home")  # p = 0.01: the most likely token alone
+    assert page.evaluate(f"() => {model}.state.top_p") == 0.01
+    s = read(root)
+    assert s["probs"][0] == pytest.approx(1.0) and s["other"] == 0
+    assert s["stats"].startswith("1 tokens can be drawn")
+    live = wait_announced(root, live, contains="top-p 0.01")
+    page.keyboard.press("End")
+    assert page.evaluate(f"() => {model}.state.top_p") == 1
+    wait_announced(root, live, contains="top-p off")
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def stored_sampler_state(page_path) -> dict:
+    """The SamplingExplorer's synced state as the built page stores it (its widget-state JSON)."""
+    import json
+    import re
+
+    html = page_path.read_text(encoding="utf-8")
+    for block in re.findall(
+        r'<script type="application/vnd\.jupyter\.widget-state\+json">(.*?)</script>', html, re.S
+    ):
+        for model in json.loads(block)["state"].values():
+            if model.get("state", {}).get("_anywidget_id") == WIDGET_ID:
+                return model["state"]
+    pytest.fail(f"{page_path.name} stores no SamplingExplorer state", pytrace=False)
+
+
+def test_chapter_sampler_top_p_matches_next_token_probs(book_server, open_page):
+    """In the built chapter: set the temperature, top-k and top-p in the page; the kept tokens and
+    their probabilities are those of attnlib's next_token_probs on the logits the page holds."""
+    torch = pytest.importorskip("torch")
+    from attnlib import generation
+
+    page_path = chapter_page()
+    state = stored_sampler_state(page_path)
+    page, watch = open_page(book_server.url(page_path), (book_server.base,))
+    root = page.locator(".se-root").first
+    root.scroll_into_view_if_needed()
+    select = root.locator(".se-prompt select")
+    for prompt, t_pos, k_pos, p_pos in [(0, 130, None, 90), (1, 130, 20, 50), (1, 100, None, 60),
+                                        (0, 100, 5, 99)]:
+        select.select_option(str(prompt))
+        root.locator(".se-temperature input[type=range]").fill(str(t_pos))
+        k_slider = root.locator(".se-topk input[type=range]")
+        k_slider.fill(str(k_pos) if k_pos else k_slider.get_attribute("max"))
+        root.locator(".se-topp input[type=range]").fill(str(p_pos))
+        s = read(root)
+        tau = math.floor(0.05 * 100 ** (t_pos / 200) * 1000 + 0.5) / 1000  # sliderToTemperature
+        assert s["temperature"] == f"\u03c4 = {tau:.2f}" and s["topk"] == (
+            f"k = {k_pos}" if k_pos else "all")
+        top_k, top_p = k_pos, p_pos / 100
+        assert s["topp"] == f"p = {top_p:.2f}"
+        # The page's logits: the named tokens, then every tail token at its bin's value.
+        named = state["logits"][prompt]
+        tail = [v for v, c in state["tail"][prompt] for _ in range(c)]
+        logits = torch.tensor(named + tail, dtype=torch.float64)
+        exact = generation.next_token_probs(logits, tau, top_k, top_p).double().numpy()
+        kept = [i for i, p in enumerate(s["probs"]) if p > 0]
+        assert kept == [i for i in range(len(s["probs"])) if exact[i] > 0], (prompt, kept)
+        np.testing.assert_allclose(s["probs"], exact[: len(s["probs"])], atol=1e-6)
+        assert s["stats"].startswith(f"{int((exact > 0).sum()):,} tokens can be drawn")
     assert not watch.problems(), "\n".join(watch.problems())

@@ -2,14 +2,16 @@
 //
 // Python sends, once, each prompt's M most likely next tokens with their logits, and a histogram
 // of the logits of all the other tokens. This module recomputes the next-token distribution
-// softmax(top_k(logits) / temperature) here, in plain JavaScript, whenever the reader moves a
+// softmax(top_p(top_k(logits / temperature))) here, in plain JavaScript, whenever the reader moves a
 // slider, and draws tokens from it. That keeps the widget interactive in the static book, with
 // no kernel.
 
 const MAX_DRAWS = 20; // draws kept on show
 const SAMPLING_HELP =
   "Pick a prompt. Temperature below 1 sharpens the next-token distribution, above 1 " +
-  "flattens it; top-k keeps only the k most likely tokens. Draw to sample from it.";
+  "flattens it; top-k keeps only the k most likely tokens; top-p keeps the most likely tokens " +
+  "until they hold a share p of the probability (1 = off). Draw to sample from it.";
+const TOP_P_STEPS = 100; // the top-p slider's positions: p = position / 100, 100 = off
 
 // ---------------------------------------------------------------------------------------------
 // The mathematics (exported for the browser tests)
@@ -20,12 +22,16 @@ const SAMPLING_HELP =
  * logits: the M named tokens' logits, largest first.
  * tail:   [[value, count], ...], the histogram of the other tokens' logits.
  * topK:   0 = no limit; otherwise only the topK most likely named tokens stay possible.
+ * topP:   1 = no limit; otherwise, after the temperature and top-k, only the nucleus stays
+ *         possible: the most likely tokens, in order, while the mass before each is below topP
+ *         (the arithmetic of attnlib.generation.top_p_filter). Tokens of the tail are taken bin
+ *         by bin, largest logit first, each bin's tokens one at a time.
  *
  * Returns { probs (M numbers), other (the other tokens' total probability), entropy (bits),
  * possible (how many tokens have a non-zero probability) }. Computed relative to the largest
  * logit, so nothing overflows however small the temperature is.
  */
-export function distribution({ logits, tail, temperature, topK, vocabSize }) {
+export function distribution({ logits, tail, temperature, topK, topP = 1, vocabSize }) {
   const M = logits.length;
   const k = topK > 0 ? Math.min(topK, M) : M;
   const top = logits[0];
@@ -35,14 +41,35 @@ export function distribution({ logits, tail, temperature, topK, vocabSize }) {
     weights[i] = Math.exp((logits[i] - top) / temperature);
     total += weights[i];
   }
-  let tailTotal = 0;
-  const tailWeights = [];
+  let tailWeights = []; // [weight of one token, how many tokens], largest logit first
   if (topK <= 0) {
-    for (const [value, count] of tail) {
-      const w = Math.exp((value - top) / temperature);
-      tailWeights.push([w, count]);
-      tailTotal += count * w;
+    for (let b = tail.length - 1; b >= 0; b--) {
+      const [value, count] = tail[b];
+      tailWeights.push([Math.exp((value - top) / temperature), count]);
     }
+    tailWeights.sort((a, b) => b[0] - a[0]);
+  }
+  let tailTotal = tailWeights.reduce((n, [w, count]) => n + count * w, 0);
+  let possible = topK > 0 ? k : vocabSize || M + tail.reduce((n, [, c]) => n + c, 0);
+  if (topP < 1) {
+    const Z0 = total + tailTotal;
+    let before = 0; // the mass of the likelier tokens, as top_p_filter's cumsum
+    possible = 0;
+    for (let i = 0; i < M; i++) {
+      if (weights[i] > 0 && before < topP) {
+        before += weights[i] / Z0;
+        possible += 1;
+      } else weights[i] = 0;
+    }
+    tailWeights = tailWeights.map(([w, count]) => {
+      const p = w / Z0;
+      const n = before < topP && p > 0 ? Math.min(count, Math.ceil((topP - before) / p)) : 0;
+      before += n * p;
+      possible += n;
+      return [w, n];
+    });
+    total = weights.reduce((n, w) => n + w, 0);
+    tailTotal = tailWeights.reduce((n, [w, count]) => n + count * w, 0);
   }
   const Z = total + tailTotal;
   const probs = weights.map((w) => w / Z);
@@ -50,9 +77,8 @@ export function distribution({ logits, tail, temperature, topK, vocabSize }) {
   for (const p of probs) if (p > 0) entropy -= p * Math.log2(p);
   for (const [w, count] of tailWeights) {
     const p = w / Z;
-    if (p > 0) entropy -= count * p * Math.log2(p);
+    if (p > 0 && count > 0) entropy -= count * p * Math.log2(p);
   }
-  const possible = topK > 0 ? k : vocabSize || M + tail.reduce((n, [, c]) => n + c, 0);
   return { probs, other: tailTotal / Z, entropy, possible };
 }
 
@@ -78,7 +104,7 @@ function percent(p) {
   return `${(100 * p).toFixed(1)}%`;
 }
 
-/** The prompt selector and the temperature and top-k sliders. */
+/** The prompt selector and the temperature, top-k and top-p sliders. */
 function samplingControls(prompts, M) {
   const prompt = selectControl("se", "prompt", "Prompt", prompts, "Which prompt");
   const temperature = temperatureControl("se", "se-value se-t-value");
@@ -87,8 +113,13 @@ function samplingControls(prompts, M) {
     ariaLabel: "Top-k (rightmost: all tokens)",
     valueClass: "se-value se-k-value",
   });
-  const bar = controlBar("se", [prompt.label, temperature.label, topK.label]);
-  return { bar, select: prompt.select, temperature, topK };
+  // Top-p from 0.01 to 1; the last position, p = 1, keeps every token: "off".
+  const topP = sliderControl("se", "topp", "Top-p", 1, TOP_P_STEPS, {
+    ariaLabel: "Top-p (rightmost: off)",
+    valueClass: "se-value se-p-value",
+  });
+  const bar = controlBar("se", [prompt.label, temperature.label, topK.label, topP.label]);
+  return { bar, select: prompt.select, temperature, topK, topP };
 }
 
 /** The bars: one per shown token, and one for all the other tokens. */
@@ -159,19 +190,27 @@ function render({ model, el: host }) {
     const p = clampIndex(model.get("prompt"), prompts.length);
     const temperature = model.get("temperature");
     const topK = model.get("top_k") | 0;
+    const topP = Number(model.get("top_p") ?? 1);
     current = distribution({
       logits: model.get("logits")[p],
       tail: model.get("tail")[p],
       temperature,
       topK,
+      topP,
       vocabSize: model.get("vocab_size"),
     });
-    const { temperature: t, topK: k } = controls;
+    const { temperature: t, topK: k, topP: tp } = controls;
     controls.select.value = String(p);
     showTemperature(t, temperature);
     if (document.activeElement !== k.input) k.input.value = String(topK > 0 ? topK : M + 1);
     k.value.textContent = topK > 0 ? `k = ${topK}` : "all";
     k.input.setAttribute("aria-valuetext", topK > 0 ? `top ${topK}` : "all tokens");
+    const pText = topP < 1 ? `top-p ${topP.toFixed(2)}` : "top-p off";
+    if (document.activeElement !== tp.input) {
+      tp.input.value = String(Math.max(1, Math.round(topP * TOP_P_STEPS)));
+    }
+    tp.value.textContent = topP < 1 ? `p = ${topP.toFixed(2)}` : "off";
+    tp.input.setAttribute("aria-valuetext", pText);
     promptText.textContent = prompts[p];
     stats.textContent =
       `${current.possible.toLocaleString("en-US")} tokens can be drawn; ` +
@@ -186,7 +225,7 @@ function render({ model, el: host }) {
     });
     showBar(bars.other, rest);
     const limit = topK > 0 ? `top ${topK}` : "all tokens";
-    const settings = `\u03c4 = ${temperature.toFixed(2)}, ${limit}`;
+    const settings = `\u03c4 = ${temperature.toFixed(2)}, ${limit}, ${pText}`;
     const best = M ? `; most likely ${shown(candidates[p][0])} ${percent(current.probs[0])}` : "";
     if (!first) announce(`${settings}: ${stats.textContent}${best}.`);
     first = false;
@@ -201,7 +240,7 @@ function render({ model, el: host }) {
     clear();
     setState(model, { prompt: Number(controls.select.value) });
   });
-  const { temperature: t, topK: k } = controls;
+  const { temperature: t, topK: k, topP: tp } = controls;
   t.input.addEventListener("input", () =>
     setState(model, { temperature: sliderToTemperature(t.input.value) }),
   );
@@ -209,6 +248,9 @@ function render({ model, el: host }) {
     const v = Number(k.input.value);
     setState(model, { top_k: v > M ? 0 : v });
   });
+  tp.input.addEventListener("input", () =>
+    setState(model, { top_p: Number(tp.input.value) / TOP_P_STEPS }),
+  );
   drawButton.addEventListener("click", () => {
     const p = model.get("prompt") | 0;
     for (let n = 0; n < 5; n++) {
@@ -222,7 +264,7 @@ function render({ model, el: host }) {
   });
   clearButton.addEventListener("click", clear);
 
-  const stop = listen(model, ["prompt", "temperature", "top_k"], update);
+  const stop = listen(model, ["prompt", "temperature", "top_k", "top_p"], update);
   update();
   return stop;
 }

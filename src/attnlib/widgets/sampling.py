@@ -1,10 +1,10 @@
 """A sampling explorer that keeps working in the static book (the GPT chapter).
 
 A language model's last layer gives one score (logit) per vocabulary token; generation turns them
-into a distribution with ``softmax(top_k(logits) / temperature)`` and draws from it. This widget
-sends the next-token logits of a few prompts to the browser, once, and sampling.js recomputes the
-distribution whenever the reader moves the temperature or the top-k slider, and draws tokens from
-it. No kernel is needed, so the published page stays interactive.
+into a distribution with ``softmax(top_p(top_k(logits / temperature)))`` and draws from it. This
+widget sends the next-token logits of a few prompts to the browser, once, and sampling.js
+recomputes the distribution whenever the reader moves the temperature, top-k or top-p slider, and
+draws tokens from it. No kernel is needed, so the published page stays interactive.
 
 Only the ``top`` most likely tokens of each prompt are sent by name. The remaining tokens (49 000
 and more for SmolLM2) still carry probability, which grows with the temperature, so they are sent
@@ -36,6 +36,15 @@ TEMPERATURE_MIN, TEMPERATURE_MAX = 0.05, 5.0
 
 def _temperature(value) -> float:
     return _base.positive_number(value, "temperature", _WHERE)
+
+
+def _top_p(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(
+            f"SamplingExplorer: top_p must be in (0, 1] (1 = off; 0 would keep no token), got "
+            f"{value!r}"
+        )
+    return float(value)
 
 
 def _as_logits(logits) -> np.ndarray:
@@ -84,13 +93,14 @@ def _summaries(logits: np.ndarray, top: int, text_of: Callable[[int], str]) -> d
 
 
 class SamplingExplorer(_base.Widget, view="sampling"):
-    """Next-token distributions under temperature and top-k, recomputed in the browser.
+    """Next-token distributions under temperature, top-k and top-p, recomputed in the browser.
 
     Give it a few prompts, the model's next-token logits after each, and a way to turn token ids
-    into text. The reader picks a prompt, moves a temperature slider (0.05 to 5, log scale) and a
-    top-k slider (1 to ``top``, or all tokens), and sees the distribution as labelled bars, its
-    entropy, and how many tokens can still be drawn; a button draws tokens from it. Make it the
-    last expression of a cell. Each change (and each draw) is announced to a screen reader.
+    into text. The reader picks a prompt, moves a temperature slider (0.05 to 5, log scale), a
+    top-k slider (1 to ``top``, or all tokens) and a top-p slider (0.01 to 1, 1 = off), and sees
+    the distribution as labelled bars, its entropy, and how many tokens can still be drawn; a
+    button draws tokens from it. Make it the last expression of a cell. Each change (and each
+    draw) is announced to a screen reader.
 
     Args:
         prompts: the P prompt texts (shown as they are).
@@ -103,9 +113,11 @@ class SamplingExplorer(_base.Widget, view="sampling"):
             tokens").
         temperature: the starting temperature.
         top_k: the starting top-k; 0 = no limit.
+        top_p: the starting top-p, in (0, 1]; 1 = no limit. The nucleus is computed after the
+            temperature and top-k, as :func:`attnlib.generation.next_token_probs` does.
         title: a heading shown above the widget.
 
-    Synced traits: ``prompt`` (index), ``temperature``, ``top_k``.
+    Synced traits: ``prompt`` (index), ``temperature``, ``top_k``, ``top_p``.
 
     See the GPT chapter, "Temperature and top-k".
     """
@@ -120,6 +132,7 @@ class SamplingExplorer(_base.Widget, view="sampling"):
     prompt = traitlets.Int(0).tag(sync=True)
     temperature = traitlets.Float(1.0).tag(sync=True)
     top_k = traitlets.Int(0).tag(sync=True)
+    top_p = traitlets.Float(1.0).tag(sync=True)
 
     def __init__(
         self,
@@ -131,6 +144,7 @@ class SamplingExplorer(_base.Widget, view="sampling"):
         shown: int = 12,
         temperature: float = 1.0,
         top_k: int = 0,
+        top_p: float = 1.0,
         title: str = "",
     ) -> None:
         prompts = _base.labels(prompts, "prompts", _WHERE)
@@ -165,11 +179,16 @@ class SamplingExplorer(_base.Widget, view="sampling"):
 
         super().__init__(title=title, prompts=prompts, vocab_size=vocab_size, shown=shown,
                          temperature=_temperature(temperature), top_k=top_k,
+                         top_p=_top_p(top_p),
                          **_summaries(arr, top, text_of))
 
     @traitlets.validate("temperature")
     def _valid_temperature(self, proposal):
         return _temperature(proposal["value"])
+
+    @traitlets.validate("top_p")
+    def _valid_top_p(self, proposal):
+        return _top_p(proposal["value"])
 
     @traitlets.validate("prompt")
     def _valid_prompt(self, proposal):
@@ -187,8 +206,8 @@ class SamplingExplorer(_base.Widget, view="sampling"):
     def probabilities(self, prompt: int | None = None) -> tuple[np.ndarray, float]:
         """What the browser shows: the named tokens' probabilities and the rest's total.
 
-        Computed here the same way sampling.js does, with the current ``temperature`` and
-        ``top_k``.
+        Computed here the same way sampling.js does, with the current ``temperature``,
+        ``top_k`` and ``top_p`` (the tail's tokens join the nucleus bin by bin, largest first).
 
         Returns:
             ``(probs (M,), other)``: ``other`` is the probability of all tokens not sent by name.
@@ -200,9 +219,26 @@ class SamplingExplorer(_base.Widget, view="sampling"):
         tau = self.temperature
         w = np.exp((logits - logits[0]) / tau)
         w[k:] = 0.0
-        tail = 0.0
+        bins = []  # [weight of one token, count], largest first
         if self.top_k == 0:
-            tail = sum(c * math.exp((v - logits[0]) / tau) for v, c in self.tail[i])
+            bins = sorted(([math.exp((v - logits[0]) / tau), c] for v, c in self.tail[i]),
+                          reverse=True)
+        if self.top_p < 1:
+            Z0 = w.sum() + sum(wt * c for wt, c in bins)
+            before = 0.0
+            for j in range(M):
+                if w[j] > 0 and before < self.top_p:
+                    before += w[j] / Z0
+                else:
+                    w[j] = 0.0
+            for b in bins:
+                q = b[0] / Z0
+                n = 0
+                if before < self.top_p and q > 0:
+                    n = min(b[1], math.ceil((self.top_p - before) / q))
+                before += n * q
+                b[1] = n
+        tail = sum(wt * c for wt, c in bins)
         Z = w.sum() + tail
         return w / Z, tail / Z
 
