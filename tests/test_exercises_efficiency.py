@@ -319,3 +319,75 @@ def test_online_update_over_two_tiles_is_the_softmax_average():
         state = online_update(*state, scores[:, j:j + 4], values[j:j + 4])
     _, ell, acc = state
     torch.testing.assert_close(acc / ell[:, None], torch.softmax(scores, dim=-1) @ values)
+
+
+# Exercise 5: one step of linear attention as a recurrent network
+linear_attention_step = ex.solution_linear_attention_step
+
+
+def test_linear_attention_step_reference_and_template(capsys):
+    ex.check_linear_attention_step(linear_attention_step)
+
+    def template(kv, z, query, key, value):
+        """One step of causal linear attention."""
+        ...
+
+    ex.check_linear_attention_step(template)
+    out = capsys.readouterr().out
+    assert out.count("Correct:") == 2 and "still the template" in out
+
+
+def _phi(x):
+    return torch.nn.functional.elu(x) + 1
+
+
+@pytest.mark.parametrize(
+    "wrong, named",
+    [
+        (  # reads the state before adding this position
+            lambda kv, z, q, k, v: (
+                (_phi(q) @ kv) / (_phi(q) @ z),
+                kv + _phi(k)[:, None] * v[None, :],
+                z + _phi(k),
+            ),
+            "before",
+        ),
+        (  # no normaliser
+            lambda kv, z, q, k, v: (
+                _phi(q) @ (kv + _phi(k)[:, None] * v[None, :]),
+                kv + _phi(k)[:, None] * v[None, :],
+                z + _phi(k),
+            ),
+            "not normalised",
+        ),
+        (  # no feature map
+            lambda kv, z, q, k, v: (
+                (q @ (kv + k[:, None] * v[None, :])) / (q @ (z + k)),
+                kv + k[:, None] * v[None, :],
+                z + k,
+            ),
+            "feature map",
+        ),
+    ],
+)
+def test_linear_attention_step_mistakes_are_named(wrong, named):
+    with pytest.raises(ExerciseError, match=named):
+        ex.check_linear_attention_step(wrong)
+
+
+def test_linear_attention_step_in_place_state_and_wrong_state_are_caught():
+    def in_place(kv, z, query, key, value):
+        phi_q, phi_k = _phi(query), _phi(key)
+        kv += phi_k[:, None] * value[None, :]  # changes the caller's state
+        z += phi_k
+        return (phi_q @ kv) / (phi_q @ z), kv, z
+
+    with pytest.raises(ExerciseError, match="in place"):
+        ex.check_linear_attention_step(in_place)
+
+    def stale_z(kv, z, query, key, value):
+        out, kv_new, _ = linear_attention_step(kv, z, query, key, value)
+        return out, kv_new, z  # forgets to update z
+
+    with pytest.raises(ExerciseError, match="z: values differ"):
+        ex.check_linear_attention_step(stale_z)

@@ -1,6 +1,6 @@
 """Self-checks for the chapter "The cost of attention and how to cut it".
 
-Four exercises, each with a reference solution and a check:
+Five exercises, each with a reference solution and a check:
 
 * :func:`solution_online_update`, :func:`check_online_update` -- fold one tile of scores into the
   running maximum, the running sum and the running (unnormalised) output: the heart of
@@ -12,7 +12,10 @@ Four exercises, each with a reference solution and a check:
   half-width ``window`` plus global tokens;
 * :func:`solution_rescale_test`, :func:`check_rescale_test` -- write the test of a claim: a test
   that tells a correct online-softmax update from broken ones, each of which is right on some
-  inputs (a broken update that never rescales is right whenever no later tile raises the maximum).
+  inputs (a broken update that never rescales is right whenever no later tile raises the maximum);
+* :func:`solution_linear_attention_step`, :func:`check_linear_attention_step` -- one position of
+  causal linear attention run as a recurrent network; run over a sequence from a zero state, the
+  steps must equal the parallel form.
 
 An unfilled template (a body of ``...``) is routed to the reference solution by
 :func:`~attnlib.exercises.checks`. Each check runs the answer on a few cases and prints
@@ -29,6 +32,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ..efficient.measure import largest_tensor
 from . import call_answer, cases_generator, checks, passed, unpack
@@ -43,6 +47,8 @@ __all__ = [
     "check_sliding_window",
     "solution_rescale_test",
     "check_rescale_test",
+    "solution_linear_attention_step",
+    "check_linear_attention_step",
     "BROKEN_UPDATES",
 ]
 
@@ -504,4 +510,100 @@ def check_rescale_test(test: Callable) -> None:
     passed(
         f"your test accepts the {len(CORRECT_UPDATES)} correct updates and rejects all "
         f"{len(BROKEN_UPDATES)} broken ones: its tiles raise the maximum and leave it alone."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 5: one step of linear attention as a recurrent network
+# ------------------------------------------------------------------------------------------------
+
+
+def solution_linear_attention_step(kv, z, query, key, value):
+    """Exercise 5's reference solution: one position of causal linear attention, as an RNN.
+
+    Args:
+        kv: ``(E, Ev)``, the sum of ``phi(k_j) v_j^T`` over the earlier positions.
+        z: ``(E,)``, the sum of ``phi(k_j)`` over the earlier positions.
+        query, key: ``(E,)``, this position's query and key.
+        value: ``(Ev,)``, this position's value.
+
+    Returns:
+        ``(output, kv, z)``: the output ``(Ev,)`` and the state after this position. The state
+        is updated *before* it is read: a query sees its own key.
+    """
+    phi_q, phi_k = F.elu(query) + 1, F.elu(key) + 1  # (E,), (E,): positive features
+    kv = kv + phi_k[:, None] * value[None, :]  # (E, Ev): add phi(k) v^T
+    z = z + phi_k  # (E,)
+    output = (phi_q @ kv) / (phi_q @ z)  # (Ev,)
+    return output, kv, z
+
+
+def _step_candidates(kv, z, query, key, value):
+    """Typical wrong steps as ``((output, kv, z), mistake)`` (same arguments as the solution)."""
+    phi_q, phi_k = F.elu(query) + 1, F.elu(key) + 1
+    kv_new, z_new = kv + phi_k[:, None] * value[None, :], z + phi_k
+    raw_kv, raw_z = kv + key[:, None] * value[None, :], z + key
+    return [
+        (
+            ((phi_q @ kv) / (phi_q @ z), kv_new, z_new),
+            "the output was read from the state *before* this position was added: update kv "
+            "and z first, so that the query sees its own key",
+        ),
+        (
+            (phi_q @ kv_new, kv_new, z_new),
+            "the output is not normalised: divide phi(q)^T kv by phi(q)^T z",
+        ),
+        (
+            ((query @ raw_kv) / (query @ raw_z), raw_kv, raw_z),
+            "the feature map is missing: use phi(x) = elu(x) + 1 on the query and on the key",
+        ),
+    ]
+
+
+@checks(solution_linear_attention_step)
+def check_linear_attention_step(fn: Callable) -> None:
+    """Check one step of causal linear attention run as a recurrent network.
+
+    The answer is called as ``fn(kv, z, query, key, value)`` with the state ``kv (E, Ev)``,
+    ``z (E,)`` and one position's ``query (E,)``, ``key (E,)``, ``value (Ev,)``, and must return
+    ``(output, kv, z)``: the output ``(Ev,)`` and the new state. First every step is checked from
+    the correct state; then the answer is run from a zero state over a whole sequence, and its
+    outputs must equal :func:`attnlib.efficient.linear_attention` with ``is_causal=True``.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value (naming an output read before the update,
+            a missing normaliser or a missing feature map), or when the answer changes its
+            arguments in place.
+
+    See the chapter's exercises.
+    """
+    from ..efficient.linear import linear_attention
+
+    gen = cases_generator(5)
+    L, E, Ev = 7, 4, 3
+    q, k, v = (torch.randn(L, d, generator=gen, dtype=torch.float64) for d in (E, E, Ev))
+    kv, z = torch.zeros(E, Ev, dtype=torch.float64), torch.zeros(E, dtype=torch.float64)
+    for t in range(L):
+        what = f"position {t} of {L} (E = {E}, Ev = {Ev})"
+        got = unpack(call_answer(fn, what, kv, z, q[t], k[t], v[t]), ("output", "kv", "z"), what)
+        expected = solution_linear_attention_step(kv, z, q[t], k[t], v[t])
+        if not all(matches(g, e) for g, e in zip(got, expected, strict=True)):
+            for candidate, message in _step_candidates(kv, z, q[t], k[t], v[t]):
+                if all(matches(g, c, equal_nan=True) for g, c in zip(got, candidate, strict=True)):
+                    raise ExerciseError(f"{what}: {message}")
+        for name, g, e in zip(("output", "kv", "z"), got, expected, strict=True):
+            expect_close(g, e, what=f"{what}, {name}")
+        kv, z = expected[1], expected[2]
+
+    what = f"the whole sequence of {L} from a zero state"
+    kv, z = torch.zeros(E, Ev, dtype=torch.float64), torch.zeros(E, dtype=torch.float64)
+    outputs = []
+    for t in range(L):
+        out, kv, z = call_answer(fn, what, kv, z, q[t], k[t], v[t])
+        outputs.append(out)
+    parallel = linear_attention(q, k, v, is_causal=True)  # (L, Ev)
+    expect_close(torch.stack(outputs), parallel, what=f"{what}, against the parallel form")
+    passed(
+        f"every step matches, and {L} steps from a zero state equal linear_attention(..., "
+        "is_causal=True), the parallel form."
     )
