@@ -237,3 +237,56 @@ def test_a_test_that_returns_no_bool_or_crashes_fails():
         ex.check_causality_test(lambda model, vocab_size, length: str(length))
     with pytest.raises(ExerciseError, match="on the causal model: your test raised IndexError"):
         ex.check_causality_test(lambda model, vocab_size, length: model(torch.tensor([[99]])))
+
+
+# ------------------------------------------------------------------------------------------------
+# top-p: the reference, the library, the template and the classic mistakes
+# ------------------------------------------------------------------------------------------------
+
+
+def test_top_p_reference_library_and_template(capsys):
+    ex.check_top_p(ex.solution_top_p)
+    ex.check_top_p(generation.top_p_filter)
+
+    def template(logits, p): ...
+
+    ex.check_top_p(template)
+    out = capsys.readouterr().out
+    assert out.count("Correct:") == 3 and "is still the template" in out
+
+
+def _nucleus_parts(logits):
+    probs = torch.softmax(logits, dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    return probs, sorted_probs, order
+
+
+def test_top_p_dropping_the_crossing_token():
+    def through(logits, p):
+        _, sorted_probs, order = _nucleus_parts(logits)
+        drop = sorted_probs.cumsum(-1) >= p
+        return logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+
+    with pytest.raises(ExerciseError, match="you dropped the token that carries the total"):
+        ex.check_top_p(through)
+
+
+def test_top_p_in_vocabulary_order():
+    def unsorted(logits, p):
+        probs = torch.softmax(logits, dim=-1)
+        return logits.masked_fill(probs.cumsum(-1) - probs >= p, float("-inf"))
+
+    with pytest.raises(ExerciseError, match="vocabulary order"):
+        ex.check_top_p(unsorted)
+
+
+def test_top_p_zeros_probabilities_and_shape():
+    with pytest.raises(ExerciseError, match=r"the dropped logits are 0"):
+        ex.check_top_p(lambda logits, p: torch.nan_to_num(ex.solution_top_p(logits, p),
+                                                          neginf=0.0))
+    with pytest.raises(ExerciseError, match="these are probabilities"):
+        ex.check_top_p(lambda logits, p: torch.softmax(ex.solution_top_p(logits, p), dim=-1))
+    with pytest.raises(ExerciseError, match="expected shape"):
+        ex.check_top_p(lambda logits, p: ex.solution_top_p(logits, p)[..., :-1])
+    with pytest.raises(ExerciseError, match="expected a torch.Tensor"):
+        ex.check_top_p(lambda logits, p: ex.solution_top_p(logits, p).tolist())

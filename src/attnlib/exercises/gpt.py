@@ -1,6 +1,6 @@
 """Self-checks for the chapter "GPT: decoder-only Transformers".
 
-Four exercises, each with a reference solution and a check:
+Five exercises, each with a reference solution and a check:
 
 * :func:`solution_top_k`, :func:`check_top_k` -- keep the ``k`` largest logits of each row, set
   the rest to ``-inf``;
@@ -11,7 +11,9 @@ Four exercises, each with a reference solution and a check:
   of ``L`` new queries after ``past`` cached positions (what a KV cache needs);
 * :func:`solution_is_causal`, :func:`check_causality_test` -- the learner writes the test of the
   chapter's first claim (a prediction never depends on a later token), and the check runs that
-  test on a causal model and on leaky ones that a single split would miss.
+  test on a causal model and on leaky ones that a single split would miss;
+* :func:`solution_top_p`, :func:`check_top_p` -- nucleus filtering: keep the most likely tokens
+  of each row until they hold probability ``p``, set the rest to ``-inf``.
 
 Each check is decorated with :func:`~attnlib.exercises.checks`: an unfilled template (a body of
 ``...``) runs the reference solution instead, so the chapter executes top to bottom.
@@ -44,6 +46,8 @@ __all__ = [
     "check_causal_mask_with_past",
     "solution_is_causal",
     "check_causality_test",
+    "solution_top_p",
+    "check_top_p",
 ]
 
 
@@ -427,4 +431,105 @@ def check_causality_test(fn: Callable[[Callable, int, int], bool]) -> None:
     passed(
         f"your test accepts the causal model and rejects all {len(cases) - 1} leaky ones, "
         "including three leaks that each show at a different split only."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 5: top-p (nucleus) filtering
+# ------------------------------------------------------------------------------------------------
+
+
+def solution_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Exercise 5's reference solution: keep each row's nucleus of probability ``p``.
+
+    Args:
+        logits: ``(..., vocab_size)``; left unchanged.
+        p: the probability mass to keep, ``0 < p <= 1``.
+
+    Returns:
+        ``(..., vocab_size)``: the logits of the most likely tokens, taken in order while the
+        probability of the tokens before them is still below ``p`` (so the token that carries the
+        total past ``p`` stays), ``-inf`` elsewhere.
+    """
+    probs = torch.softmax(logits, dim=-1)  # (..., vocab_size)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)  # (..., vocab_size)
+    before = sorted_probs.cumsum(dim=-1) - sorted_probs  # the mass of the likelier tokens
+    drop = (before >= p).scatter(-1, order, before >= p)  # back to vocabulary order
+    return logits.masked_fill(drop, float("-inf"))  # (..., vocab_size)
+
+
+def _top_p_mistakes(logits: torch.Tensor, p: float, expected: torch.Tensor) -> list:
+    probs = torch.softmax(logits, dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    through = sorted_probs.cumsum(dim=-1) >= p  # drops the token that crosses p as well
+    crossing_dropped = logits.masked_fill(through.scatter(-1, order, through), float("-inf"))
+    unsorted = probs.cumsum(dim=-1) - probs >= p  # the mass in vocabulary order, not by rank
+    return [
+        (
+            expected.masked_fill(torch.isneginf(expected), 0.0),
+            "the dropped logits are 0, but 0 is still a score: softmax would give those tokens "
+            "probability exp(0) / Z > 0. Set them to float('-inf')",
+        ),
+        (
+            torch.softmax(expected, dim=-1),
+            "these are probabilities (softmax of the filtered logits); return the filtered "
+            "logits themselves, with -inf for the dropped tokens",
+        ),
+        (
+            crossing_dropped,
+            "you dropped the token that carries the total past p, so the kept tokens hold less "
+            "than p (and at small p nothing is left). Drop a token only when the mass of the "
+            "tokens before it (cumsum minus its own probability) has already reached p",
+        ),
+        (
+            logits.masked_fill(unsorted, float("-inf")),
+            "you added up the probabilities in vocabulary order; sort them, most likely first, "
+            "before the cumulative sum, and map the decision back with the sort's indices",
+        ),
+    ]
+
+
+@checks(solution_top_p)
+def check_top_p(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
+    """Check ``fn(logits, p)``: each row keeps its most likely tokens until they hold ``p``.
+
+    The cases have no ties near the cut and include a batch of rows, a small ``p`` (only the
+    most likely token survives), ``p = 1`` (nothing dropped) and a row whose most likely token is
+    not first in vocabulary order.
+
+    Args:
+        fn: takes ``logits`` ``(..., vocab_size)`` (float32) and a float ``p`` and returns
+            ``(..., vocab_size)``, without changing ``logits`` in place.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value, or when the function crashes.
+
+    See the chapter's exercises.
+    """
+    g = cases_generator(15)
+    cases = [
+        ("logits [0.5, 3.0, -1.0, 2.0, 0.0] with p = 0.8",
+         torch.tensor([0.5, 3.0, -1.0, 2.0, 0.0]), 0.8),
+        ("a batch of logits (3, 12) with p = 0.9", 2.0 * torch.randn(3, 12, generator=g), 0.9),
+        ("logits (2, 8) with p = 0.05 (the most likely token only)",
+         torch.randn(2, 8, generator=g), 0.05),
+        ("logits (4,) with p = 1 (keep all)", torch.tensor([0.1, -0.3, 0.7, 0.2]), 1.0),
+    ]
+    for what, logits, p in cases:
+        got = call_answer(lambda t, p=p: fn(t, p), what, logits)
+        expected = solution_top_p(logits, p)  # (..., vocab_size)
+        expect_tensor(got, expected, what=what,
+                      legend="(..., vocab_size), the same shape as the logits")
+        diagnose(got, _top_p_mistakes(logits, p, expected), what, expected=expected, tol=1e-5)
+        kept, wanted = ~torch.isneginf(got.detach().cpu()), ~torch.isneginf(expected)
+        if not torch.equal(kept, wanted):
+            raise ExerciseError(
+                f"{what}: expected {wanted.sum(-1).tolist()} finite logits per row (the nucleus), "
+                f"got {kept.sum(-1).tolist()} at other places: keep the most likely tokens, in "
+                "order, while the mass before each is below p, and set the others to -inf"
+            )
+        expect_close(got.detach().cpu()[kept], expected[wanted], what=f"{what} (the kept logits)")
+    passed(
+        f"top-p filtering matches on {len(cases)} cases: the most likely tokens stay until they "
+        "hold p, the token that crosses p included; the rest are -inf."
     )
