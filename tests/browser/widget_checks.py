@@ -13,6 +13,8 @@ A test file calls these with its rendered widget's root locator (or page):
 
 from __future__ import annotations
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
 PHONE = {"width": 390, "height": 844}
 AA = 4.5  # WCAG AA for normal text
 
@@ -85,6 +87,21 @@ READ_DARK_JS = """(root, heat) => {
 }"""
 
 
+ANIMATIONS_FINISH_JS = """() => {
+  const endless = [];
+  for (const a of document.getAnimations()) {
+    if (a.effect && a.effect.getTiming().iterations === Infinity) {
+      const t = a.effect.target;
+      const where = t ? `${t.tagName}.${t.className}` : "?";
+      endless.push(`${a.animationName || a.transitionProperty} on ${where}`);
+    } else {
+      a.finish();
+    }
+  }
+  return endless;
+}"""
+
+
 def install_colours(page) -> None:
     page.evaluate(COLOURS_JS)
 
@@ -101,7 +118,13 @@ def set_theme(page, theme: str) -> None:
 def read_colours(root, heat_selector: str = ".attn-heat") -> dict:
     install_colours(root.page)
     # Colour transitions (a theme just flipped) must end first: mid-way colours are in oklab.
-    root.page.wait_for_function("() => document.getAnimations().length === 0")
+    # Let them run briefly, then jump every finite one to its end state (a busy machine can keep
+    # a transition running for seconds); an endless animation would be a finding, so name it.
+    try:
+        root.page.wait_for_function("() => document.getAnimations().length === 0", timeout=3000)
+    except PlaywrightTimeoutError:
+        endless = root.page.evaluate(ANIMATIONS_FINISH_JS)
+        assert not endless, f"endless animations on the page: {endless}"
     return root.evaluate(READ_DARK_JS, heat_selector)
 
 
