@@ -18,7 +18,7 @@ import pytest
 
 import attnlib.widgets as widgets
 from attnlib.widgets import _base
-from attnlib.widgets._frontend import VIEWS, build_css, build_esm
+from attnlib.widgets._frontend import LIBRARIES, VIEWS, build_css, build_esm
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDGET_DIR = ROOT / "src" / "attnlib" / "widgets"
@@ -95,6 +95,14 @@ def bare_calls(code: str) -> set[str]:
 BASE_JS = code_only((WIDGET_DIR / "_base.js").read_text(encoding="utf-8"))
 VIEW_JS = {view: code_only((WIDGET_DIR / f"{view}.js").read_text(encoding="utf-8"))
            for view in VIEWS}
+LIBRARY_JS = {lib: code_only((WIDGET_DIR / lib).read_text(encoding="utf-8"))
+              for lib in sorted({lib for libs in LIBRARIES.values() for lib in libs})
+              if (WIDGET_DIR / lib).exists()}
+
+
+def shared_js(view: str) -> str:
+    """What a view is joined after: the base and its libraries (``_nn.js``, ...)."""
+    return "\n".join([BASE_JS, *(LIBRARY_JS[lib] for lib in LIBRARIES.get(view, ()))])
 
 
 # --- the built front ends -----------------------------------------------------------------------
@@ -122,14 +130,15 @@ def test_built_module_has_one_default_export_and_no_imports(view):
 
 @pytest.mark.parametrize("view", VIEWS)
 def test_view_does_not_redeclare_what_the_base_declares(view):
-    clash = top_level_names(VIEW_JS[view]) & top_level_names(BASE_JS)
+    clash = top_level_names(VIEW_JS[view]) & top_level_names(shared_js(view))
     assert not clash, f"{view}.js declares {sorted(clash)} again (a SyntaxError once joined)"
 
 
 @pytest.mark.parametrize("view", VIEWS)
 def test_view_calls_only_its_own_functions_and_the_bases_helpers(view):
     code = VIEW_JS[view]
-    unknown = bare_calls(code) - defined_names(code) - exported_names(BASE_JS) - JS_BUILTINS
+    shared = shared_js(view)
+    unknown = bare_calls(code) - defined_names(code) - exported_names(shared) - JS_BUILTINS
     assert not unknown, f"{view}.js calls {sorted(unknown)}, which neither it nor _base.js define"
 
 
@@ -138,8 +147,33 @@ def test_base_helpers_are_used():
     used = set().union(*(set(re.findall(r"[A-Za-z_$][\w$]*", c)) for c in VIEW_JS.values()))
     base_uses = re.findall(r"[A-Za-z_$][\w$]*", re.sub(r"^export .*$", "", BASE_JS, flags=re.M))
     exported_for_tests = {"maskedSoftmax"}  # shared arithmetic the browser tests call
-    unused = exported_names(BASE_JS) - used - set(base_uses) - exported_for_tests
+    used_by_libraries = set().union(set(), *(set(re.findall(r"[A-Za-z_$][\w$]*", c))
+                                              for c in LIBRARY_JS.values()))
+    unused = (exported_names(BASE_JS) - used - set(base_uses) - used_by_libraries
+              - exported_for_tests)
     assert not unused, f"_base.js exports {sorted(unused)}, which nothing uses"
+
+
+def test_libraries_are_shared_files_used_by_their_views():
+    """A library (``_nn.js``, ``_wordpiece.js``) declares no clash with the base or another
+    library, imports and exports nothing by default, and each name it exports is used by a view
+    it is joined to, by another library, or by itself."""
+    for lib, code in LIBRARY_JS.items():
+        assert "export default" not in code and not re.search(r"^\s*import\b", code, flags=re.M)
+        assert not top_level_names(code) & top_level_names(BASE_JS), lib
+        for other, other_code in LIBRARY_JS.items():
+            if other != lib:
+                assert not top_level_names(code) & top_level_names(other_code), (lib, other)
+    for lib, code in LIBRARY_JS.items():
+        views = [v for v in VIEWS if lib in LIBRARIES.get(v, ())]
+        if not views:
+            continue  # its view is still being written
+        used = set().union(*(set(re.findall(r"[A-Za-z_$][\w$]*", VIEW_JS[v])) for v in views))
+        used |= set().union(set(), *(set(re.findall(r"[A-Za-z_$][\w$]*",
+                                                    re.sub(r"^export .*$", "", c, flags=re.M)))
+                                     for c in LIBRARY_JS.values()))
+        unused = exported_names(code) - used
+        assert not unused, f"{lib} exports {sorted(unused)}, which nothing uses"
 
 
 @pytest.mark.parametrize("view", VIEWS)

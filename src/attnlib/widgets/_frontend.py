@@ -13,13 +13,21 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-__all__ = ["VIEWS", "build_css", "build_esm"]
+__all__ = ["VIEWS", "LIBRARIES", "build_css", "build_esm"]
 
 _HERE = Path(__file__).parent
 VIEWS = (
     "bottleneck", "decoding", "explorer", "heads", "masks", "positions", "sampling", "tiles"
 )
 """The widgets' views: one ``<name>.js`` and one ``<name>.css`` each."""
+
+LIBRARIES = {
+    "live_bert": ("_nn.js", "_wordpiece.js"),
+    "live_dates": ("_nn.js",),
+    "live_gpt": ("_nn.js",),
+}
+"""Shared files joined between ``_base.js`` and a view that needs them: ``_nn.js`` (the in-page
+models' arithmetic), ``_wordpiece.js`` (BERT's tokeniser). A view not named here gets none."""
 
 
 def _read(name: str) -> str:
@@ -34,12 +42,17 @@ def _view(name: str) -> str:
 
 @cache
 def build_esm(name: str) -> str:
-    """The ES module of the widget view ``name``: ``_base.js`` then ``<name>.js``.
+    """The ES module of the widget view ``name``: ``_base.js``, the view's :data:`LIBRARIES`,
+    then ``<name>.js``.
 
     Returns:
         One module's source text, with the view's single ``export default``.
     """
-    return f"{_read('_base.js')}\n// --- the {_view(name)} view ---\n\n{_read(f'{name}.js')}"
+    parts = [_read("_base.js")]
+    for lib in LIBRARIES.get(_view(name), ()):
+        parts.append(f"// --- {lib} ---\n\n{_read(lib)}")
+    parts.append(f"// --- the {name} view ---\n\n{_read(f'{name}.js')}")
+    return "\n".join(parts)
 
 
 @cache
