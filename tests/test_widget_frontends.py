@@ -267,3 +267,16 @@ def test_view_announces_through_the_one_live_region(view):
     """A widget has one live region (widgetRoot's; announce() fills it): no view adds its own."""
     code = (WIDGET_DIR / f"{view}.js").read_text(encoding="utf-8")
     assert "aria-live" not in code, f"{view}.js adds a live region of its own"
+
+
+def test_js_source_prints_one_function_with_its_doc_comment():
+    from attnlib.widgets._frontend import js_source
+
+    text = js_source("gelu")
+    assert text.startswith("/** nn.GELU()") and text.rstrip().endswith("}")
+    assert text.count("export function") == 1
+    assert "function softmaxRow(" in js_source("softmaxRow", "_base.js")
+    with pytest.raises(ValueError, match="no top-level function 'nope'"):
+        js_source("nope")
+    with pytest.raises(ValueError, match="no widget file 'x.js'"):
+        js_source("gelu", "x.js")

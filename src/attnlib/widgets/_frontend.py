@@ -10,10 +10,11 @@ strings, and tests/test_widget_frontends.py checks that what they store is what 
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
-__all__ = ["VIEWS", "LIBRARIES", "build_css", "build_esm"]
+__all__ = ["VIEWS", "LIBRARIES", "build_css", "build_esm", "js_source"]
 
 _HERE = Path(__file__).parent
 VIEWS = (
@@ -59,3 +60,28 @@ def build_esm(name: str) -> str:
 def build_css(name: str) -> str:
     """The stylesheet of the widget view ``name``: ``_base.css`` then ``<name>.css``."""
     return f"{_read('_base.css')}\n/* --- the {_view(name)} view --- */\n\n{_read(f'{name}.css')}"
+
+
+def js_source(function: str, file: str = "_nn.js") -> str:
+    """The source of one top-level JavaScript function of a widget file, with the comment above
+    it: what a chapter prints beside the PyTorch it mirrors, so the page shows today's code.
+
+    Args:
+        function: the function's name, e.g. ``"multiHeadAttention"``.
+        file: the file in ``attnlib/widgets/`` (``"_nn.js"``, ``"_wordpiece.js"``, a view).
+    """
+    path = _HERE / file
+    if not path.is_file() or path.suffix != ".js":
+        files = sorted(p.name for p in _HERE.glob("*.js"))
+        raise ValueError(f"js_source: no widget file {file!r}; the files are {files}")
+    lines = _read(file).splitlines()
+    head = re.compile(rf"^(?:export )?function {re.escape(function)}\(")
+    starts = [i for i, line in enumerate(lines) if head.match(line)]
+    if not starts:
+        raise ValueError(f"js_source: {file} has no top-level function {function!r}")
+    first = last = starts[0]
+    while first > 0 and lines[first - 1].lstrip().startswith(("//", "/*", "*")):
+        first -= 1  # the doc comment above it
+    while lines[last] != "}":
+        last += 1
+    return "\n".join(lines[first : last + 1]) + "\n"
