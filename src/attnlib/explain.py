@@ -15,7 +15,9 @@ reading and three others for the same prediction, so a chapter can compare them:
 
 And two tools that work on heads instead of tokens: :func:`ablate_heads` (a context manager that
 zeroes chosen heads) and :func:`head_importance` (Michel et al. 2019: how strongly the prediction
-reacts to turning each head down, from one backward pass).
+reacts to turning each head down, from one backward pass). :func:`ablate_heads` and
+:func:`scale_heads` also work on the Llama decoder (:class:`attnlib.models.llama.LlamaDecoder`),
+whose attention calls its output projection ``o_proj`` instead of ``out_proj``.
 
 The model is any encoder shaped like :class:`attnlib.models.bert.BertEncoder`: it has
 ``.embeddings`` (a module mapping ids to ``(N, L, D)``), ``.layers`` (modules whose ``.self_attn``
@@ -79,8 +81,9 @@ def _layers(model: nn.Module, fn: str) -> nn.ModuleList:
     layers = getattr(model, "layers", None)
     if layers is None or not all(hasattr(layer, "self_attn") for layer in layers):
         raise TypeError(
-            f"{fn}: model must have .layers, a list of encoder layers each with .self_attn "
-            f"(an attnlib.MultiHeadAttention), got {type(model).__name__}"
+            f"{fn}: model must have .layers, a list of layers each with .self_attn (an "
+            f"attnlib.MultiHeadAttention, or the Llama decoder's GroupedQueryAttention), got "
+            f"{type(model).__name__}"
         )
     return layers
 
@@ -395,17 +398,34 @@ def _head_geometry(layer: nn.Module) -> tuple[int, int]:
     return int(attn.num_heads), int(attn.head_dim)
 
 
+def _output_projection(layer: nn.Module, fn: str) -> nn.Module:
+    """The linear layer that receives the heads' outputs side by side, ``(N, L, H*E)``.
+
+    ``out_proj`` in :class:`attnlib.MultiHeadAttention`, ``o_proj`` in the Llama decoder's
+    :class:`attnlib.models.llama.GroupedQueryAttention` (Hugging Face's name).
+    """
+    attn = layer.self_attn
+    for name in ("out_proj", "o_proj"):
+        if isinstance(getattr(attn, name, None), nn.Module):
+            return getattr(attn, name)
+    raise TypeError(
+        f"{fn}: a layer's .self_attn must have an output projection .out_proj or .o_proj, "
+        f"got {type(attn).__name__}"
+    )
+
+
 @contextlib.contextmanager
 def ablate_heads(model: nn.Module, heads: Iterable[tuple[int, int]]) -> Iterator[None]:
     """Zero chosen heads' outputs inside the ``with`` block; everything is restored on exit.
 
-    For each layer with a chosen head, a forward pre-hook on ``layer.self_attn.out_proj``
-    receives the concatenated head outputs ``(N, L, H*E)`` and returns a copy with head ``h``'s
-    slice ``[h*E : (h+1)*E]`` set to zero, exactly as if that head had produced nothing. The
-    residual connection and the other heads are untouched.
+    For each layer with a chosen head, a forward pre-hook on ``layer.self_attn.out_proj`` (or
+    ``o_proj``, the Llama decoder's name) receives the concatenated head outputs ``(N, L, H*E)``
+    and returns a copy with head ``h``'s slice ``[h*E : (h+1)*E]`` set to zero, exactly as if that
+    head had produced nothing. The residual connection and the other heads are untouched.
 
     Args:
-        model: an encoder with ``.layers`` (see the module docstring).
+        model: an encoder with ``.layers`` (see the module docstring), or a
+            :class:`attnlib.models.llama.LlamaDecoder`.
         heads: ``(layer, head)`` pairs, e.g. ``[(0, 2), (3, 1)]``; repeats are harmless.
 
     Example::
@@ -446,7 +466,7 @@ def ablate_heads(model: nn.Module, heads: Iterable[tuple[int, int]]) -> Iterator
     try:
         for layer, silenced in sorted(chosen.items()):
             H, E = _head_geometry(layers[layer])
-            out_proj = layers[layer].self_attn.out_proj
+            out_proj = _output_projection(layers[layer], fn)
             handles.append(out_proj.register_forward_pre_hook(make_hook(sorted(silenced), H, E)))
         yield
     finally:
@@ -491,7 +511,8 @@ def scale_heads(model: nn.Module, gates: torch.Tensor) -> Iterator[None]:
     handles = []
     try:
         for i, layer in enumerate(layers):
-            handles.append(layer.self_attn.out_proj.register_forward_pre_hook(make_hook(gates[i])))
+            out_proj = _output_projection(layer, fn)
+            handles.append(out_proj.register_forward_pre_hook(make_hook(gates[i])))
         yield
     finally:
         for handle in handles:
