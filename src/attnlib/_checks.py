@@ -21,6 +21,7 @@ __all__ = [
     "floating_tensor",
     "broadcastable_mask",
     "resolve_scale",
+    "sink_logit",
 ]
 
 
@@ -115,3 +116,33 @@ def resolve_scale(scale, E: int, where: str | None = None) -> float:
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
         raise ValueError(f"{prefix(where)}scale must be a finite number (or None), got {scale!r}")
     return float(scale)
+
+
+def sink_logit(sink, rows: Sequence[int], where: str | None = None) -> torch.Tensor | float:
+    """``sink`` if it is a real number or a floating tensor that broadcasts to ``rows``.
+
+    ``rows`` is the scores' shape without the key dimension, ``(..., L)``: one extra logit per
+    row of weights. A tensor that would add or widen a dimension is refused.
+    """
+    if isinstance(sink, (int, float)) and not isinstance(sink, bool):
+        if math.isnan(sink):
+            raise ValueError(f"{prefix(where)}sink must not be NaN")
+        return float(sink)
+    if not isinstance(sink, torch.Tensor):
+        raise TypeError(
+            f"{prefix(where)}sink must be a number or a floating-point tensor broadcastable to "
+            f"the scores without their key dimension, {shape(tuple(rows))}; got "
+            f"{type(sink).__name__}"
+        )
+    floating_tensor(sink, "sink", where)
+    try:
+        grows = torch.broadcast_shapes(sink.shape, tuple(rows)) != torch.Size(rows)
+    except RuntimeError:
+        grows = True
+    if grows:
+        raise ValueError(
+            f"{prefix(where)}sink of shape {shape(sink)} does not broadcast to the scores' shape "
+            f"without the key dimension, (..., L) = {shape(tuple(rows))}; one logit per head of "
+            f"(N, H, L, S) scores has shape (H, 1)"
+        )
+    return sink

@@ -125,19 +125,29 @@ def repeat_kv_heads(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.reshape(*lead, H_kv * groups, S, E)  # (..., H, S, E)
 
 
-def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Softmax over the keys, with attnlib's mask conventions: the one place attnlib does it.
+def masked_softmax(
+    scores: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    sink: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    r"""Softmax over the keys, with attnlib's mask conventions: the one place attnlib does it.
 
     Args:
         scores: ``(..., L, S)``.
         mask: boolean, **True = may attend**, broadcastable to ``scores`` (for a padded batch of
             keys, ``attnlib.masks.padding_mask(lengths)[:, 0]`` gives ``(N, 1, S)``); or
             floating, added to the scores. ``None``: every key is allowed.
+        sink: an extra logit :math:`z` in each row's denominator that belongs to no key,
+            :math:`w_j = e^{s_j} / (e^{z} + \sum_k e^{s_k})`, so a row may give less than 1 to
+            its keys ("attending to nothing"). A number, or a tensor broadcastable to
+            ``(..., L)`` (``(H, 1)``: one learned logit per head, as in gpt-oss). ``0.0`` is
+            Miller's softmax-off-by-one. ``None``: the plain softmax.
 
     Returns:
-        Weights ``(..., L, S)``: each row sums to 1 over its allowed keys, forbidden keys get
-        exactly 0, and a row with no allowed key is all zeros (not NaN). Computed in at least
-        float32 and returned in the scores' dtype.
+        Weights ``(..., L, S)``: each row sums to 1 over its allowed keys (to less than 1 with a
+        ``sink``), forbidden keys get exactly 0, and a row with no allowed key is all zeros (not
+        NaN). Computed in at least float32 and returned in the scores' dtype.
     """
     _checks.floating_tensor(scores, "scores", "masked_softmax")
     if scores.dim() < 2:
@@ -150,9 +160,15 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> to
             s = s.masked_fill(~mask, float("-inf"))  # (..., L, S)
         else:
             s = s + mask.to(acc)  # (..., L, S)
+    if sink is not None:  # one more logit per row, for "nothing": its weight is dropped below
+        sink = _checks.sink_logit(sink, s.shape[:-1], "masked_softmax")
+        z = torch.as_tensor(sink, dtype=acc, device=s.device).expand(s.shape[:-1])  # (..., L)
+        s = torch.cat([s, z[..., None]], dim=-1)  # (..., L, S + 1)
     # A row whose every score is -inf has no key to attend to: zeros, not NaN.
     dead = torch.isneginf(s).all(dim=-1, keepdim=True)  # (..., L, 1)
     weights = torch.softmax(s.masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)
+    if sink is not None:
+        weights = weights[..., :-1]  # (..., L, S): the share of "nothing" goes nowhere
     return weights.to(scores.dtype)  # (..., L, S)
 
 
@@ -180,6 +196,7 @@ def scaled_dot_product_attention(
     *,
     scale: float | None = None,
     enable_gqa: bool = False,
+    sink: torch.Tensor | float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Scaled dot-product attention that also returns its weights.
 
@@ -206,6 +223,11 @@ def scaled_dot_product_attention(
             ``H_kv`` divides the query's ``H``, and each group of ``H / H_kv`` consecutive query
             heads shares one key/value head (Llama's attention; see the chapter "GPT:
             decoder-only Transformers").
+        sink: an extra logit in each row's softmax denominator that belongs to no key (see
+            :func:`masked_softmax`): a number (``0.0`` is softmax-off-by-one) or a tensor
+            broadcastable to ``(N, ..., L)``, e.g. ``(H, 1)`` for one logit per head. The weights
+            of a row then sum to less than 1 and its output shrinks towards zero. Not in
+            PyTorch's function; ``None`` (the default) is PyTorch's softmax.
 
     Returns:
         ``(output, weights)``: output ``(N, ..., L, Ev)`` and weights ``(N, ..., L, S)`` (with
@@ -222,6 +244,8 @@ def scaled_dot_product_attention(
     )
     L, S = score_shape[-2], score_shape[-1]
     scale = _checks.resolve_scale(scale, query.size(-1), where)
+    if sink is not None:
+        _checks.sink_logit(sink, score_shape[:-1], where)  # one logit per row (N, ..., L)
     if enable_gqa:
         groups = query.size(-3) // key.size(-3)
         key = repeat_kv_heads(key, groups)  # (N, H, S, E)
@@ -231,7 +255,7 @@ def scaled_dot_product_attention(
     scores = (query @ key.transpose(-2, -1)).to(acc) * scale  # (N, ..., L, S)
     if is_causal:
         attn_mask = causal_mask(L, S, device=query.device)  # (L, S)
-    weights = masked_softmax(scores, attn_mask).to(query.dtype)  # (N, ..., L, S)
+    weights = masked_softmax(scores, attn_mask, sink=sink).to(query.dtype)  # (N, ..., L, S)
 
     dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0.0 else weights
     output = dropped @ value  # (N, ..., L, Ev)

@@ -125,8 +125,13 @@ class MultiHeadAttention(nn.Module):
         num_kv_heads: H_kv, the number of key/value heads (default H). Fewer than H is
             grouped-query attention: ``k_proj`` and ``v_proj`` produce ``H_kv * E`` features and
             each key/value head serves ``H / H_kv`` query heads; 1 is multi-query attention.
+        qk_norm: normalise each head's queries and keys with RMSNorm (PyTorch's
+            :class:`~torch.nn.RMSNorm` over the E features, with a learned gain shared by the
+            heads) before the scores, as ViT-22B, OLMo 2 and Qwen3 do: it bounds how far the
+            scores can grow in training. ``False`` (the default) is PyTorch's module.
 
-    See the chapter "Multi-head attention".
+    See the chapter "Multi-head attention"; QK-norm is in "Self-attention and scaled dot-product
+    attention".
     """
 
     def __init__(
@@ -139,6 +144,7 @@ class MultiHeadAttention(nn.Module):
         kdim: int | None = None,
         vdim: int | None = None,
         num_kv_heads: int | None = None,
+        qk_norm: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -158,6 +164,8 @@ class MultiHeadAttention(nn.Module):
                 f"{where}: num_kv_heads ({num_kv_heads}) must divide num_heads ({num_heads}): "
                 f"each key/value head serves num_heads // num_kv_heads query heads"
             )
+        if not isinstance(qk_norm, bool):
+            raise TypeError(f"{where}: qk_norm must be True or False, got {qk_norm!r}")
         self.dropout = _checks.probability(dropout, "dropout", where)
         factory = {"device": device, "dtype": dtype}
         self.embed_dim = embed_dim
@@ -171,6 +179,9 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(self.kdim, kv_dim, bias=bias, **factory)
         self.v_proj = nn.Linear(self.vdim, kv_dim, bias=bias, **factory)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+        self.qk_norm = qk_norm
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6, **factory) if qk_norm else None
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6, **factory) if qk_norm else None
 
     def split_heads(self, x: torch.Tensor, num_heads: int | None = None) -> torch.Tensor:
         """``(N, L, H * E) -> (N, H, L, E)``: give each head its own slice of the features.
@@ -304,6 +315,8 @@ class MultiHeadAttention(nn.Module):
         q = self.split_heads(self.q_proj(query))  # (N, H, L, E)
         k = self.split_heads(self.k_proj(key), self.num_kv_heads)  # (N, H_kv, S, E)
         v = self.split_heads(self.v_proj(value), self.num_kv_heads)  # (N, H_kv, S, E)
+        if self.qk_norm:  # each query and key vector rescaled to root-mean-square 1, times a gain
+            q, k = self.q_norm(q), self.k_norm(k)  # (N, H, L, E), (N, H_kv, S, E)
         out, weights = scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
             scale=scale, enable_gqa=self.num_kv_heads != self.num_heads,
@@ -357,4 +370,5 @@ class MultiHeadAttention(nn.Module):
         return (
             f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
             f"num_kv_heads={self.num_kv_heads}, head_dim={self.head_dim}, dropout={self.dropout}"
+            + (", qk_norm=True" if self.qk_norm else "")
         )

@@ -58,6 +58,8 @@ class GPTConfig:
     num_layers: int = 3
     positions: str = "alibi"  # "alibi" (distance penalties) or "learned" (one vector per position)
     dropout: float = 0.0  # 0.0 keeps notebook outputs deterministic
+    sink: str = "none"  # "none", "off_by_one" (a logit 0 for "nothing") or "learned" (one per head)
+    gated: bool = False  # a sigmoid gate on each head's output, computed from its input
 
 
 class CausalSelfAttention(nn.Module):
@@ -70,13 +72,32 @@ class CausalSelfAttention(nn.Module):
         alibi: add ALiBi's distance penalties to the scores
             (:func:`attnlib.positional.alibi_causal_bias`) instead of relying on position
             embeddings.
+        sink: a way to attend to nothing (the GPT chapter, "Attending to nothing"): ``"none"``
+            (the plain softmax), ``"off_by_one"`` (an extra logit 0 in every row's denominator)
+            or ``"learned"`` (one learned extra logit per head, as in gpt-oss); see the ``sink``
+            argument of :func:`attnlib.scaled_dot_product_attention`.
+        gated: multiply each head's output by ``sigmoid(x W_g + b_g)``, a gate computed from
+            the block's input at the same position, before the output projection.
     """
 
     def __init__(
-        self, d_model: int, num_heads: int, dropout: float = 0.0, *, alibi: bool = False
+        self,
+        d_model: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        *,
+        alibi: bool = False,
+        sink: str = "none",
+        gated: bool = False,
     ) -> None:
         super().__init__()
         positive_int(num_heads, "num_heads", "CausalSelfAttention")
+        if sink not in ("none", "off_by_one", "learned"):
+            raise ValueError(
+                f"CausalSelfAttention: sink must be 'none', 'off_by_one' or 'learned', got {sink!r}"
+            )
+        if not isinstance(gated, bool):
+            raise TypeError(f"CausalSelfAttention: gated must be True or False, got {gated!r}")
         if d_model % num_heads:
             raise ValueError(
                 f"CausalSelfAttention: d_model ({d_model}) must be divisible by num_heads "
@@ -90,6 +111,9 @@ class CausalSelfAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, d_model)
         self.out_proj = nn.Linear(d_model, d_model)
         self.dropout = dropout
+        self.sink = sink
+        self.sink_logits = nn.Parameter(torch.zeros(num_heads)) if sink == "learned" else None
+        self.gate_proj = nn.Linear(d_model, d_model) if gated else None
 
     def forward(
         self,
@@ -115,8 +139,15 @@ class CausalSelfAttention(nn.Module):
         else:
             mask = causal_mask_with_past(L, past, device=x.device) if L > 1 else None  # (L, S)
         p = self.dropout if self.training else 0.0
-        out, weights = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        sink = {"none": None, "off_by_one": 0.0}.get(self.sink, self.sink_logits)
+        if isinstance(sink, torch.Tensor):
+            sink = sink[:, None]  # (H, 1): one logit per head, for every query
+        out, weights = scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=p, sink=sink
+        )  # (N, H, L, E), (N, H, L, S)
         out = out.transpose(1, 2).reshape(N, L, D)  # (N, L, D): heads side by side again
+        if self.gate_proj is not None:  # each head's output scaled by a gate in (0, 1)
+            out = out * torch.sigmoid(self.gate_proj(x))  # (N, L, D)
         return self.out_proj(out), (weights if need_weights else None)
 
 
@@ -131,7 +162,8 @@ class GPTBlock(nn.Module):
         D = config.d_model
         self.norm1 = nn.LayerNorm(D)
         self.attn = CausalSelfAttention(
-            D, config.num_heads, config.dropout, alibi=config.positions == "alibi"
+            D, config.num_heads, config.dropout, alibi=config.positions == "alibi",
+            sink=config.sink, gated=config.gated,
         )
         self.norm2 = nn.LayerNorm(D)
         self.mlp = nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D))
