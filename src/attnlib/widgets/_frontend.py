@@ -25,7 +25,7 @@ VIEWS = (
 LIBRARIES = {
     "live_bert": ("_nn.js", "_wordpiece.js"),
     "live_dates": ("_nn.js",),
-    "live_gpt": ("_nn.js",),
+    "sampling": ("_nn.js",),  # its live mode runs a character GPT
 }
 """Shared files joined between ``_base.js`` and a view that needs them: ``_nn.js`` (the in-page
 models' arithmetic), ``_wordpiece.js`` (BERT's tokeniser). A view not named here gets none."""

@@ -199,3 +199,46 @@ export function gruCell(x, h, weightIH, weightHH, biasIH, biasHH, inF, hidden) {
   }
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Attention with a float mask (appended for live_gpt's ALiBi, usable by any model).
+
+/**
+ * Multi-head scaled dot-product attention with a float mask, PyTorch's floating attn_mask:
+ * bias(h, i, j) is added to head h's scaled score of query i for key j, and -Infinity forbids
+ * the key (ALiBi's distance penalties with the causal mask are such a bias). q (lq,
+ * heads*headSize), k and v (lk, heads*headSize). Returns {output (lq, heads*headSize), weights
+ * (heads, lq, lk)}; a query whose every key is forbidden gets zero weights and a zero output.
+ */
+export function multiHeadAttentionBiased(q, k, v, lq, lk, heads, headSize, bias) {
+  const width = heads * headSize;
+  const scale = 1 / Math.sqrt(headSize);
+  const output = new Float32Array(lq * width);
+  const weights = new Float32Array(heads * lq * lk);
+  const scores = new Array(lk);
+  const row = new Array(lk);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < lq; i++) {
+      const qi = i * width + h * headSize;
+      for (let j = 0; j < lk; j++) {
+        const b = bias(h, i, j);
+        if (b === -Infinity) {
+          scores[j] = b; // forbidden: no dot product needed
+          continue;
+        }
+        const kj = j * width + h * headSize;
+        let s = 0;
+        for (let e = 0; e < headSize; e++) s += q[qi + e] * k[kj + e];
+        scores[j] = s * scale + b; // (q . k) / sqrt(E) + bias, as attnlib's SDPA adds a float mask
+      }
+      weights.set(softmaxRow(scores, row), (h * lq + i) * lk);
+      for (let j = 0; j < lk; j++) {
+        const w = row[j];
+        if (w === 0) continue;
+        const vj = j * width + h * headSize;
+        for (let e = 0; e < headSize; e++) output[qi + e] += w * v[vj + e];
+      }
+    }
+  }
+  return { output, weights };
+}

@@ -104,9 +104,9 @@ function percent(p) {
   return `${(100 * p).toFixed(1)}%`;
 }
 
-/** The prompt selector and the temperature, top-k and top-p sliders. */
+/** The prompt selector (none when prompts is null) and the temperature, top-k, top-p sliders. */
 function samplingControls(prompts, M) {
-  const prompt = selectControl("se", "prompt", "Prompt", prompts, "Which prompt");
+  const prompt = prompts ? selectControl("se", "prompt", "Prompt", prompts, "Which prompt") : {};
   const temperature = temperatureControl("se", "se-value se-t-value");
   // The last top-k position, M + 1, means "no limit".
   const topK = sliderControl("se", "topk", "Top-k", 1, M + 1, {
@@ -120,6 +120,38 @@ function samplingControls(prompts, M) {
   });
   const bar = controlBar("se", [prompt.label, temperature.label, topK.label, topP.label]);
   return { bar, select: prompt.select, temperature, topK, topP };
+}
+
+/** Show the temperature, top-k and top-p on their controls; returns the settings as text. */
+function showSettings(controls, M, temperature, topK, topP) {
+  const { temperature: t, topK: k, topP: tp } = controls;
+  showTemperature(t, temperature);
+  if (document.activeElement !== k.input) k.input.value = String(topK > 0 ? topK : M + 1);
+  k.value.textContent = topK > 0 ? `k = ${topK}` : "all";
+  k.input.setAttribute("aria-valuetext", topK > 0 ? `top ${topK}` : "all tokens");
+  const pText = topP < 1 ? `top-p ${topP.toFixed(2)}` : "top-p off";
+  if (document.activeElement !== tp.input) {
+    tp.input.value = String(Math.max(1, Math.round(topP * TOP_P_STEPS)));
+  }
+  tp.value.textContent = topP < 1 ? `p = ${topP.toFixed(2)}` : "off";
+  tp.input.setAttribute("aria-valuetext", pText);
+  const limit = topK > 0 ? `top ${topK}` : "all tokens";
+  return `\u03c4 = ${temperature.toFixed(2)}, ${limit}, ${pText}`;
+}
+
+/** The sliders write the temperature, top-k (rightmost: 0, no limit) and top-p to the model. */
+function wireSettings(model, controls, M) {
+  const { temperature: t, topK: k, topP: tp } = controls;
+  t.input.addEventListener("input", () =>
+    setState(model, { temperature: sliderToTemperature(t.input.value) }),
+  );
+  k.input.addEventListener("input", () => {
+    const v = Number(k.input.value);
+    setState(model, { top_k: v > M ? 0 : v });
+  });
+  tp.input.addEventListener("input", () =>
+    setState(model, { top_p: Number(tp.input.value) / TOP_P_STEPS }),
+  );
 }
 
 /** The bars: one per shown token, and one for all the other tokens. */
@@ -156,6 +188,7 @@ function showDraws(box, drawn) {
 }
 
 function render({ model, el: host }) {
+  if (model.get("weights")) return renderLive({ model, el: host });
   const prompts = model.get("prompts");
   const candidates = model.get("candidates");
   const M = candidates.length ? candidates[0].length : 0;
@@ -199,18 +232,8 @@ function render({ model, el: host }) {
       topP,
       vocabSize: model.get("vocab_size"),
     });
-    const { temperature: t, topK: k, topP: tp } = controls;
     controls.select.value = String(p);
-    showTemperature(t, temperature);
-    if (document.activeElement !== k.input) k.input.value = String(topK > 0 ? topK : M + 1);
-    k.value.textContent = topK > 0 ? `k = ${topK}` : "all";
-    k.input.setAttribute("aria-valuetext", topK > 0 ? `top ${topK}` : "all tokens");
-    const pText = topP < 1 ? `top-p ${topP.toFixed(2)}` : "top-p off";
-    if (document.activeElement !== tp.input) {
-      tp.input.value = String(Math.max(1, Math.round(topP * TOP_P_STEPS)));
-    }
-    tp.value.textContent = topP < 1 ? `p = ${topP.toFixed(2)}` : "off";
-    tp.input.setAttribute("aria-valuetext", pText);
+    const settings = showSettings(controls, M, temperature, topK, topP);
     promptText.textContent = prompts[p];
     stats.textContent =
       `${current.possible.toLocaleString("en-US")} tokens can be drawn; ` +
@@ -224,8 +247,6 @@ function render({ model, el: host }) {
       showBar(bar, current.probs[i]);
     });
     showBar(bars.other, rest);
-    const limit = topK > 0 ? `top ${topK}` : "all tokens";
-    const settings = `\u03c4 = ${temperature.toFixed(2)}, ${limit}, ${pText}`;
     const best = M ? `; most likely ${shown(candidates[p][0])} ${percent(current.probs[0])}` : "";
     if (!first) announce(`${settings}: ${stats.textContent}${best}.`);
     first = false;
@@ -240,17 +261,7 @@ function render({ model, el: host }) {
     clear();
     setState(model, { prompt: Number(controls.select.value) });
   });
-  const { temperature: t, topK: k, topP: tp } = controls;
-  t.input.addEventListener("input", () =>
-    setState(model, { temperature: sliderToTemperature(t.input.value) }),
-  );
-  k.input.addEventListener("input", () => {
-    const v = Number(k.input.value);
-    setState(model, { top_k: v > M ? 0 : v });
-  });
-  tp.input.addEventListener("input", () =>
-    setState(model, { top_p: Number(tp.input.value) / TOP_P_STEPS }),
-  );
+  wireSettings(model, controls, M);
   drawButton.addEventListener("click", () => {
     const p = model.get("prompt") | 0;
     for (let n = 0; n < 5; n++) {
@@ -267,6 +278,470 @@ function render({ model, el: host }) {
   const stop = listen(model, ["prompt", "temperature", "top_k", "top_p"], update);
   update();
   return stop;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live mode (SamplingExplorer.live): a character GPT runs in the page on the reader's prompt.
+//
+// The model is attnlib.models.gpt.CharGPT, written out with _nn.js's layers: token embedding
+// (plus learned positions, or ALiBi's distance penalties on the scores), pre-norm blocks
+// x + attn(norm1(x)), x + mlp(norm2(x)), a final norm and the output layer tied to the
+// embedding. A KV cache keeps every layer's keys and values, so each new character runs one
+// position through the model. The page works in slices of a few milliseconds and gives the
+// main thread back between them (setTimeout), so it never freezes; Stop ends a run.
+
+const LIVE_HELP =
+  "Type a prompt and press Generate: the model writes after it, one character at a time, " +
+  "with the temperature, top-k and top-p below (top-k 1 is greedy); the same seed repeats a " +
+  "run. The shaded rows show each head's attention for the newest character.";
+const LIVE_SLICE_MS = 12; // work per slice before the page gets the main thread back
+const PROMPT_CHUNK = 32; // prompt positions run through the model per step
+const ATTENTION_SHOWN = 48; // the newest characters whose attention is drawn
+const LIVE_SHOWN_BARS = 10;
+
+/** mulberry32: uniform numbers in [0, 1) from a 32-bit seed, the same sequence everywhere. */
+export function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The model from the widget's state: {config (the sizes), t (tensors by PyTorch name)}. */
+export function loadGPT(net, manifest, weights) {
+  return { config: net, t: unpackTensors(manifest, decodeBase64(weights)) };
+}
+
+/** An empty KV cache: each layer's keys and values, rows of D, room for the whole context. */
+export function newGPTCache(gpt) {
+  const { num_layers: layers, context_length: C, d_model: D } = gpt.config;
+  const room = () => Array.from({ length: layers }, () => new Float32Array(C * D));
+  return { length: 0, keys: room(), values: room() };
+}
+
+/**
+ * CharGPT.forward for the character ids `ids` (L of them) after the positions `cache` holds
+ * (null: no cache, the ids start at position 0). The cache is extended in place.
+ * Returns {logits (L, vocab_size), hidden (each block's output, (L, D)), attentions (each
+ * block's weights, (H, L, S)), S = cached + L}.
+ */
+export function gptForward(gpt, ids, cache = null) {
+  const { d_model: D, num_heads: H, num_layers: layers, vocab_size: V } = gpt.config;
+  const { positions, slopes, eps, context_length: C } = gpt.config;
+  const t = (name) => gpt.t[name].data;
+  const L = ids.length;
+  const past = cache ? cache.length : 0;
+  const S = past + L;
+  if (S > C) {
+    throw new Error(`gptForward: ${past} cached + ${L} new positions exceed the context length ${C}`);
+  }
+  let x = embed(t("tok_embed.weight"), D, ids); // (L, D)
+  if (positions === "learned") {
+    x = add(x, embed(t("pos_embed.weight"), D, ids.map((_, i) => past + i))); // (L, D)
+  }
+  // New query i sits at position past + i: it may see keys 0 .. past + i (the causal mask),
+  // ALiBi subtracting slope_h * distance from each score.
+  const bias = (h, i, j) =>
+    j > past + i ? -Infinity : slopes.length ? -slopes[h] * (past + i - j) : 0;
+  const hidden = [];
+  const attentions = [];
+  for (let b = 0; b < layers; b++) {
+    const w = (name) => t(`blocks.${b}.${name}.weight`);
+    const bi = (name) => t(`blocks.${b}.${name}.bias`);
+    const a = layerNorm(x, L, D, w("norm1"), bi("norm1"), eps); // (L, D)
+    const q = linear(a, L, w("attn.q_proj"), bi("attn.q_proj"), D, D); // (L, D)
+    let k = linear(a, L, w("attn.k_proj"), bi("attn.k_proj"), D, D); // (L, D)
+    let v = linear(a, L, w("attn.v_proj"), bi("attn.v_proj"), D, D); // (L, D)
+    if (cache) {
+      cache.keys[b].set(k, past * D);
+      cache.values[b].set(v, past * D);
+      k = cache.keys[b].subarray(0, S * D); // (S, D)
+      v = cache.values[b].subarray(0, S * D); // (S, D)
+    }
+    const { output, weights } = multiHeadAttentionBiased(q, k, v, L, S, H, D / H, bias);
+    x = add(x, linear(output, L, w("attn.out_proj"), bi("attn.out_proj"), D, D)); // (L, D)
+    const m = gelu(linear(layerNorm(x, L, D, w("norm2"), bi("norm2"), eps), L, w("mlp.0"),
+      bi("mlp.0"), 4 * D, D)); // (L, 4D)
+    x = add(x, linear(m, L, w("mlp.2"), bi("mlp.2"), D, 4 * D)); // (L, D)
+    hidden.push(x);
+    attentions.push(weights);
+  }
+  if (cache) cache.length = S;
+  const final = layerNorm(x, L, D, t("norm.weight"), t("norm.bias"), eps);
+  const logits = linear(final, L, t("tok_embed.weight"), null, V, D); // (L, V): tied weights
+  return { logits, hidden, attentions };
+}
+
+/**
+ * The next-character distribution of one row of logits (vocab_size): distribution()'s
+ * temperature, top-k and top-p over every character. Returns distribution()'s result with
+ * `order`, the character ids most likely first (ties: the smaller id first, as argmax).
+ */
+export function liveDistribution(row, temperature, topK, topP) {
+  const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b);
+  const logits = order.map((i) => row[i]);
+  return { order, ...distribution({ logits, tail: [], temperature, topK, topP, vocabSize: row.length }) };
+}
+
+/**
+ * A generation in progress: the ids so far (prompt first), those not yet run through the model
+ * (`pending`), the cache, the last position's logits and attention, and the seeded generator.
+ */
+export function gptSession(gpt, promptIds, seed) {
+  return {
+    gpt,
+    ids: promptIds.slice(),
+    pending: promptIds.slice(),
+    promptLength: promptIds.length,
+    cache: newGPTCache(gpt),
+    row: null, // (vocab_size) logits after the last position run
+    newest: null, // each block's weights of the last position: (H, S)
+    random: mulberry32(seed),
+  };
+}
+
+/** Run up to `chunk` pending ids through the model (the cache grows by as many). */
+export function feedSession(session, chunk = PROMPT_CHUNK) {
+  const ids = session.pending.splice(0, chunk);
+  if (!ids.length) return;
+  const { logits, attentions } = gptForward(session.gpt, ids, session.cache);
+  const V = session.gpt.config.vocab_size;
+  const L = ids.length;
+  const S = session.cache.length;
+  const H = session.gpt.config.num_heads;
+  session.row = logits.slice((L - 1) * V, L * V);
+  session.newest = attentions.map((w) => {
+    const last = new Float32Array(H * S); // (H, S): the last new query's row of every head
+    for (let h = 0; h < H; h++) last.set(w.subarray((h * L + L - 1) * S, (h * L + L) * S), h * S);
+    return last;
+  });
+}
+
+/** Whether another character fits in the context (generate() stops at prompt + new = C). */
+export function sessionHasRoom(session) {
+  return session.ids.length < session.gpt.config.context_length;
+}
+
+/**
+ * Draw the next character (after every pending id has run) with the settings
+ * {temperature, topK, topP}, append it and run it through the model. Returns its id.
+ */
+export function stepSession(session, settings) {
+  while (session.pending.length) feedSession(session);
+  const d = liveDistribution(session.row, settings.temperature, settings.topK, settings.topP);
+  const id = d.order[draw(d.probs, 0, session.random())];
+  session.ids.push(id);
+  session.pending.push(id);
+  feedSession(session);
+  return id;
+}
+
+/** n new characters after the prompt ids (fewer where the context ends): the page's loop in one go. */
+export function generateIds(gpt, promptIds, n, { temperature = 1, topK = 0, topP = 1, seed = 0 } = {}) {
+  const session = gptSession(gpt, promptIds, seed);
+  const settings = { temperature, topK, topP };
+  const out = [];
+  while (out.length < n && sessionHasRoom(session)) out.push(stepSession(session, settings));
+  return out;
+}
+
+/** Why the page cannot continue `chars` (code points), or "" (sampling.py's _live_problem). */
+export function liveProblem(chars, index, context) {
+  if (!chars.length) return "Type a prompt: the model needs at least one character to continue.";
+  const unknown = [...new Set(chars.filter((c) => !index.has(c)))];
+  if (unknown.length) {
+    const listed = unknown.map((c) => `\u201c${shown(c)}\u201d`).join(", ");
+    return `Not in the model's vocabulary of ${index.size} characters: ${listed}. ` +
+      "Remove or replace them to generate.";
+  }
+  if (chars.length >= context) {
+    return `The prompt has ${chars.length} characters; the model reads at most ${context}, ` +
+      "prompt and new characters together. Shorten it.";
+  }
+  return "";
+}
+
+/** The prompt box, the seed and the length of a run, and the buttons. */
+function liveControls(C) {
+  const input = el("textarea", { class: "attn-mono se-live-input", rows: 3, "aria-label": "Your prompt", spellcheck: false });
+  const number = (name, labelText, min, max) => {
+    const field = el("input", { type: "number", min: String(min), max: String(max), step: "1", class: `se-${name}-input` });
+    return { label: control("se", name, labelText, [field]), field };
+  };
+  const seed = number("seed", "Seed", 0, 4294967295);
+  const length = number("length", "Characters", 1, C);
+  const generate = button("se-generate", "Generate");
+  const more = button("se-more", "One more character");
+  const stop = button("se-stop", "Stop", { disabled: true });
+  return {
+    promptLabel: control("se", "text", "Your prompt", [input]),
+    input,
+    seed,
+    length,
+    buttons: el("div", { class: "se-actions" }, [generate, more, stop]),
+    generate,
+    more,
+    stop,
+  };
+}
+
+/** One row of shaded characters per head of every layer: {box, show(text, newest)}. */
+function attentionRows(H, layers) {
+  const caption = el("div", { class: "se-attn-caption" });
+  const rows = [];
+  const lines = [];
+  for (let b = 0; b < layers; b++) {
+    for (let h = 0; h < H; h++) {
+      const cells = el("span", { class: "se-attn-cells attn-mono" });
+      rows.push(cells);
+      lines.push(el("div", { class: "se-attn-row" }, [
+        el("span", { class: "se-attn-label", text: `layer ${b} head ${h}` }),
+        cells,
+      ]));
+    }
+  }
+  const scroll = scrollBox("se", lines, "Attention of the newest character");
+  const box = el("div", { class: "se-attn" }, [caption, scroll.wrap]);
+  function show(chars, newest) {
+    const S = chars.length;
+    const first = Math.max(0, S - ATTENTION_SHOWN);
+    caption.textContent = S
+      ? `Attention of the newest character \u201c${shown(chars[S - 1])}\u201d (position ${S - 1})` +
+        ` over the ${S - first < S ? `last ${S - first} of ${S}` : `${S}`} characters; ` +
+        "each row shaded relative to its largest weight."
+      : "";
+    rows.forEach((cells, r) => {
+      const b = Math.floor(r / H);
+      const h = r % H;
+      const w = newest ? newest[b].subarray(h * S, (h + 1) * S) : new Float32Array(S);
+      let max = 0;
+      for (let j = first; j < S; j++) max = Math.max(max, w[j]);
+      cells.dataset.weights = Array.from(w.subarray(first), (x) => x.toFixed(6)).join(" ");
+      cells.replaceChildren(...chars.slice(first).map((c, j) => {
+        const cell = el("span", { class: "attn-heat se-attn-cell", text: shown(c), title: `weight ${w[first + j].toFixed(3)}` });
+        setHeat(cell, max > 0 ? w[first + j] / max : 0);
+        return cell;
+      }));
+    });
+    scroll.check();
+  }
+  return { box, show };
+}
+
+function renderLive({ model, el: host }) {
+  const net = model.get("net");
+  const vocabulary = model.get("vocabulary");
+  const V = vocabulary.length;
+  const C = net.context_length;
+  const index = new Map(vocabulary.map((c, i) => [c, i]));
+  const gpt = loadGPT(net, model.get("manifest"), model.get("weights"));
+  const nShown = Math.min(LIVE_SHOWN_BARS, V);
+
+  const { root, announce } = widgetRoot("se", model, "Live character GPT", LIVE_HELP);
+  root.classList.add("se-live");
+  const controls = samplingControls(null, V);
+  const live = liveControls(C);
+  const message = el("div", { class: "se-message", hidden: true });
+  const promptText = el("span", { class: "se-prompt-text" });
+  const generated = el("span", { class: "se-generated" });
+  const textLine = el("div", { class: "attn-mono se-prompt-line se-live-text" }, [promptText, generated]);
+  const status = el("div", { class: "se-stats se-live-status" });
+  const stats = el("div", { class: "se-stats" });
+  const bars = distributionBars(nShown);
+  const attention = attentionRows(net.num_heads, net.num_layers);
+  root.append(
+    live.promptLabel,
+    controlBar("se", [live.seed.label, live.length.label]),
+    controls.bar,
+    live.buttons,
+    message,
+    textLine,
+    status,
+    attention.box,
+    el("div", { class: "se-next-title", text: "The next character:" }),
+    stats,
+    bars.box,
+  );
+  host.appendChild(root);
+
+  let session = null;
+  let run = 0; // the current run's number: a newer run (or Stop) ends the older one
+  let goal = 0; // how many characters the current run still writes
+  let speed = "";
+
+  const settings = () => ({
+    temperature: model.get("temperature"),
+    topK: model.get("top_k") | 0,
+    topP: Number(model.get("top_p") ?? 1),
+  });
+
+  function showBars() {
+    const s = settings();
+    const text = showSettings(controls, V, s.temperature, s.topK, s.topP);
+    if (!session || !session.row || session.pending.length) {
+      bars.rows.forEach((bar) => {
+        bar.label.textContent = "";
+        showBar(bar, 0);
+      });
+      showBar(bars.other, 0);
+      stats.textContent = "";
+      return text;
+    }
+    const d = liveDistribution(session.row, s.temperature, s.topK, s.topP);
+    let rest = 0;
+    for (let i = nShown; i < V; i++) rest += d.probs[i];
+    bars.rows.forEach((bar, i) => {
+      bar.label.textContent = shown(vocabulary[d.order[i]]);
+      bar.label.title = `character: ${JSON.stringify(vocabulary[d.order[i]])}`;
+      showBar(bar, d.probs[i]);
+    });
+    showBar(bars.other, rest);
+    bars.other.label.textContent = "all other characters";
+    stats.textContent =
+      `${d.possible} characters can be drawn; entropy ${d.entropy.toFixed(2)} bits`;
+    return text;
+  }
+
+  function show() {
+    const chars = session ? session.ids.map((i) => vocabulary[i]) : [];
+    const n = session ? session.promptLength : 0;
+    generated.textContent = chars.slice(n).join("");
+    root.dataset.generated = generated.textContent;
+    const cached = session ? session.cache.length : 0;
+    root.dataset.cache = String(cached);
+    status.textContent = session
+      ? `KV cache: ${cached} of ${C} positions; ${chars.length - n} characters generated` +
+        (speed ? `; ${speed}` : "") + (sessionHasRoom(session) ? "" :
+        `; the context of ${C} characters is full (generation stops here, as generate() does)`)
+      : "";
+    const ready = session && !session.pending.length;
+    attention.show(ready ? chars : [], ready ? session.newest : null);
+    showBars();
+  }
+
+  function setBusy(busy) {
+    root.dataset.busy = busy ? "1" : "0";
+    live.stop.disabled = !busy;
+    const blocked = !session || !sessionHasRoom(session);
+    live.generate.disabled = !session;
+    live.more.disabled = busy || blocked;
+  }
+
+  // The work loop: run pending prompt positions, then draw `goal` characters, in slices.
+  function work(my, started, written) {
+    if (my !== run) return;
+    const end = performance.now() + LIVE_SLICE_MS;
+    while (performance.now() < end) {
+      if (session.pending.length) feedSession(session);
+      else if (goal > 0 && sessionHasRoom(session)) {
+        stepSession(session, settings());
+        goal -= 1;
+        written += 1;
+      } else break;
+    }
+    const done = !session.pending.length && (goal === 0 || !sessionHasRoom(session));
+    if (written > 0) {
+      const seconds = (performance.now() - started) / 1000;
+      speed = `${Math.round(written / Math.max(seconds, 1e-3))} characters/s`;
+      root.dataset.charsPerSecond = String(written / Math.max(seconds, 1e-3));
+    }
+    show();
+    if (!done) {
+      setTimeout(() => work(my, started, written), 0);
+      return;
+    }
+    goal = 0;
+    setBusy(false);
+    root.dataset.state = "done";
+    if (written > 0) {
+      announce(`Generated ${written} characters; the KV cache holds ${session.cache.length} positions.`);
+    }
+  }
+
+  function start(count) {
+    run += 1;
+    goal = count;
+    speed = "";
+    root.dataset.state = "running";
+    setBusy(true);
+    const my = run;
+    setTimeout(() => work(my, performance.now(), 0), 0);
+  }
+
+  // A new prompt (typed, or set from Python): a fresh session; the prompt runs, nothing more.
+  function restart() {
+    run += 1; // ends any run in progress
+    goal = 0;
+    speed = "";
+    const chars = Array.from(model.get("text") || "");
+    if (live.input.value !== model.get("text")) live.input.value = model.get("text") || "";
+    promptText.textContent = chars.join("");
+    const problem = liveProblem(chars, index, C);
+    message.textContent = problem;
+    message.hidden = !problem;
+    session = problem ? null : gptSession(gpt, chars.map((c) => index.get(c)), model.get("seed") >>> 0);
+    root.dataset.problem = problem ? "1" : "0";
+    if (problem) {
+      show();
+      setBusy(false);
+      root.dataset.state = "done";
+      announce(problem);
+      return;
+    }
+    start(0);
+  }
+
+  function showNumbers() {
+    live.seed.field.value = String(model.get("seed"));
+    live.length.field.value = String(model.get("length"));
+  }
+
+  // --- view -> state -------------------------------------------------------------------------
+  live.input.addEventListener("input", () => setState(model, { text: live.input.value }));
+  const whole = (field, low, high, fallback) => {
+    const v = Math.trunc(Number(field.value));
+    return Number.isFinite(v) ? Math.min(high, Math.max(low, v)) : fallback;
+  };
+  live.seed.field.addEventListener("change", () =>
+    setState(model, { seed: whole(live.seed.field, 0, 4294967295, 0) }),
+  );
+  live.length.field.addEventListener("change", () =>
+    setState(model, { length: whole(live.length.field, 1, C, 1) }),
+  );
+  wireSettings(model, controls, V);
+  live.generate.addEventListener("click", () => {
+    restart();
+    if (session) start(model.get("length") | 0);
+  });
+  live.more.addEventListener("click", () => {
+    if (session && sessionHasRoom(session)) start(1);
+  });
+  live.stop.addEventListener("click", () => {
+    run += 1;
+    goal = 0;
+    setBusy(false);
+    root.dataset.state = "stopped";
+    show();
+    announce(`Stopped; ${session ? session.ids.length - session.promptLength : 0} characters generated.`);
+  });
+
+  const stopText = listen(model, ["text"], restart);
+  const stopNumbers = listen(model, ["seed", "length"], showNumbers);
+  const stopSettings = listen(model, ["temperature", "top_k", "top_p"], () => {
+    const text = showBars();
+    announce(`${text}: ${stats.textContent}.`);
+  });
+  showNumbers();
+  restart();
+  return () => {
+    run += 1;
+    stopText();
+    stopNumbers();
+    stopSettings();
+  };
 }
 
 export default { render };

@@ -11,6 +11,13 @@ and more for SmolLM2) still carry probability, which grows with the temperature,
 as a histogram of their logits (bins 0.05 wide): the browser adds
 ``count * exp(bin / temperature)`` to the normaliser, so "all other tokens" gets its due share.
 
+**Live mode** (:meth:`SamplingExplorer.live`): the widget carries a small character GPT
+(:class:`attnlib.models.gpt.CharGPT`: its float32 weights, packed by
+:func:`attnlib.widgets._pack.pack_tensors`, and its sizes) and the browser runs it. The reader
+types a prompt; sampling.js runs it through the model with a KV cache, then writes after it one
+character at a time with the same temperature, top-k and top-p sliders, and shows every head's
+attention for the newest character. The arithmetic is ``_nn.js``'s, the same as attnlib's.
+
 Shape legend: P prompts, ``vocab_size`` the vocabulary, M the tokens sent by name.
 """
 
@@ -20,9 +27,11 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 import traitlets
 
 from . import _base
+from ._pack import pack_tensors
 
 __all__ = ["SamplingExplorer", "TAIL_BIN"]
 
@@ -134,6 +143,15 @@ class SamplingExplorer(_base.Widget, view="sampling"):
     top_k = traitlets.Int(0).tag(sync=True)
     top_p = traitlets.Float(1.0).tag(sync=True)
 
+    # Live mode only (see :meth:`live`); empty otherwise.
+    text = traitlets.Unicode("").tag(sync=True)  # the reader's prompt
+    seed = traitlets.Int(0).tag(sync=True)  # seeds the page's random draws
+    length = traitlets.Int(200).tag(sync=True)  # characters a "Generate" writes
+    vocabulary = traitlets.List(traitlets.Unicode()).tag(sync=True)  # (vocab_size,) characters
+    net = traitlets.Dict().tag(sync=True)  # the model's sizes: see _live_config
+    manifest = traitlets.List().tag(sync=True)  # the packed weights' names, shapes, offsets
+    weights = traitlets.Unicode("").tag(sync=True)  # the packed float32 weights, base64
+
     def __init__(
         self,
         prompts: Sequence[str],
@@ -189,6 +207,103 @@ class SamplingExplorer(_base.Widget, view="sampling"):
     @traitlets.validate("top_p")
     def _valid_top_p(self, proposal):
         return _top_p(proposal["value"])
+
+    @classmethod
+    def live(
+        cls,
+        model,
+        vocabulary,
+        prompt: str = "ROMEO:\n",
+        *,
+        length: int | None = None,
+        seed: int = 0,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        shown: int = 10,
+        title: str = "",
+    ) -> SamplingExplorer:
+        """A sampling explorer that runs a character GPT in the page, on the reader's own prompt.
+
+        The model's weights travel in the widget's state (float32, about 4 bytes per parameter,
+        a third more as base64); the page runs the model with a KV cache, so each new character
+        costs one position. The reader types a prompt (setting :attr:`text` from Python does the
+        same) and presses "Generate": ``length`` characters are drawn after it with the
+        temperature, top-k and top-p of the sliders (:func:`attnlib.generation.next_token_probs`'
+        definitions; top-k = 1 is greedy) from a seeded generator (the ``seed`` field), so a run
+        repeats. Each head's attention for the newest character is shown as it goes. A prompt
+        with characters outside the vocabulary, or an empty one, gets a message instead;
+        generation stops at the model's context length, where
+        :func:`attnlib.generation.generate` would refuse to go on.
+
+        Args:
+            model: a :class:`attnlib.models.gpt.CharGPT` (ALiBi or learned positions).
+            vocabulary: its characters, ``vocabulary[i]`` has id ``i``: a sequence of
+                ``vocab_size`` one-character strings or an object with ``.chars``
+                (:class:`attnlib.data.shakespeare.CharVocab`).
+            prompt: the starting prompt.
+            length: how many characters one "Generate" writes (1 to the context length;
+                default 200, or the context length if shorter).
+            seed: the starting seed of the page's generator (mulberry32).
+            temperature, top_k, top_p: the starting sliders, as in the constructor.
+            shown: how many of the most likely next characters get a bar.
+            title: a heading shown above the widget.
+
+        See the GPT chapter, "Your own prompt, in this page".
+        """
+        tensors = _live_tensors(model)  # checks that it is a CharGPT first
+        chars = _live_vocabulary(vocabulary, model)
+        config = model.config
+        length = min(200, config.context_length) if length is None else length
+        for name, value, high in (("length", length, config.context_length),
+                                  ("shown", shown, len(chars))):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise ValueError(
+                    f"SamplingExplorer.live: {name} must be an int in [1, {high}], got {value!r}"
+                )
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ValueError(
+                f"SamplingExplorer.live: seed must be an int in [0, 2**32), got {seed!r}"
+            )
+        prompt = str(prompt)
+        manifest, blob = pack_tensors(tensors)
+        widget = cls(
+            [prompt], _live_logits(model, chars, prompt), chars, top=len(chars), shown=shown,
+            temperature=temperature, top_k=top_k, top_p=top_p, title=title,
+        )
+        widget._live_model = model
+        widget.set_trait("vocabulary", chars)
+        widget.set_trait("net", _live_config(model))
+        widget.set_trait("manifest", manifest)
+        widget.set_trait("weights", blob)
+        widget.set_trait("seed", seed)
+        widget.set_trait("length", length)
+        widget.set_trait("text", prompt)
+        widget.observe(widget._live_text, names="text")
+        return widget
+
+    def _live_text(self, change) -> None:
+        """Python set a new prompt: the page reruns it (it listens to ``text``); here the named
+        tokens and logits follow, for :meth:`probabilities` and the stored picture."""
+        text = change["new"]
+        summary = _summaries(_live_logits(self._live_model, self.vocabulary, text), len(
+            self.vocabulary), self.vocabulary.__getitem__)
+        self.set_trait("prompts", [text])
+        for name, value in summary.items():
+            self.set_trait(name, value)
+        self.set_trait("prompt", 0)
+
+    def live_problem(self) -> str:
+        """What the page says instead of generating after :attr:`text` ("" when it can run):
+        an empty prompt, characters outside the vocabulary, a prompt longer than the context."""
+        return _live_problem(self.text, self.vocabulary, self.net.get("context_length", 0))
+
+    @traitlets.validate("seed")
+    def _valid_seed(self, proposal):
+        value = proposal["value"]
+        if not 0 <= value < 2**32:
+            raise ValueError(f"SamplingExplorer: seed must be in [0, 2**32), got {value}")
+        return value
 
     @traitlets.validate("prompt")
     def _valid_prompt(self, proposal):
@@ -250,6 +365,10 @@ class SamplingExplorer(_base.Widget, view="sampling"):
 
     def _static_figure(self, fig) -> str:
         """The stored picture: the bars the browser shows now (prompt, temperature, limits)."""
+        problem = self.live_problem() if self.weights else ""
+        if problem:
+            fig.text(0.5, 0.5, problem, ha="center", va="center", wrap=True)
+            return f"The live GPT's message: {problem}"
         probs, other = self.probabilities()
         n = self.shown
         names = [repr(t) for t in self.candidates[self.prompt][:n]] + ["all other tokens"]
@@ -267,3 +386,83 @@ class SamplingExplorer(_base.Widget, view="sampling"):
         return (f"Bar chart of the next-token probabilities after {self.prompts[self.prompt]!r} "
                 f"at temperature {self.temperature:g}{limits}: the {n} most likely tokens, then "
                 f"all others together; the first, {names[0]}, has {values[0]:.2f}.")
+
+
+# ------------------------------------------------------------------------------------------------
+# Live mode: a character GPT whose weights travel in the widget's state
+
+
+def _live_vocabulary(vocabulary, model) -> list[str]:
+    chars = list(getattr(vocabulary, "chars", vocabulary))
+    vocab_size = model.config.vocab_size
+    if len(chars) != vocab_size or not all(isinstance(c, str) and len(c) == 1 for c in chars):
+        raise ValueError(
+            f"SamplingExplorer.live: vocabulary must give the model's {vocab_size} characters "
+            f"(one-character strings, index = id), got {len(chars)} entries"
+        )
+    if len(set(chars)) != len(chars):
+        raise ValueError("SamplingExplorer.live: vocabulary has a character twice")
+    return chars
+
+
+def _live_tensors(model) -> dict[str, torch.Tensor]:
+    """The weights the page needs, by their PyTorch names; the output layer is tied to
+    ``tok_embed.weight``, so it is sent once."""
+    from ..models.gpt import CharGPT
+
+    if not isinstance(model, CharGPT):
+        raise ValueError(
+            f"SamplingExplorer.live: model must be an attnlib.models.gpt.CharGPT, got "
+            f"{type(model).__name__}"
+        )
+    if model.lm_head.weight is not model.tok_embed.weight:
+        raise ValueError("SamplingExplorer.live: the model's output layer must stay tied to its "
+                         "token embedding (CharGPT ties them)")
+    return {name: t for name, t in model.state_dict().items() if name != "lm_head.weight"}
+
+
+def _live_config(model) -> dict:
+    """The sizes the page reads: those of :class:`attnlib.models.gpt.GPTConfig`, each block's
+    ALiBi slopes (H,) and its norms' eps."""
+    config = model.config
+    block = model.blocks[0]
+    slopes = block.attn.slopes
+    return {
+        "vocab_size": config.vocab_size,
+        "context_length": config.context_length,
+        "d_model": config.d_model,
+        "num_heads": config.num_heads,
+        "num_layers": config.num_layers,
+        "positions": config.positions,
+        "slopes": [] if slopes is None else [float(m) for m in slopes],
+        "eps": float(block.norm1.eps),
+    }
+
+
+def _live_problem(text: str, vocabulary: Sequence[str], context_length: int) -> str:
+    """The page's message for a prompt it cannot run, or ""; sampling.js says the same."""
+    if not text:
+        return "Type a prompt: the model needs at least one character to continue."
+    known = set(vocabulary)
+    unknown = sorted({c for c in text if c not in known}, key=text.index)
+    if unknown:
+        visible = {"\n": "\u21b5", "\t": "\u21e5", " ": "\u2423"}  # as _base.js's shown()
+        listed = ", ".join(f"\u201c{visible.get(c, c)}\u201d" for c in unknown)
+        return (f"Not in the model's vocabulary of {len(vocabulary)} characters: {listed}. "
+                f"Remove or replace them to generate.")
+    if len(text) >= context_length:
+        return (f"The prompt has {len(text)} characters; the model reads at most "
+                f"{context_length}, prompt and new characters together. Shorten it.")
+    return ""
+
+
+@torch.no_grad()
+def _live_logits(model, vocabulary: Sequence[str], text: str) -> np.ndarray:
+    """The next-character logits after ``text`` (1, vocab_size); zeros for a prompt the page
+    refuses (:func:`_live_problem`), so the traits stay well-formed."""
+    if _live_problem(text, vocabulary, model.config.context_length):
+        return np.zeros((1, len(vocabulary)), dtype=np.float32)
+    index = {c: i for i, c in enumerate(vocabulary)}
+    device = next(model.parameters()).device
+    ids = torch.tensor([[index[c] for c in text]], device=device)  # (1, L)
+    return model(ids).logits[:, -1].float().cpu().numpy()  # (1, vocab_size)
