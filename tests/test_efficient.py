@@ -103,6 +103,20 @@ def test_flash_attention_when_later_tiles_hold_far_larger_scores(is_causal):
     torch.testing.assert_close(tiny, sdpa(q * 1e-3, k * 1e-3, v, is_causal))
 
 
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_flash_attention_when_the_reference_score_is_far_below_the_first_tiles_maximum(is_causal):
+    # m starts as each query's score with a key it certainly sees (its own position); here that
+    # key is short and a key in the SAME tile scores hundreds higher: the first tile already needs
+    # the classic update, and float32 must not overflow.
+    q, k, v = qkv(N=1, H=1, L=8, S=8, E=4, Ev=3)
+    q = q.abs() * 10
+    k = k.abs() * 0.01
+    k[..., 0, :] = 100.0  # key 0: seen by every query (causal too), far above each query's own
+    out = flash_attention(q, k, v, is_causal, block_size=8)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, sdpa(q, k, v, is_causal), atol=1e-5, rtol=1e-5)
+
+
 def test_flash_attention_is_forward_only():
     q, k, v = (t.requires_grad_() for t in qkv(L=9, S=11))
     out = flash_attention(q, k, v, block_size=4)

@@ -44,7 +44,9 @@ __all__ = [
 
 _NEG_INF = float("-inf")
 QUERY_BLOCK = 256  # queries handled together (SDPA's CPU kernel also uses 256 for long inputs)
-KEY_BLOCK = 512  # keys per tile; a tile of scores is QUERY_BLOCK x KEY_BLOCK per head
+KEY_BLOCK = 256  # keys per tile; a tile of scores is QUERY_BLOCK x KEY_BLOCK per head
+# A tile holds scores for every head at once: 8 heads x 256 x 256 float32s are 2 MiB, about one
+# core's L2 cache, so exp, sum and the second product read it from cache, not memory.
 _MAX_RISE = 40.0  # how far a score may exceed m: exp(40) ~ 2e17, far below float32's 3e38
 
 
@@ -110,9 +112,11 @@ def flash_attention(
     the work grows like ``L * window`` instead of ``L * S / 2``.
 
     One refinement makes it faster on a CPU. The result does not depend on which ``m`` is used,
-    only on ``exp(s - m)`` neither overflowing nor underflowing. So ``m`` is set from a query's
-    first tile and raised only when a later tile *could* exceed it by more than ``40`` (checked
-    in advance with the bound ``s <= |q| max|k|``); for ordinary inputs that never happens. The
+    only on ``exp(s - m)`` neither overflowing nor underflowing. So ``m`` starts as the score of
+    one key the query certainly sees (its own position, or the last key when ``L > S``), which
+    keeps ``l >= 1``, and is raised only when a tile *could* exceed it by more than ``40``
+    (checked in advance with the bound ``s <= |q| max|k|``); for ordinary inputs that never
+    happens. The
     subtraction of ``m`` then rides inside the matrix product (``[q, -m] . [k, 1] = q.k - m``),
     and each tile costs two matrix products, one ``exp`` and one sum, like PyTorch's own kernel.
 
@@ -124,7 +128,7 @@ def flash_attention(
         scale: multiplies the scores; defaults to ``1 / sqrt(E)``.
         block_size: keys per tile, or a pair ``(query_block, key_block)``. Larger tiles mean
             fewer, bigger matrix products (less Python overhead) and more memory per tile.
-            ``None`` (the default) is ``(256, 512)``, or ``(128, 512)`` with a ``window``: a
+            ``None`` (the default) is ``(256, 256)``, or ``(128, 256)`` with a ``window``: a
             block of queries needs ``window + query_block - 1`` keys, so smaller query blocks
             waste less of the band.
         window: with ``is_causal=True``, query ``i`` sees only the keys ``i - window < j <= i``
@@ -162,18 +166,20 @@ def _check_window(window, is_causal: bool, where: str) -> int | None:
 
 
 def _reference_score(q1, k1, i0: int, i1: int, window: int) -> torch.Tensor:
-    """``(B, bq, 1)``: for each query of the block, its score with one key it certainly sees.
+    """``(B, bq, 1)``: for each query of the block, its score with one key it certainly sees,
+    the reference ``m`` it starts from.
 
-    With a sliding window a query's first tile may hold none of its keys, so ``m`` cannot come from
-    the first tile as it does otherwise. Query ``i`` always sees key ``min(i, S - 1)`` when any
-    (itself, or the last key when ``L > S``); a query that sees no key gets 0 and, in the end, a
-    zero output. ``q1`` is the block's ``(B, bq, E+1)`` with a last column of zeros, ``k1``
-    ``(B, S, E+1)``.
+    Query ``i`` always sees key ``min(i, S - 1)`` (itself, or the last key when ``L > S``), with
+    or without the causal mask; with a sliding ``window`` a query past the keys' end may see no
+    key at all, and gets 0 (and, in the end, a zero output). ``q1`` is the block's
+    ``(B, bq, E+1)`` with a last column of zeros, ``k1`` ``(B, S, E+1)``.
     """
     S = k1.size(1)
     rows = torch.arange(i0, i1, device=q1.device)  # (bq,)
     ref = rows.clamp(max=S - 1)  # (bq,) the key each query certainly sees
     score = (q1 * k1[:, ref]).sum(dim=-1, keepdim=True)  # (B, bq, 1)
+    if window is None:
+        return score
     sees_it = (ref > rows - window)[None, :, None]  # (1, bq, 1)
     return torch.where(sees_it, score, torch.zeros_like(score))
 
@@ -222,14 +228,12 @@ def _flash_forward(query, key, value, is_causal, scale, block_size, window) -> t
         q1 = torch.cat([q[:, i0:i1], zeros], dim=-1)  # (B, bq, E+1): [q_i, -m_i]
         acc = torch.zeros(B, i1 - i0, Ev, dtype=acc_dtype, device=dev)  # (B, bq, Ev)
         ell = torch.zeros(B, i1 - i0, 1, dtype=acc_dtype, device=dev)  # (B, bq, 1) running sum
-        m = None  # (B, bq, 1) reference maximum, from the first tile on
         s_end = min(S, i1) if is_causal else S  # causal: keys after the block's last query unseen
-        j_start = 0  # a window starts at the first key the block's first query sees
-        if window is not None:
-            j_start = max(0, i0 - window + 1)
-            m = _reference_score(q1, k1, i0, i1, window)  # (B, bq, 1)
-            q1[:, :, E:] = -m
-            safe = _safe_tiles(q_norm[:, i0:i1, None], k_norm_max, m)
+        # a window starts at the first key the block's first query sees
+        j_start = 0 if window is None else max(0, i0 - window + 1)
+        m = _reference_score(q1, k1, i0, i1, window)  # (B, bq, 1) the reference, a seen score
+        q1[:, :, E:] = -m
+        safe = _safe_tiles(q_norm[:, i0:i1, None], k_norm_max, m)
         for j0 in range(j_start, s_end, block_k):
             j1 = min(j0 + block_k, s_end)
             s = torch.bmm(q1, k1_t[:, :, j0:j1])  # (B, bq, bk): s_ij - m_i
@@ -237,12 +241,7 @@ def _flash_forward(query, key, value, is_causal, scale, block_size, window) -> t
             too_old = window is not None and j0 <= i1 - 1 - window  # ... or the window's start
             if later or too_old:  # hide the keys these queries may not see
                 s.masked_fill_(hidden_keys(j0 - i0, i1 - i0, j1 - j0), _NEG_INF)
-            if m is None:  # the first tile: m is its row maximum (every query sees key 0)
-                m = s.amax(dim=-1, keepdim=True)  # (B, bq, 1)
-                s.sub_(m)
-                q1[:, :, E:] = -m
-                safe = _safe_tiles(q_norm[:, i0:i1, None], k_norm_max, m)
-            elif not (safe[j0 // block_k] and safe[(j1 - 1) // block_k]):
+            if not (safe[j0 // block_k] and safe[(j1 - 1) // block_k]):
                 # A tile (or with a window, the two bounded tiles it overlaps) whose scores might
                 # rise far above m: the classic update.
                 rise = s.amax(dim=-1, keepdim=True).clamp_(min=0.0)  # (B, bq, 1)
