@@ -1,6 +1,6 @@
 """Self-checks for the chapter "Attention is not explanation".
 
-Three exercises, each with a reference solution and a check:
+Four exercises, each with a reference solution and a check:
 
 * :func:`solution_rollout`, :func:`check_rollout` -- attention rollout (Abnar & Zuidema, 2020):
   average the heads, mix in the identity for the residual connection, renormalise the rows,
@@ -11,7 +11,10 @@ Three exercises, each with a reference solution and a check:
 * :func:`solution_largest_weight_is_largest_contribution`,
   :func:`check_largest_weight_is_largest_contribution` -- a test of the claim "the key with the
   largest weight contributes the most": the check runs the learner's test on cases where the
-  claim holds and on cases where it fails.
+  claim holds and on cases where it fails;
+* :func:`solution_duplicate_token_score`, :func:`check_duplicate_token_score` -- on a block of
+  tokens repeated twice, how much each head attends from the second copy to the earlier
+  occurrence of the same token (the induction heads' section attends one position later).
 
 Each check runs the answer on a few cases and prints ``Correct: ...``, or raises
 :class:`~attnlib.exercises.ExerciseError` saying what was expected and what came back (shape first,
@@ -41,6 +44,8 @@ __all__ = [
     "check_zero_heads",
     "solution_largest_weight_is_largest_contribution",
     "check_largest_weight_is_largest_contribution",
+    "solution_duplicate_token_score",
+    "check_duplicate_token_score",
 ]
 
 
@@ -336,5 +341,115 @@ def check_largest_weight_is_largest_contribution(
     passed(
         f"your test gives the right verdict on {len(cases)} heads, including a sink whose short "
         "value makes its large weight a small contribution."
+    )
+    return fn
+
+
+# --- exercise 4: duplicate-token heads -----------------------------------------------------------
+
+
+def solution_duplicate_token_score(attentions: torch.Tensor, half: int) -> torch.Tensor:
+    """Exercise 4's reference solution: each head's duplicate-token score on a repeated block.
+
+    The sequences are a block of ``half`` tokens followed by the same block, so query ``i`` of the
+    second copy (``half <= i < L``) holds the token that stood at position ``i - half``. A
+    duplicate-token head attends from ``i`` to that earlier occurrence; an induction head attends
+    one position later, to ``i - half + 1``.
+
+    Args:
+        attentions: ``(layers, N, H, L, L)`` with ``L = 2 * half``.
+        half: the length of the repeated block.
+
+    Returns:
+        ``(layers, H)``: the weight from query ``i`` to key ``i - half``, averaged over the
+        second copy's queries and over the sequences.
+    """
+    queries = torch.arange(half, attentions.size(-1), device=attentions.device)  # (half,)
+    return attentions[..., queries, queries - half].mean(dim=(1, 3))  # (layers, H)
+
+
+def _at_offset(attentions: torch.Tensor, half: int, offset: int) -> torch.Tensor:
+    """The weight from query i of the second copy to key i - offset, averaged like the answer."""
+    queries = torch.arange(half, attentions.size(-1))  # (half,)
+    return attentions[..., queries, queries - offset].mean(dim=(1, 3))  # (layers, H)
+
+
+def _duplicate_cases() -> list[tuple[str, torch.Tensor, int]]:
+    half, L = 3, 6
+    causal = torch.tril(torch.ones(L, L))  # (L, L): True = may attend, as 1.0
+    uniform = causal / causal.sum(-1, keepdim=True)  # (L, L)
+    heads = uniform.repeat(3, 1, 1)  # (H = 3, L, L)
+    for h, offset in enumerate((half, half - 1, 1)):  # duplicate token, induction, previous token
+        for i in range(half, L):
+            heads[h, i] = 0.0
+            heads[h, i, i - offset] = 1.0
+    hand = heads[None, None]  # (layers = 1, N = 1, H = 3, L, L)
+    g = cases_generator(14)
+    scores = torch.randn(2, 3, 4, 8, 8, generator=g) * 2  # (layers, N, H, L, L)
+    scores = scores.masked_fill(torch.tril(torch.ones(8, 8, dtype=torch.bool)).logical_not(),
+                                float("-inf"))
+    return [
+        ("three heads on a block of 3 tokens repeated (duplicate-token, induction, previous-token)",
+         hand, half),
+        ("random causal attention: 2 layers, N = 3, 4 heads, a block of 4 repeated",
+         torch.softmax(scores, dim=-1), 4),
+    ]
+
+
+@checks(solution_duplicate_token_score)
+def check_duplicate_token_score(
+    fn: Callable[[torch.Tensor, int], torch.Tensor],
+) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """Check ``fn(attentions, half) -> (layers, H)``: the duplicate-token score of every head.
+
+    The answer is run on a hand-made layer whose three heads attend, from the second copy, to the
+    earlier occurrence (score 1), to the token after it (an induction head, score 0) and to the
+    previous token (score 0), and on random causal attention.
+
+    Returns:
+        The function that passed: ``fn``, or the reference solution while ``fn`` is the template.
+    """
+    cases = _duplicate_cases()
+    for what, attentions, half in cases:
+        n_layers, N, H, L, _ = attentions.shape
+        expected = solution_duplicate_token_score(attentions, half)  # (layers, H)
+        got = call_answer(lambda a, b=half: fn(a, b), what, attentions)
+        if isinstance(got, torch.Tensor) and got.shape != expected.shape:
+            hints = {
+                (n_layers, N, H): "one score per sequence: average over the sequences (dim 1) too",
+                (n_layers, N, H, half): "one weight per query: average over the second copy's "
+                "queries",
+                (n_layers, H, half): "one weight per query: average over the queries too",
+            }
+            hint = hints.get(tuple(got.shape))
+            message = f"{what}: expected shape {shape(expected)} (layers, H), got {shape(got)}"
+            raise ExerciseError(message + (f": that is {hint}" if hint else ""))
+        diagnose(
+            got,
+            [
+                (
+                    _at_offset(attentions, half, half - 1),
+                    "this is the induction score, the weight on the token *after* the earlier "
+                    "occurrence (key i - half + 1); a duplicate-token head attends to the earlier "
+                    "occurrence itself, key i - half",
+                ),
+                (
+                    _at_offset(attentions, half, 1),
+                    "this is the previous-token score (key i - 1): the earlier occurrence of "
+                    "query i's token is half positions back, key i - half",
+                ),
+                (
+                    _at_offset(attentions, half, half + 1),
+                    "the key is one position too early: query i's token stood at i - half, not "
+                    "i - half - 1",
+                ),
+            ],
+            what,
+            expected=expected,
+        )
+        expect_close(got, expected, what=what, atol=1e-5)
+    passed(
+        f"your score matches on {len(cases)} cases and tells a duplicate-token head from an "
+        "induction head and a previous-token head."
     )
     return fn
