@@ -85,27 +85,27 @@ const NEWER_PUNCTUATION = [
 ];
 
 /** Whether code point c lies in one of the [first, last] ranges. */
-function inRanges(c, ranges) {
+function inCodePointRanges(c, ranges) {
   return ranges.some(([first, last]) => c >= first && c <= last);
 }
 
 /** clean_text drops it: a control, format or private-use character, NUL or U+FFFD. */
-function isDropped(ch) {
+function bertDropsChar(ch) {
   const c = ch.codePointAt(0);
-  return c === 0 || (DROPPED_CHAR.test(ch) && !inRanges(c, NEWER_FORMAT));
+  return c === 0 || (DROPPED_CHAR.test(ch) && !inCodePointRanges(c, NEWER_FORMAT));
 }
 
 /** strip_accents drops it (after NFD): a non-spacing mark. */
-function isNonspacingMark(ch) {
+function bertStripsMark(ch) {
   const c = ch.codePointAt(0);
-  return (MARK_NONSPACING.test(ch) && !inRanges(c, NEWER_MN)) || OLDER_MN.includes(c);
+  return (MARK_NONSPACING.test(ch) && !inCodePointRanges(c, NEWER_MN)) || OLDER_MN.includes(c);
 }
 
 /** BertPreTokenizer makes it a word of its own. */
-function isPunctuation(ch) {
+function bertIsPunctuation(ch) {
   const c = ch.codePointAt(0);
   if (OLDER_PUNCTUATION.includes(c)) return true;
-  return PUNCTUATION_CHAR.test(ch) && !inRanges(c, NEWER_PUNCTUATION);
+  return PUNCTUATION_CHAR.test(ch) && !inCodePointRanges(c, NEWER_PUNCTUATION);
 }
 
 /** Whether code point c is a CJK ideograph: the blocks BERT's handle_chinese_chars lists. */
@@ -173,7 +173,7 @@ function bertNormalize(text, from, to) {
     for (const { ch, start, end } of chars) {
       const c = ch.codePointAt(0);
       if (ch === "\t" || ch === "\n" || ch === "\r") kept.push({ ch: " ", start, end }); // a space
-      else if (isDropped(ch)) continue; // clean_text: drop
+      else if (bertDropsChar(ch)) continue; // clean_text: drop
       else if (WHITESPACE_CHAR.test(ch)) kept.push({ ch: " ", start, end }); // clean_text: a space
       else if (isCjkIdeograph(c)) {
         kept.push({ ch: " ", start, end }, { ch, start, end }, { ch: " ", start, end });
@@ -192,7 +192,7 @@ function bertNormalize(text, from, to) {
     }
     for (const { text: piece, start, end } of decomposed) {
       for (const ch of piece) {
-        if (isNonspacingMark(ch)) continue;
+        if (bertStripsMark(ch)) continue;
         for (const lower of ch.toLowerCase()) out.push({ char: lower, start, end }); // lowercase
       }
     }
@@ -206,7 +206,7 @@ function bertWords(chars) {
   let word = [];
   for (const c of chars) {
     const space = c.char === " ";
-    if (space || isPunctuation(c.char)) {
+    if (space || bertIsPunctuation(c.char)) {
       if (word.length) words.push(word);
       word = [];
       if (!space) words.push([c]);
@@ -279,7 +279,8 @@ export function bertTokenize(text, vocab, { maxLength = 512 } = {}) {
   const pieces = [];
   let from = 0;
   // The special tokens typed as such, then the end of the text; the text between is normalised.
-  const spans = [...specialSpans(text, vocab), { name: null, start: text.length, end: text.length }];
+  const spans = specialSpans(text, vocab);
+  spans.push({ name: null, start: text.length, end: text.length });
   for (const { name, start, end } of spans) {
     for (const word of bertWords(bertNormalize(text, from, start))) {
       pieces.push(...wordPieces(word, vocab));
