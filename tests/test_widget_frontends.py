@@ -27,9 +27,10 @@ STATE_KEY = "application/vnd.jupyter.widget-state+json"
 
 # Names a view may call without defining them: the language's own functions and keywords.
 JS_BUILTINS = {
-    "Array", "Boolean", "Error", "Int32Array", "JSON", "Map", "Math", "Number", "Object",
-    "Promise", "Set", "String", "Symbol", "WeakMap", "isFinite", "isNaN", "parseFloat",
-    "parseInt", "setTimeout", "clearTimeout", "requestAnimationFrame", "super",
+    "Array", "Boolean", "Error", "Float32Array", "Float64Array", "Int32Array", "JSON", "Map",
+    "Math", "Number", "Object", "Promise", "Set", "String", "Symbol", "WeakMap", "isFinite",
+    "isNaN", "parseFloat", "parseInt", "setTimeout", "clearTimeout", "requestAnimationFrame",
+    "super",
 }
 JS_KEYWORDS = {
     "if", "for", "while", "switch", "catch", "function", "return", "typeof", "new", "await",

@@ -28,6 +28,9 @@ from .widget_checks import (
 
 CHAPTER = BUILD / "notebooks" / "03_rnn_attention.html"
 
+# The stepper of stored examples (the live one is tested in test_decoding_live.py).
+STORED = ".ds-root:not(.ds-live)"
+
 needs_chapter = pytest.mark.skipif(
     not CHAPTER.exists(), reason=f"{CHAPTER} is not built (build the book with chapter 3 in it)"
 )
@@ -140,7 +143,7 @@ def test_chapter_stepper_responds(book_server, open_page):
         open_page,
         book_server,
         CHAPTER,
-        ".ds-root",
+        STORED,
         exercise_chapter_stepper,
         "DecodingStepper",
         count=1,
@@ -150,7 +153,7 @@ def test_chapter_stepper_responds(book_server, open_page):
 @needs_chapter
 def test_chapter_stepper_over_file_urls(open_page):
     check_file_url(
-        open_page, CHAPTER, ".ds-root", exercise_chapter_stepper, "DecodingStepper", count=1
+        open_page, CHAPTER, STORED, exercise_chapter_stepper, "DecodingStepper", count=1
     )
 
 
@@ -273,7 +276,7 @@ def test_hostile_text_is_shown_as_text(harness):
 @needs_chapter
 def test_chapter_stepper_follows_theme_phone_and_print(book_server, open_page):
     found = check_chapter_reader(
-        open_page, book_server, CHAPTER, ".ds-root", "03_rnn_attention", heat_selector=".ds-src",
+        open_page, book_server, CHAPTER, STORED, "03_rnn_attention", heat_selector=".ds-src",
         min_cells=3,
     )
     for theme, colours in found.items():  # shown with -s: the measured contrast figures

@@ -23,8 +23,8 @@ VIEWS = (
 """The widgets' views: one ``<name>.js`` and one ``<name>.css`` each."""
 
 LIBRARIES = {
+    "decoding": ("_nn.js",),
     "live_bert": ("_nn.js", "_wordpiece.js"),
-    "live_dates": ("_nn.js",),
     "sampling": ("_nn.js",),  # its live mode runs a character GPT
 }
 """Shared files joined between ``_base.js`` and a view that needs them: ``_nn.js`` (the in-page

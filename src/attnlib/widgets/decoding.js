@@ -5,11 +5,21 @@
 // comma-separated string per example). Everything else happens here: choosing an example and a
 // step redraws the source strip, the output so far and the alignment heatmap. No kernel needed,
 // so the static book stays interactive.
+//
+// A live widget (DecodingStepper.live) sends a trained model instead: the weights of
+// attnlib.models.rnn's Encoder and BahdanauDecoder under their PyTorch names, both vocabularies
+// and the sizes. Then this file translates whatever the reader types (or Python puts in the
+// `text` trait), with the arithmetic of _nn.js, and shows the result as the one example.
 
 const SCALE = 1000;
+const EOS_TOKEN = "</s>"; // how the end of the output is shown (attnlib.widgets.decoding.EOS)
 const DECODING_HELP =
   "Step through the output one character at a time (buttons, slider or arrow keys). The " +
   "shaded source characters are where the decoder looked when it wrote the highlighted one.";
+const LIVE_HELP =
+  "Type a date in words, in any language: the trained model translates it in this page. Then " +
+  "step through its output one character at a time (buttons, slider or arrow keys); the shaded " +
+  "source characters are where the decoder looked when it wrote the highlighted one.";
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers (exported for the browser tests)
@@ -42,6 +52,193 @@ export function topK(row, k) {
     .slice(0, k)
     .filter(([w]) => w > 0)
     .map(([, j]) => j);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The live translator: attnlib.models.rnn's Encoder and BahdanauDecoder, one text at a time
+// (a batch of one, so there is no padding to mask). Sizes: S source characters, D the memory
+// and state size (hidden), h the additive score's size; weights keep PyTorch's layouts.
+
+/** The model a live widget sends, ready to run: its tensors by PyTorch name, and the rest. */
+export function loadTranslator(live) {
+  const tensors = unpackTensors(live.manifest, decodeBase64(live.blob));
+  const w = {};
+  for (const [name, tensor] of Object.entries(tensors)) w[name] = tensor.data;
+  return {
+    w,
+    sizes: live.sizes,
+    srcItos: live.src_itos,
+    tgtItos: live.tgt_itos,
+    stoi: new Map(live.src_itos.map((c, i) => [c, i])),
+    bos: live.bos,
+    eos: live.eos,
+    unk: live.unk,
+    maxLen: live.max_len,
+    maxSource: live.max_source,
+  };
+}
+
+/**
+ * The ids of a text's characters as CharVocab.encode gives them (a character it does not know
+ * becomes unk), and those unknown characters, each once: {ids, unknown}. `chars` is the text
+ * split into code points, as Python iterates over a str.
+ */
+export function encodeSource(net, chars) {
+  const unknown = [];
+  const ids = chars.map((c) => {
+    const id = net.stoi.get(c);
+    if (id !== undefined && id >= 4) return id; // ids 0-3 are <pad>, <bos>, <eos>, <unk>
+    if (!unknown.includes(c)) unknown.push(c);
+    return net.unk;
+  });
+  return { ids, unknown };
+}
+
+/** nn.GRU (one layer, batch_first) over the rows of x (steps, inF) from a zero state. */
+function gruStates(x, steps, prefix, w, inF, hidden) {
+  const states = new Float32Array(steps * hidden); // (steps, hidden): the state after each row
+  let h = new Float32Array(hidden);
+  for (let t = 0; t < steps; t++) {
+    h = gruCell(x.subarray(t * inF, (t + 1) * inF), h, w[`${prefix}.weight_ih_l0`],
+      w[`${prefix}.weight_hh_l0`], w[`${prefix}.bias_ih_l0`], w[`${prefix}.bias_hh_l0`],
+      inF, hidden);
+    states.set(h, t * hidden);
+  }
+  return states;
+}
+
+/**
+ * attnlib.rnn.Encoder on one text: the embeddings, read left to right by one GRU and right to
+ * left by another. Returns {memory (S, D), summary (D)}: memory row j is [forward_j; backward_j],
+ * the summary [the last forward state; the last backward state (the one at position 0)].
+ */
+export function encodeText(net, ids) {
+  const { w, sizes } = net;
+  const S = ids.length;
+  const E = sizes.embed;
+  const half = sizes.hidden / 2;
+  const table = w["encoder.embed.weight"];
+  const forward = gruStates(embed(table, E, ids), S, "encoder.left_to_right", w, E, half);
+  const reversed = ids.slice().reverse(); // read right to left ...
+  const back = gruStates(embed(table, E, reversed), S, "encoder.right_to_left", w, E, half);
+  const memory = new Float32Array(S * 2 * half);
+  for (let j = 0; j < S; j++) {
+    memory.set(forward.subarray(j * half, (j + 1) * half), j * 2 * half);
+    const k = S - 1 - j; // ... and put back in order: position j was read k-th
+    memory.set(back.subarray(k * half, (k + 1) * half), j * 2 * half + half);
+  }
+  const summary = new Float32Array(2 * half);
+  summary.set(forward.subarray((S - 1) * half, S * half), 0);
+  summary.set(back.subarray((S - 1) * half, S * half), half);
+  return { memory, summary };
+}
+
+/**
+ * One step of attnlib.rnn.BahdanauDecoder (look, then step). The previous state s (D) is the
+ * query: score_j = v . tanh(W_q s + keys_j), where keys (S, h) = memory W_k^T was computed once
+ * per text; the weights are the softmax of the scores over the S characters; the context
+ * c = sum_j weights_j memory_j (D). Then s' = GRUCell([embed(yPrev); c], s) and
+ * logits = out([s'; c]). Returns {logits (target vocabulary), state s', weights (S)}.
+ */
+function bahdanauStep(net, yPrev, s, memory, keys, S) {
+  const { w, sizes } = net;
+  const D = sizes.hidden;
+  const h = sizes.score;
+  const E = sizes.dec_embed;
+  const q = linear(s, 1, w["decoder.score.W_q"], null, h, D); // W_q s: (h)
+  const v = w["decoder.score.v"];
+  const scores = new Array(S);
+  for (let j = 0; j < S; j++) {
+    let total = 0;
+    for (let i = 0; i < h; i++) total += v[i] * Math.tanh(q[i] + keys[j * h + i]);
+    scores[j] = total;
+  }
+  const weights = softmaxRow(scores);
+  const sum = new Float64Array(D); // the context, summed in double precision
+  for (let j = 0; j < S; j++) {
+    for (let d = 0; d < D; d++) sum[d] += weights[j] * memory[j * D + d];
+  }
+  const x = new Float32Array(E + D); // [embed(yPrev); c]
+  x.set(embed(w["decoder.embed.weight"], E, [yPrev]), 0);
+  x.set(sum, E);
+  const context = x.subarray(E);
+  const state = gruCell(x, s, w["decoder.cell.weight_ih"], w["decoder.cell.weight_hh"],
+    w["decoder.cell.bias_ih"], w["decoder.cell.bias_hh"], E + D, D);
+  const both = new Float32Array(2 * D); // [s'; c]
+  both.set(state, 0);
+  both.set(context, D);
+  const logits = linear(both, 1, w["decoder.out.weight"], w["decoder.out.bias"],
+    sizes.tgt_vocab, 2 * D);
+  return { logits, state, weights: Float32Array.from(weights) };
+}
+
+/** The position of the largest entry (the first of equal ones, as torch.argmax). */
+function bestId(logits) {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  return best;
+}
+
+/**
+ * attnlib.rnn.greedy_decode for one text of source ids: the decoder starts from
+ * tanh(init(summary)) and bos, takes the most likely id at every step and stops after eos or
+ * maxLen steps. Returns {ids, weights (one Float32Array (S) per step), logits (one per step),
+ * memory (S, D)}.
+ */
+export function greedyTranslate(net, ids) {
+  const { w, sizes } = net;
+  const S = ids.length;
+  const D = sizes.hidden;
+  const { memory, summary } = encodeText(net, ids);
+  let s = linear(summary, 1, w["decoder.init.weight"], w["decoder.init.bias"], D, D);
+  s = s.map(Math.tanh);
+  const keys = linear(memory, S, w["decoder.score.W_k"], null, sizes.score, D); // (S, h)
+  const out = { ids: [], weights: [], logits: [], memory };
+  let y = net.bos;
+  for (let t = 0; t < net.maxLen; t++) {
+    const step = bahdanauStep(net, y, s, memory, keys, S);
+    s = step.state;
+    y = bestId(step.logits);
+    out.ids.push(y);
+    out.weights.push(step.weights);
+    out.logits.push(step.logits);
+    if (y === net.eos) break;
+  }
+  return out;
+}
+
+/**
+ * Translate what the reader typed: {example (as Python sends one), text (the output without
+ * eos), unknown (characters read as unk), cut (the number of characters typed, when more than
+ * the model reads; else 0)}, or null for a text with nothing to read.
+ */
+export function translateText(net, text) {
+  const chars = Array.from(String(text));
+  if (!chars.join("").trim()) return null;
+  const used = chars.slice(0, net.maxSource);
+  const { ids, unknown } = encodeSource(net, used);
+  const result = greedyTranslate(net, ids);
+  const output = result.ids.map((i) => (i === net.eos ? EOS_TOKEN : net.tgtItos[i]));
+  const milli = [];
+  for (const row of result.weights) for (const v of row) milli.push(Math.round(v * SCALE));
+  const example = { label: used.join(""), source: used, output, weights: milli.join(",") };
+  const written = output.filter((token) => token !== EOS_TOKEN).join("");
+  return { example, text: written, unknown, cut: chars.length > used.length ? chars.length : 0 };
+}
+
+/** The notes on a translation: unknown characters, a cut text (empty when there is none). */
+function liveNotes(net, found) {
+  const notes = [];
+  if (found.unknown.length) {
+    const list = found.unknown.map((c) => `\u201c${shown(c)}\u201d`).join(", ");
+    notes.push(`Not among the characters the model was trained on: ${list}. Each is read as ` +
+      "the unknown character <unk>.");
+  }
+  if (found.cut) {
+    notes.push(`Only the first ${net.maxSource} characters are read (the text has ` +
+      `${found.cut}).`);
+  }
+  return notes.join(" ");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -166,9 +363,11 @@ function render({ model, el: host }) {
   const get = () => model.get("step") | 0;
   const setStep = (t) => steps() && setState(model, { step: clampIndex(t, steps()) });
 
-  const { root, title, announce } = widgetRoot("ds", model, "Decoding stepper", DECODING_HELP, {
-    focusable: true,
-  });
+  const live = model.get("live_model");
+  const net = live && live.blob ? loadTranslator(live) : null;
+  const { root, title, announce } = widgetRoot(
+    "ds", model, "Decoding stepper", net ? LIVE_HELP : DECODING_HELP, { focusable: true },
+  );
   const picker = selectControl("ds", "example", "Example", [], "Which example to decode");
   const stepper = stepControls("ds", {
     what: "output character",
@@ -195,9 +394,23 @@ function render({ model, el: host }) {
     class: "ds-map-title",
     text: "All steps: one row per output character",
   });
-  const controls = controlBar("ds", [picker.label, stepBox]);
-  root.append(controls, output.line, source.line, looks, mapTitle, map.wrap);
+  const input = el("input", {
+    type: "text",
+    class: "attn-mono ds-input",
+    "aria-label": "A date to translate",
+    spellcheck: false,
+    autocomplete: "off",
+  });
+  const typed = control("ds", "text", "Your date", [input]);
+  const result = el("p", { class: "ds-result" });
+  const note = el("p", { class: "ds-note" });
+  const controls = controlBar("ds", net ? [typed, stepBox] : [picker.label, stepBox]);
+  root.append(controls);
+  if (net) root.append(result, note);
+  root.append(output.line, source.line, looks, mapTitle, map.wrap);
   host.appendChild(root);
+  if (net) root.classList.add("ds-live");
+  const translated = [stepBox, output.line, source.line, looks, mapTitle, map.wrap, result];
 
   let shownExample = null; // the example object whose cells are built
   let view = null; // {rows (weights), out, src, map}
@@ -250,9 +463,39 @@ function render({ model, el: host }) {
   model.on("change:examples", onExamples);
   const stop = listen(model, ["example", "step", "title"], update);
   onExamples();
+
+  // Live: the text (typed here or set from Python) is translated here, and the result becomes
+  // the one example, synced back to Python.
+  let stopLive = () => {};
+  let firstLive = true;
+  if (net) {
+    const translateNow = () => {
+      const text = String(model.get("text") || "");
+      if (input.value !== text) input.value = text;
+      const found = translateText(net, text);
+      for (const part of translated) part.hidden = !found;
+      const say = (message) => (firstLive ? null : announce(message));
+      firstLive = false;
+      if (!found) {
+        note.textContent = "Type a date to translate, in words: \u201c22 novembre 2026\u201d.";
+        note.hidden = false;
+        say(note.textContent);
+        return;
+      }
+      note.textContent = liveNotes(net, found);
+      note.hidden = !note.textContent;
+      result.replaceChildren("Translation: ", el("span", { class: "attn-mono", text: found.text }));
+      setState(model, { examples: [found.example], example: 0, step: 0 });
+      say(`Translation: ${found.text}. ${note.textContent}`);
+    };
+    input.addEventListener("input", () => setState(model, { text: input.value }));
+    stopLive = listen(model, ["text"], translateNow);
+    translateNow();
+  }
   return () => {
     model.off("change:examples", onExamples);
     stop();
+    stopLive();
   };
 }
 

@@ -7,6 +7,12 @@ output written so far, and the whole alignment as a small heatmap with the curre
 Buttons, a slider and the arrow keys move through the steps; a selector picks the example. That
 needs no kernel, so the published chapter stays interactive. With a kernel, :meth:`add` runs the
 model on any new text and sends the result.
+
+:meth:`DecodingStepper.live` sends the model itself instead: the weights of a trained Bahdanau
+encoder-decoder, packed as float32 (:func:`attnlib.widgets._pack.pack_tensors`), and both
+vocabularies. The page then runs the encoder and the greedy decoder on whatever the reader types
+(decoding.js, over the arithmetic of ``_nn.js``), with no kernel; setting :attr:`text` from Python
+goes through the same JavaScript.
 """
 
 from __future__ import annotations
@@ -68,9 +74,10 @@ def _example(source, output, weights, label, where: str) -> dict:
 class DecodingStepper(_base.Widget, view="decoding"):
     """Decoding, one output character at a time, with the attention weights of each step.
 
-    Make it the last expression of a cell. Build it from finished examples, or from a model with
-    :meth:`from_model`. The buttons, the slider or the arrow keys (on the focused widget or the
-    output so far) step it, and each step is announced to a screen reader.
+    Make it the last expression of a cell. Build it from finished examples, from a model with
+    :meth:`from_model`, or with :meth:`live` to send the model itself, which the page then runs
+    on whatever the reader types. The buttons, the slider or the arrow keys (on the focused
+    widget or the output so far) step it, and each step is announced to a screen reader.
 
     Args:
         examples: a list of ``(source, output, weights)`` or ``(source, output, weights, label)``:
@@ -83,7 +90,8 @@ class DecodingStepper(_base.Widget, view="decoding"):
         step: which step to show first.
 
     Synced traits: ``example`` (the example shown) and ``step`` (the current output position,
-    0-based).
+    0-based); for a widget made by :meth:`live`, also ``text`` (the source the page translates)
+    and ``live_model`` (the model's weights, vocabularies and sizes).
 
     See the chapter "Attention in RNN encoder-decoders".
     """
@@ -91,6 +99,8 @@ class DecodingStepper(_base.Widget, view="decoding"):
     examples = traitlets.List(traitlets.Dict()).tag(sync=True)
     example = traitlets.Int(0).tag(sync=True)
     step = traitlets.Int(0).tag(sync=True)
+    text = traitlets.Unicode("").tag(sync=True)
+    live_model = traitlets.Dict({}).tag(sync=True)
 
     def __init__(
         self,
@@ -177,11 +187,110 @@ class DecodingStepper(_base.Widget, view="decoding"):
                 break
         return (text, tokens, weights[0, : len(tokens)].cpu(), text if label is None else label)
 
+    @classmethod
+    def live(
+        cls,
+        model,
+        src_vocab,
+        tgt_vocab,
+        *,
+        text: str,
+        title: str = "",
+        max_len: int = 12,
+        max_source: int = 64,
+    ) -> DecodingStepper:
+        """A stepper that translates in the page: the reader types a source text and the
+        browser runs ``model`` on it (the bidirectional GRU encoder, then the Bahdanau decoder
+        greedily, exactly :func:`attnlib.models.rnn.greedy_decode`'s arithmetic), then steps
+        through the output with its attention.
+
+        The widget's state carries the model's weights as float32 (:meth:`weight_bytes` says
+        how many bytes) and both vocabularies. Setting :attr:`text` from Python sends the text
+        to the page, which translates it with the same JavaScript; :attr:`examples` then holds
+        what the page computed. A character outside ``src_vocab`` is read as ``<unk>`` (as
+        :meth:`attnlib.data.dates.CharVocab.encode` does) and the page names it; an empty text
+        gets a message; a text longer than ``max_source`` characters is cut, with a note.
+
+        Args:
+            model: a trained :class:`attnlib.models.rnn.EncoderDecoder` with a
+                :class:`attnlib.models.rnn.BahdanauDecoder`.
+            src_vocab, tgt_vocab: the :class:`attnlib.data.dates.CharVocab` of each side.
+            text: the source shown first (translated in Python too, for the stored picture).
+            title: a heading above the widget.
+            max_len: the most output characters to generate (as ``greedy_decode``'s
+                ``max_len``).
+            max_source: the most source characters the page reads (the GRUs have no limit of
+                their own; this one keeps every translation quick).
+        """
+        from attnlib.models.rnn import BahdanauDecoder, EncoderDecoder
+
+        from ._pack import pack_tensors
+
+        where = "DecodingStepper.live"
+        if not isinstance(model, EncoderDecoder) or not isinstance(
+            model.decoder, BahdanauDecoder
+        ):
+            raise ValueError(
+                f"{where}: model must be an attnlib.rnn.EncoderDecoder with a BahdanauDecoder "
+                f"(rnn.build('bahdanau', ...)), got {type(model).__name__} with "
+                f"{type(getattr(model, 'decoder', None)).__name__}"
+            )
+        for name, value in (("max_len", max_len), ("max_source", max_source)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
+        enc, dec = model.encoder, model.decoder
+        sizes = {
+            "src_vocab": enc.embed.num_embeddings,
+            "tgt_vocab": dec.embed.num_embeddings,
+            "embed": enc.embed.embedding_dim,
+            "dec_embed": dec.embed.embedding_dim,
+            "hidden": dec.init.out_features,
+            "score": dec.score.W_q.shape[0],
+        }
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"{where}: text must be a non-empty str, got {text!r}")
+        if len(src_vocab) != sizes["src_vocab"] or len(tgt_vocab) != sizes["tgt_vocab"]:
+            raise ValueError(
+                f"{where}: the vocabularies have {len(src_vocab)} and {len(tgt_vocab)} entries "
+                f"but the model's embeddings {sizes['src_vocab']} and {sizes['tgt_vocab']}"
+            )
+        manifest, blob = pack_tensors(
+            {name: p for name, p in model.state_dict().items()}
+        )  # float32, under PyTorch's own parameter names
+        widget = cls(
+            [cls._translate(model, text[:max_source], src_vocab, tgt_vocab, max_len, text)],
+            title=title,
+        )
+        widget.live_model = {
+            "manifest": manifest,
+            "blob": blob,
+            "src_itos": list(src_vocab.itos),
+            "tgt_itos": list(tgt_vocab.itos),
+            "sizes": sizes,
+            "bos": model.bos_id,
+            "eos": model.eos_id,
+            "unk": src_vocab.unk_id,
+            "max_len": max_len,
+            "max_source": max_source,
+        }
+        widget.text = text
+        return widget
+
+    def weight_bytes(self) -> int:
+        """The size of the weights this widget sends, in bytes (decoded; base64 adds a third)."""
+        blob = self.live_model.get("blob", "")
+        return len(blob) * 3 // 4 - blob[-2:].count("=")
+
     def add(self, text: str, label: str | None = None) -> int:
         """Translate ``text`` with the model given to :meth:`from_model`, add it, and show it.
 
         Needs a running kernel (the model runs in Python). Returns the new example's index.
         """
+        if self.live_model:
+            raise RuntimeError(
+                "DecodingStepper.add: this widget translates in the page; set its text instead "
+                "(widget.text = ...)"
+            )
         if self._model is None:
             raise RuntimeError(
                 "DecodingStepper.add needs a model: build the widget with "
@@ -218,6 +327,8 @@ class DecodingStepper(_base.Widget, view="decoding"):
         return _base.unpack_thousandths(ex["weights"], (len(ex["output"]), len(ex["source"])))
 
     def __repr__(self) -> str:
+        if self.live_model:
+            return f"DecodingStepper(live, text={self.text!r})"
         return f"DecodingStepper(examples={len(self.examples)})"
 
     def _static_figure(self, fig) -> str:
