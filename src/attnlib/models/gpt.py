@@ -72,10 +72,10 @@ class CausalSelfAttention(nn.Module):
         alibi: add ALiBi's distance penalties to the scores
             (:func:`attnlib.positional.alibi_causal_bias`) instead of relying on position
             embeddings.
-        sink: a way to attend to nothing (the GPT chapter, "Attending to nothing"): ``"none"``
-            (the plain softmax), ``"off_by_one"`` (an extra logit 0 in every row's denominator)
-            or ``"learned"`` (one learned extra logit per head, as in gpt-oss); see the ``sink``
-            argument of :func:`attnlib.scaled_dot_product_attention`.
+        sink: a way to attend to nothing (the chapter on masking, "Attending to nothing"):
+            ``"none"`` (the plain softmax), ``"off_by_one"`` (an extra logit 0 in every row's
+            denominator) or ``"learned"`` (one learned extra logit per head, as in gpt-oss); see
+            the ``sink`` argument of :func:`attnlib.scaled_dot_product_attention`.
         gated: multiply each head's output by ``sigmoid(x W_g + b_g)``, a gate computed from
             the block's input at the same position, before the output projection.
     """
