@@ -1,6 +1,6 @@
 """Self-checks for the chapter "Self-attention and scaled dot-product attention".
 
-Four exercises, each with a reference solution and a check:
+Five exercises, each with a reference solution and a check:
 
 * :func:`solution_softmax`, :func:`check_softmax` -- a numerically stable softmax over the last
   dimension, from ``exp``, ``sum`` and ``max`` (a library softmax is refused);
@@ -10,7 +10,9 @@ Four exercises, each with a reference solution and a check:
   project a sequence into queries, keys and values with three matrices, then attend;
 * :func:`solution_scale_test`, :func:`check_scale_test` -- write the test of a claim: a function
   that says whether an attention function scales its scores by ``1/sqrt(E)``; the check hands it
-  a correct attention and wrong ones, and the test must tell them apart.
+  a correct attention and wrong ones, and the test must tell them apart;
+* :func:`solution_qk_norm_scores`, :func:`check_qk_norm_scores` -- attention scores with
+  RMSNorm on the queries and the keys (QK-norm), which do not grow when the inputs do.
 
 Every check is decorated with :func:`~attnlib.exercises.checks`: handed the chapter's unfilled
 template (a body of ``...``), it says so and checks the reference solution instead.
@@ -34,7 +36,7 @@ import torch
 
 from .._checks import shape
 from . import call_answer, cases_generator, checks, ops_called, passed, unpack
-from ._compare import ExerciseError, diagnose, expect_close
+from ._compare import ExerciseError, diagnose, expect_close, expect_tensor
 
 __all__ = [
     "solution_softmax",
@@ -45,6 +47,8 @@ __all__ = [
     "check_self_attention",
     "solution_scale_test",
     "check_scale_test",
+    "solution_qk_norm_scores",
+    "check_qk_norm_scores",
 ]
 
 # The ATen operators of a library softmax: torch.softmax, Tensor.softmax and F.softmax run
@@ -599,4 +603,111 @@ def check_scale_test(fn: Callable[[Callable], bool]) -> None:
     passed(
         "your test accepts the correct attention and rejects all five wrong ones (no scale, "
         "1/sqrt(S), 1/sqrt(L), 1/E, softmax over the queries)."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 5: scores with QK-norm
+# ------------------------------------------------------------------------------------------------
+
+
+def solution_qk_norm_scores(
+    query: torch.Tensor, key: torch.Tensor, g_q: torch.Tensor, g_k: torch.Tensor
+) -> torch.Tensor:
+    """Exercise 5's reference solution: attention scores after RMSNorm on queries and keys.
+
+    Each query and each key vector is divided by its root-mean-square over its E features, then
+    multiplied by its gain; the scores are the scaled dot products of the results. Whatever the
+    size of the inputs, every score is at most ``sqrt(E) * max|g_q| * max|g_k|`` in size.
+
+    Args:
+        query: ``(..., L, E)``.
+        key: ``(..., S, E)``.
+        g_q: ``(E,)``, the queries' gain.
+        g_k: ``(E,)``, the keys' gain.
+
+    Returns:
+        ``(..., L, S)``: ``q_hat @ k_hat^T / sqrt(E)``, with ``q_hat = g_q * q / rms(q)`` and
+        ``rms(q) = sqrt(mean(q^2) + 1e-6)`` over the last dimension (PyTorch's ``nn.RMSNorm``
+        with ``eps=1e-6``, as ``attnlib.MultiHeadAttention(qk_norm=True)`` uses).
+    """
+    q_hat = g_q * query * torch.rsqrt(query.pow(2).mean(-1, keepdim=True) + 1e-6)  # (..., L, E)
+    k_hat = g_k * key * torch.rsqrt(key.pow(2).mean(-1, keepdim=True) + 1e-6)  # (..., S, E)
+    return q_hat @ k_hat.transpose(-2, -1) / math.sqrt(query.size(-1))  # (..., L, S)
+
+
+def _qk_norm_mistakes(query, key, g_q, g_k) -> list[tuple[torch.Tensor, str]]:
+    """The scores that classic mistakes produce, each with the message that names it."""
+    E = query.size(-1)
+
+    def rms(x, dim=-1):
+        return x * torch.rsqrt(x.pow(2).mean(dim, keepdim=True) + 1e-6)
+
+    right = solution_qk_norm_scores(query, key, g_q, g_k)
+    q_c, k_c = query - query.mean(-1, keepdim=True), key - key.mean(-1, keepdim=True)
+    return [
+        (right * math.sqrt(E), f"the scores are missing the 1/sqrt(E) = 1/sqrt({E}) scale"),
+        (
+            rms(query) @ rms(key).transpose(-2, -1) / math.sqrt(E),
+            "the gains are missing: multiply each normalised query by g_q and each key by g_k",
+        ),
+        (
+            solution_qk_norm_scores(q_c, k_c, g_q, g_k),
+            "you subtracted the mean, as LayerNorm does; RMSNorm only divides by the root mean "
+            "square",
+        ),
+        (
+            (g_q * query / query.norm(dim=-1, keepdim=True))
+            @ (g_k * key / key.norm(dim=-1, keepdim=True)).transpose(-2, -1) / math.sqrt(E),
+            "you divided by the vector's length; RMSNorm divides by the root MEAN square, "
+            f"length / sqrt(E), so a normalised vector has length sqrt(E) = sqrt({E}), not 1",
+        ),
+        (
+            (g_q * rms(query, -2)) @ (g_k * rms(key, -2)).transpose(-2, -1) / math.sqrt(E),
+            "you normalised over the positions (dim=-2); normalise each vector over its E "
+            "features (dim=-1)",
+        ),
+    ]
+
+
+@checks(solution_qk_norm_scores)
+def check_qk_norm_scores(fn: Callable[..., torch.Tensor]) -> None:
+    """Check attention scores computed with RMSNorm on the queries and the keys (QK-norm).
+
+    The answer is called as ``fn(query, key, g_q, g_k)`` on a pair of sequences, on a batch with
+    heads, and on queries and keys a thousand times larger, whose scores must not change (within
+    the ``eps`` of the norm). The messages name the usual mistakes: a missing scale or gain, a
+    mean subtracted as in LayerNorm, a division by the length instead of the root mean square,
+    a norm over the wrong dimension.
+
+    Args:
+        fn: takes query ``(..., L, E)``, key ``(..., S, E)``, gains ``g_q`` and ``g_k`` ``(E,)``
+            and returns the scores ``(..., L, S)``.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value, or when the function crashes or changes
+            its input.
+
+    See the chapter's section "Logit growth, entropy collapse and QK-norm".
+    """
+    g = cases_generator(5)
+    E = 6
+    g_q, g_k = 0.5 + torch.rand(E, generator=g), 0.5 + torch.rand(E, generator=g)
+    q1, k1 = 2.0 + torch.randn(4, E, generator=g), torch.randn(7, E, generator=g) - 1.0
+    q2, k2 = torch.randn(2, 3, 4, E, generator=g), torch.randn(2, 3, 5, E, generator=g)
+    cases = [
+        ("scores for 4 queries and 7 keys of size 6", q1, k1),
+        ("scores for a batch with heads (2, 3, ...)", q2, k2),
+        ("the same queries and keys times 1000", 1000.0 * q1, 1000.0 * k1),
+    ]
+    for what, query, key in cases:
+        got = call_answer(fn, what, query, key, g_q, g_k)
+        expected = solution_qk_norm_scores(query, key, g_q, g_k)
+        expect_tensor(got, expected, what=what, legend="(..., L, S)")
+        diagnose(got, _qk_norm_mistakes(query, key, g_q, g_k), what, expected=expected)
+        expect_close(got, expected, what=what)
+    bound = math.sqrt(E) * g_q.max().item() * g_k.max().item()
+    passed(
+        f"the scores match on {len(cases)} cases, and do not grow when the queries and keys are "
+        f"1000 times larger; none can exceed sqrt(E) max|g_q| max|g_k| = {bound:.2f} here."
     )
