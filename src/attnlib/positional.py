@@ -66,6 +66,19 @@ def _check_base(base) -> None:
         raise ValueError(f"base must be a number > 1, got {base!r}")
 
 
+def _check_scale(scale) -> None:
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float))
+        or not math.isfinite(scale)
+        or not scale > 0.0
+    ):
+        raise ValueError(
+            f"scale must be a positive number (the position interpolation factor, 1 for plain "
+            f"RoPE), got {scale!r}"
+        )
+
+
 # ------------------------------------------------------------------------------------------------
 # Sinusoidal encoding (Vaswani et al., 2017)
 # ------------------------------------------------------------------------------------------------
@@ -229,11 +242,12 @@ def rope_frequencies(
     dim: int,
     *,
     base: float = 10000.0,
+    scale: float = 1.0,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     r"""The angular frequencies of rotary embeddings, one per pair of dimensions.
 
-    .. math:: \theta_i = \mathrm{base}^{-2i/E}, \qquad i = 0, \dots, E/2 - 1
+    .. math:: \theta_i = \mathrm{base}^{-2i/E} / \mathrm{scale}, \qquad i = 0, \dots, E/2 - 1
 
     (Hugging Face calls these ``inv_freq``.) The token at position ``m`` has pair ``i`` rotated
     by the angle ``m * theta_i``.
@@ -241,18 +255,27 @@ def rope_frequencies(
     Args:
         dim: the head size E; must be even.
         base: 10000 in the RoPE paper and Llama 2; SmolLM2 uses 100000.
+        scale: position interpolation (Chen et al., 2023; Hugging Face's ``"linear"`` RoPE
+            scaling): every frequency divided by ``scale``, so position ``scale * m`` gets the
+            angles that position ``m`` had and a model trained on L positions reads
+            ``scale * L`` without meeting a new angle. 1 (the default) is plain RoPE.
         device: where to put the result.
 
     Returns:
-        ``(E/2,)`` float32, from 1 down to about ``1 / base``.
+        ``(E/2,)`` float32, from ``1 / scale`` down to about ``1 / (base * scale)``.
 
-    See the chapter "Positions and the Transformer block", "Rotary embeddings".
+    See the chapter "Positions and the Transformer block", "Rotary embeddings" and "Positions
+    in causal models".
     """
     _check_size("dim", dim, minimum=2, even=True)
     _check_base(base)
+    _check_scale(scale)
     # The same float32 arithmetic as transformers' LlamaRotaryEmbedding.
     exponents = torch.arange(0, dim, 2, dtype=torch.int64).float() / dim  # (E/2,)
-    return (1.0 / (base**exponents)).to(device)  # (E/2,)
+    freqs = 1.0 / (base**exponents)  # (E/2,)
+    if scale != 1.0:
+        freqs = freqs / scale  # (E/2,): positions interpolated into the trained range
+    return freqs.to(device)  # (E/2,)
 
 
 def _positions(positions, L: int, device: torch.device) -> torch.Tensor:
@@ -275,6 +298,7 @@ def rope_cos_sin(
     dim: int,
     *,
     base: float = 10000.0,
+    scale: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The cosines and sines that :func:`apply_rope` multiplies by, in the rotate-half layout.
 
@@ -282,13 +306,14 @@ def rope_cos_sin(
         positions: ``(L,)`` or ``(N, L)``, the position of each token (ints or floats).
         dim: the head size E (even).
         base: as in :func:`rope_frequencies`.
+        scale: as in :func:`rope_frequencies` (position interpolation; 1 for plain RoPE).
 
     Returns:
         ``(cos, sin)``, each ``(..., L, E)`` float32 with the leading dimensions of ``positions``:
         column ``j`` holds the angle of pair ``j mod E/2``, i.e. the angles repeated twice, as in
         Hugging Face's Llama (``emb = cat(freqs, freqs)``).
     """
-    freqs = rope_frequencies(dim, base=base, device=positions.device)  # (E/2,)
+    freqs = rope_frequencies(dim, base=base, scale=scale, device=positions.device)  # (E/2,)
     angles = positions[..., None].float() * freqs  # (..., L, E/2)
     angles = torch.cat((angles, angles), dim=-1)  # (..., L, E): pair i is (i, i + E/2)
     return angles.cos(), angles.sin()
@@ -312,6 +337,7 @@ def apply_rope(
     positions: torch.Tensor | None = None,
     *,
     base: float = 10000.0,
+    scale: float = 1.0,
 ) -> torch.Tensor:
     r"""Rotate queries or keys by their positions: rotary position embeddings (RoPE).
 
@@ -336,6 +362,8 @@ def apply_rope(
             ``(N, L)`` (e.g. left-padded batches); ints or floats. Defaults to ``0 .. L - 1``.
             With a KV cache, pass the true positions of the new tokens.
         base: as in :func:`rope_frequencies` (SmolLM2: 100000).
+        scale: position interpolation, as in :func:`rope_frequencies`: position ``scale * m``
+            is rotated as position ``m`` is without it. 1 (the default) is plain RoPE.
 
     Returns:
         ``(N, H, L, E)``, the same shape and dtype as ``x``. The angles are computed in float32.
@@ -354,7 +382,7 @@ def apply_rope(
             f"of shape {tuple(x.shape)}"
         )
     pos = _positions(positions, L, x.device)  # (L,) or (N, L)
-    cos, sin = rope_cos_sin(pos, E, base=base)  # (L, E) or (N, L, E)
+    cos, sin = rope_cos_sin(pos, E, base=base, scale=scale)  # (L, E) or (N, L, E)
     if pos.dim() == 2:
         if x.dim() != 4 or x.size(0) != pos.size(0):
             raise ValueError(

@@ -4,12 +4,13 @@ A GPT reads a sequence left to right and predicts each next token from the ones 
 
 - :class:`CausalSelfAttention`: multi-head self-attention where position ``i`` sees positions
   ``<= i`` only, through :func:`attnlib.scaled_dot_product_attention`, with a KV cache and either
-  ALiBi's distance penalties or learned positions;
+  ALiBi's distance penalties or learned positions (or, for the chapter on positions and the
+  Transformer block, RoPE, T5's relative bias or no positions at all: ``GPTConfig.positions``);
 - :class:`GPTBlock`, :class:`CharGPT`: pre-norm blocks, the model;
 - :func:`get_batch`, :func:`evaluate_loss`, :func:`train_char_gpt`: fitting it to a text.
 
 The KV cache and the generation loop live in :mod:`attnlib.generation` (shared with
-:class:`attnlib.models.llama.LlamaDecoder`), ALiBi in :mod:`attnlib.positional`.
+:class:`attnlib.models.llama.LlamaDecoder`), the positions in :mod:`attnlib.positional`.
 
 Shape legend: N batch, H heads, L query (new) length, S key length (past + new), E head size,
 D model size.
@@ -34,7 +35,12 @@ from ..generation import (
     extend_cache,
     past_length,
 )
-from ..positional import alibi_causal_bias, alibi_slopes
+from ..positional import (
+    RelativePositionBias,
+    alibi_causal_bias,
+    alibi_slopes,
+    apply_rope,
+)
 
 __all__ = [
     "GPTConfig",
@@ -57,6 +63,10 @@ class GPTConfig:
     num_heads: int = 4  # H; each head has E = D / H
     num_layers: int = 3
     positions: str = "alibi"  # "alibi" (distance penalties) or "learned" (one vector per position)
+    # ... or "rope" (rotated queries and keys), "t5" (a learned bias per bucket of distances,
+    # shared by the layers) or "none" (the causal mask alone); see "Positions in causal models"
+    rope_base: float = 10000.0  # "rope" only: the base of the rotation frequencies
+    rope_scale: float = 1.0  # "rope" only: position interpolation, positions divided by this
     dropout: float = 0.0  # 0.0 keeps notebook outputs deterministic
     sink: str = "none"  # "none", "off_by_one" (a logit 0 for "nothing") or "learned" (one per head)
     gated: bool = False  # a sigmoid gate on each head's output, computed from its input
@@ -72,6 +82,11 @@ class CausalSelfAttention(nn.Module):
         alibi: add ALiBi's distance penalties to the scores
             (:func:`attnlib.positional.alibi_causal_bias`) instead of relying on position
             embeddings.
+        rope: rotate the queries and keys by their positions
+            (:func:`attnlib.positional.apply_rope`) before the scores.
+        rope_base: with ``rope``, the ``base`` of the frequencies (10000 in the RoPE paper).
+        rope_scale: with ``rope``, the position interpolation factor (``scale`` of
+            :func:`~attnlib.positional.apply_rope`); 1 is plain RoPE.
         sink: a way to attend to nothing (the chapter on masking, "Attending to nothing"):
             ``"none"`` (the plain softmax), ``"off_by_one"`` (an extra logit 0 in every row's
             denominator) or ``"learned"`` (one learned extra logit per head, as in gpt-oss); see
@@ -87,6 +102,9 @@ class CausalSelfAttention(nn.Module):
         dropout: float = 0.0,
         *,
         alibi: bool = False,
+        rope: bool = False,
+        rope_base: float = 10000.0,
+        rope_scale: float = 1.0,
         sink: str = "none",
         gated: bool = False,
     ) -> None:
@@ -104,6 +122,22 @@ class CausalSelfAttention(nn.Module):
                 f"({num_heads})"
             )
         self.num_heads, self.head_dim = num_heads, d_model // num_heads
+        if rope and (alibi or self.head_dim % 2):
+            raise ValueError(
+                "CausalSelfAttention: rope needs alibi=False and an even head size (dimensions "
+                f"turn in pairs), got alibi={alibi}, head size {self.head_dim} = d_model "
+                f"({d_model}) / num_heads ({num_heads})"
+            )
+        for name, value, low in (("rope_base", rope_base, 1.0), ("rope_scale", rope_scale, 0.0)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (low < value < math.inf)
+            ):
+                raise ValueError(
+                    f"CausalSelfAttention: {name} must be a finite number > {low:g}, got {value!r}"
+                )
+        self.rope, self.rope_base, self.rope_scale = rope, rope_base, float(rope_scale)
         slopes = alibi_slopes(num_heads) if alibi else None
         self.register_buffer("slopes", slopes, persistent=False)
         self.q_proj = nn.Linear(d_model, d_model)
@@ -122,20 +156,29 @@ class CausalSelfAttention(nn.Module):
         cache: KVCache | None = None,
         layer: int = 0,
         need_weights: bool = False,
+        position_bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` ``(N, L, D)`` (new positions) -> ``(output (N, L, D), weights (N, H, L, S))``.
 
         With a ``cache``, the new keys and values are appended to ``layer``'s and the queries
-        attend to all of them.
+        attend to all of them. A ``position_bias`` ``(H, L, S)`` (float, ``-inf`` on the future
+        keys) replaces the causal mask: :class:`CharGPT` passes T5's relative bias this way.
         """
         N, L, D = x.shape
         H, E = self.num_heads, self.head_dim
         q = self.q_proj(x).view(N, L, H, E).transpose(1, 2)  # (N, H, L, E)
         k = self.k_proj(x).view(N, L, H, E).transpose(1, 2)  # (N, H, L, E)
         v = self.v_proj(x).view(N, L, H, E).transpose(1, 2)  # (N, H, L, E)
+        if self.rope:  # keys are cached rotated: rotate the new ones at their true positions
+            start = 0 if cache is None else cache.length(layer)
+            positions = torch.arange(start, start + L, device=x.device)  # (L,)
+            q = apply_rope(q, positions, base=self.rope_base, scale=self.rope_scale)  # (N, H, L, E)
+            k = apply_rope(k, positions, base=self.rope_base, scale=self.rope_scale)  # (N, H, L, E)
         k, v, past = extend_cache(cache, layer, k, v)  # (N, H, S, E), S = past + L
         if self.slopes is not None:
             mask = alibi_causal_bias(self.slopes, L, past, device=x.device)  # (H, L, S) float
+        elif position_bias is not None:
+            mask = position_bias  # (H, L, S) float
         else:
             mask = causal_mask_with_past(L, past, device=x.device) if L > 1 else None  # (L, S)
         p = self.dropout if self.training else 0.0
@@ -163,6 +206,8 @@ class GPTBlock(nn.Module):
         self.norm1 = nn.LayerNorm(D)
         self.attn = CausalSelfAttention(
             D, config.num_heads, config.dropout, alibi=config.positions == "alibi",
+            rope=config.positions == "rope", rope_base=config.rope_base,
+            rope_scale=config.rope_scale,
             sink=config.sink, gated=config.gated,
         )
         self.norm2 = nn.LayerNorm(D)
@@ -174,7 +219,7 @@ class GPTBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` ``(N, L, D)`` -> ``(x (N, L, D), weights (N, H, L, S) or None)``.
 
-        ``attention_options`` (``cache``, ``layer``, ``need_weights``) go to
+        ``attention_options`` (``cache``, ``layer``, ``need_weights``, ``position_bias``) go to
         :meth:`CausalSelfAttention.forward`.
         """
         h, weights = self.attn(self.norm1(x), **attention_options)
@@ -197,8 +242,18 @@ class CharGPT(CausalDecoder):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = config
-        if config.positions not in ("alibi", "learned"):
-            raise ValueError(f"positions must be 'alibi' or 'learned', got {config.positions!r}")
+        if config.positions not in ("alibi", "learned", "rope", "t5", "none"):
+            raise ValueError(
+                "positions must be 'alibi', 'learned', 'rope', 't5' or 'none', got "
+                f"{config.positions!r}"
+            )
+        rope_options = {"rope_base": 10000.0, "rope_scale": 1.0}  # their defaults
+        for name, default in rope_options.items():
+            if getattr(config, name) != default and config.positions != "rope":
+                raise ValueError(
+                    f"{name} applies to positions='rope' only, got {name}="
+                    f"{getattr(config, name)!r} with positions={config.positions!r}"
+                )
         self.tok_embed = nn.Embedding(config.vocab_size, config.d_model)
         self.pos_embed = (
             nn.Embedding(config.context_length, config.d_model)
@@ -209,6 +264,11 @@ class CharGPT(CausalDecoder):
         self.norm = nn.LayerNorm(config.d_model)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.lm_head.weight = self.tok_embed.weight  # tied
+        self.relative_bias = (  # T5's decoder buckets: keys to the right share bucket 0
+            RelativePositionBias(config.num_heads, bidirectional=False)
+            if config.positions == "t5"
+            else None
+        )
         self.apply(self._init_weights)
 
     @staticmethod
@@ -246,9 +306,14 @@ class CharGPT(CausalDecoder):
         if self.pos_embed is not None:
             positions = torch.arange(past, past + L, device=input_ids.device)  # (L,)
             x = x + self.pos_embed(positions)  # (N, L, D)
+        options = {}
+        if self.relative_bias is not None:  # one bias for every layer, as in T5
+            bias = self.relative_bias(past + L)[0, :, past:]  # (H, L, S): rows of the new queries
+            allowed = causal_mask_with_past(L, past, device=input_ids.device)  # (L, S)
+            options["position_bias"] = bias.masked_fill(~allowed, float("-inf"))  # (H, L, S)
         attentions = []
         for i, block in enumerate(self.blocks):
-            x, weights = block(x, cache=cache, layer=i, need_weights=need_weights)
+            x, weights = block(x, cache=cache, layer=i, need_weights=need_weights, **options)
             attentions.append(weights)
         logits = self.lm_head(self.norm(x))  # (N, L, vocab_size)
         return DecoderOutput(logits, tuple(attentions) if need_weights else None, cache)
