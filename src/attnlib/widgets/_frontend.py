@@ -24,11 +24,12 @@ VIEWS = (
 
 LIBRARIES = {
     "decoding": ("_nn.js",),
-    "live_bert": ("_nn.js", "_wordpiece.js"),
+    "heads": ("_nn.js", "_wordpiece.js", "_bert.js"),
     "sampling": ("_nn.js",),  # its live mode runs a character GPT
 }
 """Shared files joined between ``_base.js`` and a view that needs them: ``_nn.js`` (the in-page
-models' arithmetic), ``_wordpiece.js`` (BERT's tokeniser). A view not named here gets none."""
+models' arithmetic), ``_wordpiece.js`` (BERT's tokeniser), ``_bert.js`` (BERT's forward pass,
+for the heads view's live mode). A view not named here gets none."""
 
 
 def _read(name: str) -> str:

@@ -4,6 +4,12 @@
 // thousandths). Everything the reader does here -- pick a sentence, click a thumbnail of the model
 // view, hover or click a token of the head view, switch lines/heatmap -- is drawn in this view,
 // with no kernel, so the static book stays interactive.
+//
+// Live mode (HeadView.live: the state carries a vocabulary): a text box tokenises what the reader
+// types (_wordpiece.js) and, after "Load MiniLM", runs all-MiniLM-L6-v2 in the page (_bert.js) and
+// draws that forward pass's attention. The weights come from the book's _static folder through a
+// <script src> (which works over file://), or, with no _static (a running notebook), from the
+// kernel as a custom message; the same forward pass runs on both.
 
 const ROW = 20; // px between two tokens in the head view
 const COLUMN = 120; // px given to each token column in the line view
@@ -340,6 +346,164 @@ function wireSelects({ sentence, layer, head, mode }, model) {
   );
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Live mode
+
+const LIVE_HELP =
+  "Your sentence: type anything; its WordPiece tokens appear at once. Press Load MiniLM to run " +
+  "the model's six layers in this page; every change of the sentence then runs it again.";
+let weightsPromise = null; // one download per page, shared by every live view
+
+/** The int8 weights from the book's _static folder: a <script src> that sets a global. */
+function scriptWeights(contentRoot, file) {
+  if (!weightsPromise) {
+    weightsPromise = new Promise((resolve, reject) => {
+      if (window.attnlibMiniLM) {
+        resolve(window.attnlibMiniLM);
+        return;
+      }
+      const src = `${contentRoot}_static/${file}`;
+      const tag = el("script", {
+        src,
+        on: {
+          load: () => resolve(window.attnlibMiniLM),
+          error: () => reject(new Error(`could not load ${src}`)),
+        },
+      });
+      document.head.appendChild(tag);
+    }).then((pack) => {
+      if (!pack || !pack.manifest) throw new Error("the weights file set no attnlibMiniLM");
+      return unpackTensors(pack.manifest, decodeBase64(pack.data));
+    });
+    weightsPromise.catch(() => {
+      weightsPromise = null; // a later press tries again
+    });
+  }
+  return weightsPromise;
+}
+
+/** The same weights from the kernel (HeadView._on_custom answers with manifest + bytes). */
+function kernelWeights(model) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      model.off("msg:custom", answer);
+      reject(new Error("no answer from the kernel: run the notebook's cells first"));
+    }, 120000);
+    function answer(msg, buffers) {
+      if (!msg || msg.kind !== "minilm") return;
+      clearTimeout(timer);
+      model.off("msg:custom", answer);
+      resolve(unpackTensors(msg.manifest, bufferBytes(buffers[0])));
+    }
+    model.on("msg:custom", answer);
+    model.send({ kind: "load-minilm" });
+  });
+}
+
+/** What the tokens line says about the input (empty, cut, or its length). */
+export function tokenNote(text, tokenized, maxLength) {
+  if (!text.trim()) return "Type a sentence: the input is empty.";
+  const n = tokenized.tokens.length;
+  if (tokenized.truncated) {
+    return `Cut to the first ${maxLength} tokens ([CLS] and [SEP] included), the length ` +
+      "MiniLM's tokenizer keeps; the rest of the input is not shown.";
+  }
+  return `${n} tokens ([CLS] and [SEP] included).`;
+}
+
+/**
+ * The text box, the token line and the load button, above the views. show(sentence) draws a
+ * live pass as a sentence ({text, tokens, shape, weights}); the pass's thousandths go straight
+ * into `parsed` so nothing is formatted and parsed again.
+ */
+function liveControls(model, root, announce, show) {
+  const size = model.get("weights_size");
+  const mb = size ? ` (${(size / 1e6).toFixed(0)} MB)` : "";
+  const input = el("input", {
+    type: "text",
+    class: "hv-input",
+    value: model.get("text"),
+    spellcheck: false,
+    "aria-label": "Your sentence",
+  });
+  const load = button("hv-load", `Load MiniLM${mb}`);
+  const status = el("span", { class: "hv-status", text: "MiniLM not loaded: the views show the stored sentence." });
+  const tokens = el("div", { class: "hv-tokens", "aria-label": "Its tokens" });
+  const note = el("div", { class: "hv-note" });
+  const box = el("div", { class: "hv-yours" }, [
+    el("p", { class: "attn-help hv-yours-help", text: LIVE_HELP }),
+    control("hv", "text", "Your sentence", [input]),
+    el("div", { class: "hv-load-row" }, [load, status]),
+    tokens,
+    note,
+  ]);
+  root.dataset.live = "idle";
+  let vocab = null;
+  let weights = null;
+  let sizes = null;
+  let run = 0; // the newest pass; an older one stops at its next layer
+
+  const tokenize = () => {
+    vocab ||= wordpieceVocab(model.get("vocab"));
+    const text = model.get("text");
+    const maxLength = model.get("max_length");
+    const out = bertTokenize(text, vocab, { maxLength });
+    tokens.replaceChildren(...out.tokens.map((t) => el("span", { class: "attn-token hv-piece", text: t })));
+    note.textContent = tokenNote(text, out, maxLength);
+    note.classList.toggle("hv-cut", !!out.truncated);
+    return { text, ...out };
+  };
+
+  async function forward() {
+    const { text, ids, tokens: pieces } = tokenize();
+    if (!weights || !text.trim()) return;
+    const mine = ++run;
+    root.dataset.live = "running";
+    const started = performance.now();
+    const out = await bertForward(weights, ids, sizes, { stop: () => mine !== run });
+    if (!out || mine !== run) return;
+    const L = ids.length;
+    const sentence = { text, tokens: pieces, shape: [sizes.layers, sizes.heads, L, L], weights: "" };
+    parsed.set(sentence, attentionThousandths(out.attentions));
+    root.dataset.forwardMs = String(performance.now() - started);
+    root.dataset.live = "ready";
+    status.textContent = `MiniLM ran on your sentence: ${L} tokens, ${sizes.layers} layers.`;
+    show(sentence);
+  }
+
+  async function loadWeights() {
+    load.disabled = true;
+    root.dataset.live = "loading";
+    status.textContent = "Loading MiniLM\u2026";
+    const started = performance.now();
+    try {
+      const contentRoot = document.documentElement.getAttribute("data-content_root");
+      weights = await (contentRoot !== null
+        ? scriptWeights(contentRoot, model.get("weights_file"))
+        : kernelWeights(model));
+      sizes = bertSizes(weights, model.get("num_heads"));
+      root.dataset.loadMs = String(performance.now() - started);
+      load.hidden = true;
+      announce("MiniLM is loaded.");
+      await forward();
+    } catch (err) {
+      load.disabled = false;
+      root.dataset.live = "failed";
+      status.textContent = `MiniLM could not be loaded: ${err.message}`;
+    }
+  }
+
+  input.addEventListener("input", () => setState(model, { text: input.value }));
+  load.addEventListener("click", loadWeights);
+  const onText = () => {
+    if (input.value !== model.get("text")) input.value = model.get("text");
+    forward();
+  };
+  tokenize();
+  return { box, stop: listen(model, ["text"], onText) };
+}
+
 function render({ model, el: host }) {
   const { root, announce } = widgetRoot("hv", model, "Attention heads", HEADS_HELP);
   const controls = headControls();
@@ -347,6 +511,7 @@ function render({ model, el: host }) {
   const headPanel = el("div", { class: "hv-headview" });
   root.append(controls.bar, el("div", { class: "hv-body" }, [modelPanel, headPanel]));
   host.appendChild(root);
+  let live = null; // the live pass's sentence, once MiniLM ran in the page
 
   let hover = null; // {side: "q" | "k", index} while the pointer (or the focus) is on a token
   let keyPin = -1; // a key token the reader clicked: its incoming lines stay shown
@@ -356,7 +521,7 @@ function render({ model, el: host }) {
   const state = () => {
     const sentences = model.get("sentences");
     const sentence = clampIndex(model.get("sentence"), sentences.length);
-    const data = sentences[sentence];
+    const data = live || sentences[sentence];
     const token = model.get("token");
     return {
       sentences,
@@ -468,13 +633,28 @@ function render({ model, el: host }) {
   }
 
   wireSelects(controls, model);
-  const stops = [
+  const stops = [];
+  if (model.get("vocab")) {
+    const show = (sentence) => {
+      live = sentence;
+      hover = null;
+      keyPin = -1;
+      if (model.get("token") >= sentence.tokens.length) setState(model, { token: -1 });
+      drawModelView();
+      drawHeadView();
+    };
+    const liveParts = liveControls(model, root, announce, show);
+    root.insertBefore(liveParts.box, controls.bar);
+    controls.sentence.closest("label").hidden = true;
+    stops.push(liveParts.stop);
+  }
+  stops.push(
     listen(model, ["sentences"], onSentences),
     listen(model, ["sentence"], onSentence),
     listen(model, ["layer", "head", "mode"], onWhich),
     listen(model, ["token"], focusNow),
     onThemeChange(onTheme),
-  ];
+  );
   onSentences();
   return () => stops.forEach((stop) => stop());
 }

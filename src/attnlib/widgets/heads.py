@@ -7,12 +7,21 @@ hovering a token highlights its lines. Choosing a sentence, a layer, a head or a
 kernel, so the published chapter stays interactive. With a kernel, :meth:`HeadView.add_sentence`
 runs the model on any new sentence and sends its weights.
 
+:meth:`HeadView.live` adds a *live mode*: the view carries BERT's vocabulary, the page tokenises
+whatever the reader types (``_wordpiece.js``) and, once the reader presses "Load MiniLM", runs
+all-MiniLM-L6-v2's six layers in the page (``_bert.js``, built on ``_nn.js``) and shows the
+attention of that forward pass. The weights are int8 (:func:`minilm_pack`): in the published book
+they come from a file the book build writes (``book/_ext/minilm_static.py``), loaded by a script
+tag when the reader asks; in a running notebook the page asks the kernel, which answers with the
+same bytes.
+
 The design follows bertviz's head and model views (Vig, 2019), rebuilt as an anywidget.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 import torch
@@ -20,10 +29,82 @@ import traitlets
 
 from . import _base
 
-__all__ = ["HeadView"]
+__all__ = ["HeadView", "minilm_pack", "MAX_LENGTH", "WEIGHTS_FILE"]
 
 _WHERE = "HeadView"
 SCALE = _base.SCALE  # weights travel as integers in thousandths, one string per sentence
+
+#: The live mode's longest input in WordPiece tokens ([CLS] and [SEP] included): the truncation
+#: length of the package's tokenizer.json, what sentence-transformers feeds this model.
+MAX_LENGTH = 128
+#: Where the book build writes the int8 weights, relative to the build's _static/ folder.
+WEIGHTS_FILE = "attnlib/minilm-int8.js"
+#: The global the weights file sets when a page loads it with <script src>.
+WEIGHTS_GLOBAL = "attnlibMiniLM"
+
+
+def _minilm_tensors(model) -> dict[str, torch.Tensor]:
+    """The tensors the page's forward pass reads: the state dict without the pooler and the
+    position ids (the page counts positions itself)."""
+    return {
+        name: t
+        for name, t in model.state_dict().items()
+        if not name.startswith("pooler.") and name != "embeddings.position_ids"
+    }
+
+
+def _int8_names(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The big matrices, stored as int8: the word embeddings and every Linear weight."""
+    return [n for n, t in tensors.items()
+            if t.dim() == 2 and (n == "embeddings.word.weight" or n.startswith("layers."))]
+
+
+#: int8 weights share one float32 scale per block of this many consecutive numbers of a row
+#: (llama.cpp's Q8_0 uses the same block): a scale per whole row lets one large weight make
+#: every other weight of its row coarse.
+INT8_BLOCK = 32
+
+
+@cache
+def minilm_pack(int8: bool = True) -> tuple[list[dict], str]:
+    """all-MiniLM-L6-v2's weights packed for the page (:func:`attnlib.widgets._pack.pack_tensors`).
+
+    With ``int8`` (the default) the word embeddings and every Linear weight are int8 with a
+    float32 scale per block of :data:`INT8_BLOCK` numbers along a row (each such tensor is packed
+    with shape ``(numel / 32, 32)``: the same numbers in the same order, so the page reads it as
+    it reads the float32 tensor); LayerNorms, biases, the position and token-type tables stay
+    float32. Computed once per process. Returns ``(manifest, base64 blob)``.
+    """
+    from ..weights import load_minilm
+    from ._pack import pack_tensors
+
+    model, _ = load_minilm()
+    tensors = _minilm_tensors(model)
+    names = _int8_names(tensors) if int8 else []
+    blocks = {n: (t.reshape(-1, INT8_BLOCK) if n in names else t) for n, t in tensors.items()}
+    return pack_tensors(blocks, int8=names)
+
+
+def minilm_tensors(manifest: list[dict], blob: str, model) -> dict[str, torch.Tensor]:
+    """The tensors of a pack, in the shapes of ``model``'s state dict (int8 ones dequantised):
+    what the page computes with, for loading into attnlib's model."""
+    from ._pack import unpack_tensors
+
+    own = model.state_dict()
+    return {n: torch.from_numpy(a).reshape(own[n].shape)
+            for n, a in unpack_tensors(manifest, blob).items()}
+
+
+@cache
+def minilm_script(int8: bool = True) -> str:
+    """The weights file for the book: JavaScript that sets ``window.attnlibMiniLM`` to
+    ``{manifest, data}`` (data: the base64 blob) when a page loads it with ``<script src>``,
+    which works over file:// where fetch() does not."""
+    import json
+
+    manifest, blob = minilm_pack(int8)
+    head = json.dumps({"manifest": manifest}, separators=(",", ":"))[:-1]
+    return f'window.{WEIGHTS_GLOBAL} = {head},"data":"{blob}"}};\n'
 
 
 def _as_stack(weights, where: str) -> np.ndarray:
@@ -75,6 +156,13 @@ class HeadView(_base.Widget, view="heads"):
     head = traitlets.Int(0).tag(sync=True)
     mode = traitlets.Enum(["lines", "matrix"], default_value="lines").tag(sync=True)
     token = traitlets.Int(-1).tag(sync=True)
+
+    # The live mode (HeadView.live): empty vocab = off.
+    vocab = traitlets.Unicode("").tag(sync=True)  # vocab.txt's text: one token per line
+    text = traitlets.Unicode("").tag(sync=True)  # the reader's sentence
+    max_length = traitlets.Int(MAX_LENGTH).tag(sync=True)
+    weights_file = traitlets.Unicode(WEIGHTS_FILE).tag(sync=True)
+    weights_size = traitlets.Int(0).tag(sync=True)  # bytes the page downloads for the weights
 
     def __init__(
         self,
@@ -195,6 +283,31 @@ class HeadView(_base.Widget, view="heads"):
             self.token = -1
             self.sentence = index
         return index
+
+    @classmethod
+    def live(cls, model, tokenizer, text: str, **kwargs) -> HeadView:
+        """A view in live mode: the page tokenises what the reader types and, after "Load
+        MiniLM", runs all-MiniLM-L6-v2 on it in the page. ``model`` and ``tokenizer`` (from
+        :func:`attnlib.weights.load_minilm`) draw the first picture, for ``text``, before the
+        weights are loaded (and the EPUB's static picture). Setting ``view.text`` from Python
+        updates the page."""
+        from ._vocab import minilm_vocab_text
+
+        view = cls.from_model(model, tokenizer, [text], **kwargs)
+        view.vocab = minilm_vocab_text()
+        view.text = text
+        view.weights_size = len(minilm_script())
+        view.on_msg(view._on_custom)
+        return view
+
+    def _on_custom(self, _widget, content, _buffers) -> None:
+        """The page asks for the weights (a running notebook has no _static folder): answer with
+        the same manifest and bytes the book's weights file holds."""
+        if isinstance(content, dict) and content.get("kind") == "load-minilm":
+            import base64
+
+            manifest, blob = minilm_pack()
+            self.send({"kind": "minilm", "manifest": manifest}, buffers=[base64.b64decode(blob)])
 
     # -- reading back ----------------------------------------------------------------------------
     def weights_of(self, sentence: int | None = None) -> torch.Tensor:
