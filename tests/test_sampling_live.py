@@ -73,6 +73,11 @@ def test_bad_arguments_name_themselves():
         SamplingExplorer.live(model, VOCAB, seed=-1)
     with pytest.raises(ValueError, match="model must be an attnlib.models.gpt.CharGPT"):
         SamplingExplorer.live(torch.nn.Linear(2, 2), VOCAB)
+    for option in ({"sink": "learned"}, {"gated": True}):
+        config = gpt.GPTConfig(vocab_size=len(VOCAB), context_length=8, d_model=8, num_heads=2,
+                               num_layers=1, **option)
+        with pytest.raises(ValueError, match=f"the page runs CharGPTs with {next(iter(option))}"):
+            SamplingExplorer.live(gpt.CharGPT(config), VOCAB)
     w = SamplingExplorer.live(model, VOCAB)
     assert w.length == 64  # the default, 200, cut to the context length
     with pytest.raises(ValueError, match="seed must be in"):

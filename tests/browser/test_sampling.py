@@ -26,6 +26,7 @@ from .widget_checks import (
 )
 
 WIDGET_ID = "attnlib.widgets.sampling.SamplingExplorer"
+ROOT = ".se-root:not(.se-live)"  # the replaying explorer; the live GPT: test_sampling_live.py
 
 
 READ_JS = """(root) => {
@@ -122,14 +123,14 @@ def chapter_page():
 def test_chapter_sampler_responds(book_server, open_page):
     page_path = chapter_page()
     check_widget_page(
-        open_page, book_server, page_path, ".se-root", exercise_sampler, "SamplingExplorer"
+        open_page, book_server, page_path, ROOT, exercise_sampler, "SamplingExplorer"
     )
 
 
 def test_chapter_sampler_shows_paris_first(book_server, open_page):
     page_path = chapter_page()
     page, watch = open_page(book_server.url(page_path), (book_server.base,))
-    root = page.locator(".se-root").first
+    root = page.locator(ROOT).first
     root.scroll_into_view_if_needed()
     state = read(root)
     assert state["prompt"] == "The capital of France is"
@@ -139,7 +140,7 @@ def test_chapter_sampler_shows_paris_first(book_server, open_page):
 
 def test_sampler_works_over_file_urls(open_page):
     page_path = chapter_page()
-    check_file_url(open_page, page_path, ".se-root", exercise_sampler, "SamplingExplorer")
+    check_file_url(open_page, page_path, ROOT, exercise_sampler, "SamplingExplorer")
 
 
 # --- a harness page: sampling.js with a fake anywidget model ----------------------------------
@@ -306,7 +307,7 @@ TEXT = ".se-bar-label, .se-bar-value, .se-stats, .se-help"  # no heatmap here: i
 
 def test_chapter_sampler_follows_theme_phone_and_print(book_server, open_page):
     found = check_chapter_reader(
-        open_page, book_server, chapter_page(), ".se-root", "09_gpt", heat_selector=TEXT,
+        open_page, book_server, chapter_page(), ROOT, "09_gpt", heat_selector=TEXT,
         min_cells=3,
     )
     for theme, colours in found.items():  # shown with -s: the measured contrast figures
@@ -427,8 +428,9 @@ def test_keyboard_drives_top_p_and_it_announces(harness):
     assert not watch.problems(), "\n".join(watch.problems())
 
 
-def stored_sampler_state(page_path) -> dict:
-    """The SamplingExplorer's synced state as the built page stores it (its widget-state JSON)."""
+def stored_sampler_state(page_path, *, live: bool = False) -> dict:
+    """A SamplingExplorer's synced state as the built page stores it (its widget-state JSON): the
+    one that replays stored logits, or with ``live`` the one that carries a model's weights."""
     import json
     import re
 
@@ -437,9 +439,11 @@ def stored_sampler_state(page_path) -> dict:
         r'<script type="application/vnd\.jupyter\.widget-state\+json">(.*?)</script>', html, re.S
     ):
         for model in json.loads(block)["state"].values():
-            if model.get("state", {}).get("_anywidget_id") == WIDGET_ID:
-                return model["state"]
-    pytest.fail(f"{page_path.name} stores no SamplingExplorer state", pytrace=False)
+            state = model.get("state", {})
+            if state.get("_anywidget_id") == WIDGET_ID and bool(state.get("weights")) == live:
+                return state
+    kind = "live " if live else ""
+    pytest.fail(f"{page_path.name} stores no {kind}SamplingExplorer state", pytrace=False)
 
 
 def test_chapter_sampler_top_p_matches_next_token_probs(book_server, open_page):
@@ -451,7 +455,7 @@ def test_chapter_sampler_top_p_matches_next_token_probs(book_server, open_page):
     page_path = chapter_page()
     state = stored_sampler_state(page_path)
     page, watch = open_page(book_server.url(page_path), (book_server.base,))
-    root = page.locator(".se-root").first
+    root = page.locator(ROOT).first
     root.scroll_into_view_if_needed()
     select = root.locator(".se-prompt select")
     for prompt, t_pos, k_pos, p_pos in [(0, 130, None, 90), (1, 130, 20, 50), (1, 100, None, 60),

@@ -215,8 +215,8 @@ export function multiHeadAttentionBiased(q, k, v, lq, lk, heads, headSize, bias)
   const scale = 1 / Math.sqrt(headSize);
   const output = new Float32Array(lq * width);
   const weights = new Float32Array(heads * lq * lk);
-  const scores = new Array(lk);
-  const row = new Array(lk);
+  const scores = new Float64Array(lk);
+  const row = new Float64Array(lk);
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < lq; i++) {
       const qi = i * width + h * headSize;

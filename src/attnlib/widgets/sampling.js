@@ -288,13 +288,15 @@ function render({ model, el: host }) {
 // x + attn(norm1(x)), x + mlp(norm2(x)), a final norm and the output layer tied to the
 // embedding. A KV cache keeps every layer's keys and values, so each new character runs one
 // position through the model. The page works in slices of a few milliseconds and gives the
-// main thread back between them (setTimeout), so it never freezes; Stop ends a run.
+// main thread back between them (setTimeout), so it never freezes; Stop ends a run. While
+// it runs, the text, the attention and the bars are redrawn a few times a second.
 
 const LIVE_HELP =
   "Type a prompt and press Generate: the model writes after it, one character at a time, " +
   "with the temperature, top-k and top-p below (top-k 1 is greedy); the same seed repeats a " +
   "run. The shaded rows show each head's attention for the newest character.";
-const LIVE_SLICE_MS = 12; // work per slice before the page gets the main thread back
+const LIVE_SLICE_MS = 20; // work per slice before the page gets the main thread back
+const LIVE_DRAW_MS = 50; // while it runs, the text and attention are redrawn at most this often
 const PROMPT_CHUNK = 32; // prompt positions run through the model per step
 const ATTENTION_SHOWN = 48; // the newest characters whose attention is drawn
 const LIVE_SHOWN_BARS = 10;
@@ -488,19 +490,27 @@ function liveControls(C) {
   };
 }
 
-/** One row of shaded characters per head of every layer: {box, show(text, newest)}. */
+/**
+ * One row of shaded characters per head of every layer, the newest ATTENTION_SHOWN characters:
+ * {box, show(chars, newest)}. The cells are made once and updated in place.
+ */
 function attentionRows(H, layers) {
   const caption = el("div", { class: "se-attn-caption" });
   const rows = [];
   const lines = [];
   for (let b = 0; b < layers; b++) {
     for (let h = 0; h < H; h++) {
-      const cells = el("span", { class: "se-attn-cells attn-mono" });
-      rows.push(cells);
-      lines.push(el("div", { class: "se-attn-row" }, [
-        el("span", { class: "se-attn-label", text: `layer ${b} head ${h}` }),
-        cells,
-      ]));
+      const cells = Array.from({ length: ATTENTION_SHOWN }, () =>
+        el("span", { class: "attn-heat se-attn-cell", hidden: true }),
+      );
+      const line = el("span", { class: "se-attn-cells attn-mono" }, cells);
+      rows.push({ line, cells });
+      lines.push(
+        el("div", { class: "se-attn-row" }, [
+          el("span", { class: "se-attn-label", text: `layer ${b} head ${h}` }),
+          line,
+        ]),
+      );
     }
   }
   const scroll = scrollBox("se", lines, "Attention of the newest character");
@@ -508,25 +518,27 @@ function attentionRows(H, layers) {
   function show(chars, newest) {
     const S = chars.length;
     const first = Math.max(0, S - ATTENTION_SHOWN);
+    const over = S - first < S ? `the last ${S - first} of ${S}` : `all ${S}`;
     caption.textContent = S
-      ? `Attention of the newest character \u201c${shown(chars[S - 1])}\u201d (position ${S - 1})` +
-        ` over the ${S - first < S ? `last ${S - first} of ${S}` : `${S}`} characters; ` +
-        "each row shaded relative to its largest weight."
+      ? `Attention of the newest character \u201c${shown(chars[S - 1])}\u201d (position ` +
+        `${S - 1}) over ${over} characters; each row shaded relative to its largest weight.`
       : "";
-    rows.forEach((cells, r) => {
+    rows.forEach(({ line, cells }, r) => {
       const b = Math.floor(r / H);
       const h = r % H;
       const w = newest ? newest[b].subarray(h * S, (h + 1) * S) : new Float32Array(S);
       let max = 0;
       for (let j = first; j < S; j++) max = Math.max(max, w[j]);
-      cells.dataset.weights = Array.from(w.subarray(first), (x) => x.toFixed(6)).join(" ");
-      cells.replaceChildren(...chars.slice(first).map((c, j) => {
-        const cell = el("span", { class: "attn-heat se-attn-cell", text: shown(c), title: `weight ${w[first + j].toFixed(3)}` });
-        setHeat(cell, max > 0 ? w[first + j] / max : 0);
-        return cell;
-      }));
+      line.dataset.weights = Array.from(w.subarray(first), (x) => x.toFixed(6)).join(" ");
+      cells.forEach((cell, c) => {
+        const j = first + c;
+        cell.hidden = j >= S;
+        if (j >= S) return;
+        const text = shown(chars[j]);
+        if (cell.textContent !== text) cell.textContent = text;
+        setHeat(cell, max > 0 ? w[j] / max : 0);
+      });
     });
-    scroll.check();
   }
   return { box, show };
 }
@@ -571,6 +583,7 @@ function renderLive({ model, el: host }) {
   let run = 0; // the current run's number: a newer run (or Stop) ends the older one
   let goal = 0; // how many characters the current run still writes
   let speed = "";
+  let drawn = 0; // when show() last ran
 
   const settings = () => ({
     temperature: model.get("temperature"),
@@ -648,7 +661,10 @@ function renderLive({ model, el: host }) {
       speed = `${Math.round(written / Math.max(seconds, 1e-3))} characters/s`;
       root.dataset.charsPerSecond = String(written / Math.max(seconds, 1e-3));
     }
-    show();
+    if (done || performance.now() - drawn >= LIVE_DRAW_MS) {
+      show();
+      drawn = performance.now();
+    }
     if (!done) {
       setTimeout(() => work(my, started, written), 0);
       return;

@@ -237,7 +237,8 @@ class SamplingExplorer(_base.Widget, view="sampling"):
         :func:`attnlib.generation.generate` would refuse to go on.
 
         Args:
-            model: a :class:`attnlib.models.gpt.CharGPT` (ALiBi or learned positions).
+            model: a :class:`attnlib.models.gpt.CharGPT` with ALiBi, learned positions or none
+                (no attention sink, no gate: the page has no code for them).
             vocabulary: its characters, ``vocabulary[i]`` has id ``i``: a sequence of
                 ``vocab_size`` one-character strings or an object with ``.chars``
                 (:class:`attnlib.data.shakespeare.CharVocab`).
@@ -415,6 +416,18 @@ def _live_tensors(model) -> dict[str, torch.Tensor]:
             f"SamplingExplorer.live: model must be an attnlib.models.gpt.CharGPT, got "
             f"{type(model).__name__}"
         )
+    config = model.config
+    extras = {
+        "positions": (config.positions, ("alibi", "learned", "none")),
+        "sink": (getattr(config, "sink", "none"), ("none",)),
+        "gated": (getattr(config, "gated", False), (False,)),
+    }
+    for name, (value, supported) in extras.items():
+        if value not in supported:
+            raise ValueError(
+                f"SamplingExplorer.live: the page runs CharGPTs with {name} in {supported}; "
+                f"this model has {name}={value!r}"
+            )
     if model.lm_head.weight is not model.tok_embed.weight:
         raise ValueError("SamplingExplorer.live: the model's output layer must stay tied to its "
                          "token embedding (CharGPT ties them)")
