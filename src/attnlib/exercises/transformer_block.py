@@ -1,6 +1,6 @@
 """Self-checks for the chapter "Positions and the Transformer block".
 
-Four exercises, each with a reference solution and a check:
+Five exercises, each with a reference solution and a check:
 
 * :func:`solution_sinusoidal_encoding`, :func:`check_sinusoidal_encoding` -- the sinusoidal
   position table of Vaswani et al. (2017), without a Python loop;
@@ -11,6 +11,9 @@ Four exercises, each with a reference solution and a check:
 * :func:`solution_predict_unchanged`, :func:`check_predict_unchanged` -- a prediction, made
   before running anything: which outputs of a position-free stack survive swapping the first two
   tokens, with and without a causal mask.
+* :func:`solution_ntk_frequencies`, :func:`check_ntk_frequencies` -- RoPE's frequencies under
+  NTK-aware scaling (the base raised so that the fastest pair is kept and the slowest one is
+  interpolated).
 
 Each check is decorated with :func:`~attnlib.exercises.checks`: an unfilled template (a body of
 ``...``) runs the reference solution instead, so the chapter executes top to bottom.
@@ -46,6 +49,8 @@ __all__ = [
     "check_pre_norm_block",
     "solution_predict_unchanged",
     "check_predict_unchanged",
+    "solution_ntk_frequencies",
+    "check_ntk_frequencies",
 ]
 
 
@@ -558,4 +563,80 @@ def check_predict_unchanged(fn: Callable[[int, bool], Iterable[int]]) -> None:
         "all four predictions match: without a mask the stack only moves the swapped tokens, at "
         "any depth; with a causal mask the change at positions 0 and 1 reaches every position "
         "after two layers."
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 5: NTK-aware RoPE scaling
+# ------------------------------------------------------------------------------------------------
+
+
+def _plain_frequencies(dim: int, base: float = 10000.0, exponent_scale: float = 2.0):
+    return base ** (-exponent_scale * torch.arange(dim // 2, dtype=torch.float64) / dim)  # (E/2,)
+
+
+def solution_ntk_frequencies(dim: int, scale: float) -> torch.Tensor:
+    """Exercise 5's reference solution: RoPE's frequencies under NTK-aware scaling.
+
+    Args:
+        dim: the head size E (even).
+        scale: s, how many times longer the context becomes.
+
+    Returns:
+        ``(E/2,)`` float32: ``theta_i = base'^(-2i/E)`` with ``base' = 10000 * s^(E/(E-2))``, so
+        pair 0 keeps the frequency 1 and the last pair turns exactly ``s`` times slower.
+    """
+    base = 10000.0 * scale ** (dim / (dim - 2))  # the raised base
+    return base ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)  # (E/2,)
+
+
+@checks(solution_ntk_frequencies)
+def check_ntk_frequencies(fn: Callable[[int, float], torch.Tensor]) -> None:
+    """Check RoPE's frequencies under NTK-aware scaling (base 10000).
+
+    The answer is called as ``fn(dim, scale)`` and must return the ``(dim/2,)`` frequencies
+    ``base'^(-2i/dim)`` with ``base' = 10000 * scale^(dim/(dim-2))``. Values are compared
+    relative to plain RoPE's, since the slow pairs' frequencies are tiny.
+
+    Raises:
+        ExerciseError: on a wrong type, shape or value, or when the function crashes.
+
+    See the chapter's exercises.
+    """
+    cases = [(16, 4.0), (128, 4.0), (64, 8.0), (8, 1.0)]
+    for dim, scale in cases:
+        what = f"dim = {dim}, scale = {scale:g}"
+        try:
+            got = fn(dim, scale)
+        except ExerciseError:
+            raise
+        except Exception as err:
+            message = f"{what}: your function raised {type(err).__name__}: {err}"
+            raise ExerciseError(message) from err
+        expected = solution_ntk_frequencies(dim, scale)
+        expect_tensor(got, expected, what=what)
+        plain = _plain_frequencies(dim)
+        ratio = got.double() / plain  # how much each pair is slowed down
+        mistakes = [
+            (
+                torch.full_like(plain, 1.0 / scale),
+                "every frequency is divided by scale: that is position interpolation; NTK-aware "
+                "scaling raises the base instead, so the fastest pair keeps its frequency",
+            ),
+            (
+                _plain_frequencies(dim, 10000.0 * scale) / plain,
+                "the base is multiplied by scale alone; raise scale to the power dim / (dim - 2) "
+                "first, so that the slowest pair turns exactly scale times slower",
+            ),
+            (
+                _plain_frequencies(dim, 10000.0 * scale ** (dim / (dim - 2)), 1.0) / plain,
+                "the frequencies use the exponent i/dim; pair i turns at base'^(-2i/dim)",
+            ),
+        ]  # the ratios are near 1: a tighter match than the other exercises' _diagnose
+        diagnose(ratio, mistakes, what, expected=expected.double() / plain, tol=1e-3,
+                 distinct_tol=1e-2)
+        expect_close(ratio.float(), (expected.double() / plain).float(), what=what)
+    passed(
+        f"NTK-aware frequencies match on {len(cases)} cases: pair 0 keeps its frequency and the "
+        "last pair turns exactly `scale` times slower."
     )
