@@ -48,6 +48,9 @@ def test_matches_rmsnorm_on_each_head(num_kv_heads):
     expected = mha.out_proj((expected_w @ v).transpose(1, 2).reshape(2, 5, 16))
     torch.testing.assert_close(weights, expected_w)
     torch.testing.assert_close(out, expected)
+    q_mha, k_mha = mha.queries_and_keys(x, y)  # what forward scores, as the chapter reads it
+    torch.testing.assert_close(q_mha, q)
+    torch.testing.assert_close(k_mha.repeat_interleave(groups, dim=1), k)
     assert isinstance(mha.q_norm, nn.RMSNorm) and mha.q_norm.weight.shape == (E,)
     assert "qk_norm=True" in repr(mha)
 

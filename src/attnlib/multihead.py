@@ -198,6 +198,26 @@ class MultiHeadAttention(nn.Module):
         N, H, L, E = x.shape
         return x.transpose(1, 2).reshape(N, L, H * E)  # (N, L, D)
 
+    def queries_and_keys(
+        self, query: torch.Tensor, key: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-head queries and keys whose dot products are the scores: projected, split
+        into heads and, with ``qk_norm``, rescaled to root-mean-square 1 times a learned gain.
+
+        Args:
+            query: ``(N, L, D)``.
+            key: ``(N, S, kdim)``.
+
+        Returns:
+            ``(q, k)``: ``(N, H, L, E)`` and ``(N, H_kv, S, E)``; ``forward`` scores them with
+            ``q @ k.T * scale``.
+        """
+        q = self.split_heads(self.q_proj(query))  # (N, H, L, E)
+        k = self.split_heads(self.k_proj(key), self.num_kv_heads)  # (N, H_kv, S, E)
+        if self.qk_norm:  # each query and key vector rescaled to root-mean-square 1, times a gain
+            q, k = self.q_norm(q), self.k_norm(k)
+        return q, k
+
     def _check(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
         where = "MultiHeadAttention"
         for name, t, dim in (
@@ -312,11 +332,8 @@ class MultiHeadAttention(nn.Module):
             attend_mask, token_mask, is_causal, N=N, L=L, S=S, device=query.device,
             where="MultiHeadAttention",
         )
-        q = self.split_heads(self.q_proj(query))  # (N, H, L, E)
-        k = self.split_heads(self.k_proj(key), self.num_kv_heads)  # (N, H_kv, S, E)
+        q, k = self.queries_and_keys(query, key)  # (N, H, L, E), (N, H_kv, S, E)
         v = self.split_heads(self.v_proj(value), self.num_kv_heads)  # (N, H_kv, S, E)
-        if self.qk_norm:  # each query and key vector rescaled to root-mean-square 1, times a gain
-            q, k = self.q_norm(q), self.k_norm(k)  # (N, H, L, E), (N, H_kv, S, E)
         out, weights = scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
             scale=scale, enable_gqa=self.num_kv_heads != self.num_heads,
